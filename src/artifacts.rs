@@ -1,0 +1,138 @@
+//! Where the trained artifacts live and what the ONNX model's metadata says.
+//!
+//! The trainer writes, and the worker and backfill read, one directory (`models/` by default).
+//! The metadata keys are the contract between them: the worker takes the decision threshold and
+//! the model version from the ONNX file itself, so a model cannot be served with another model's
+//! threshold by mistake.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File name of the ONNX model.
+pub const MODEL_FILE: &str = "credit_lstm.onnx";
+/// File name of the fitted preprocessor.
+pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
+/// File name of the evaluation report.
+pub const METRICS_FILE: &str = "metrics.json";
+/// File name of the learning-curve plot.
+pub const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
+/// File name of the ROC plot.
+pub const ROC_FILE: &str = "roc.svg";
+
+/// ONNX metadata key: model version (hash of weights, preprocessor and threshold).
+pub const KEY_VERSION: &str = "model_version";
+/// ONNX metadata key: decision threshold on the probability of `bad`.
+pub const KEY_THRESHOLD: &str = "decision_threshold";
+/// ONNX metadata key: JSON list of `{name, offset, width}` per attribute.
+pub const KEY_FEATURE_LAYOUT: &str = "feature_layout";
+/// ONNX metadata key: RFC 3339 time the model was trained.
+pub const KEY_TRAINED_AT: &str = "trained_at";
+/// ONNX metadata key: SHA-256 of the preprocessor this model was trained with.
+pub const KEY_PREPROCESSOR_SHA256: &str = "preprocessor_sha256";
+
+/// Paths of the artifacts in one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactPaths {
+    pub dir: PathBuf,
+}
+
+impl ArtifactPaths {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn model(&self) -> PathBuf {
+        self.dir.join(MODEL_FILE)
+    }
+    pub fn preprocessor(&self) -> PathBuf {
+        self.dir.join(PREPROCESSOR_FILE)
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join(METRICS_FILE)
+    }
+    pub fn learning_curve(&self) -> PathBuf {
+        self.dir.join(LEARNING_CURVE_FILE)
+    }
+    pub fn roc(&self) -> PathBuf {
+        self.dir.join(ROC_FILE)
+    }
+}
+
+/// The metadata the worker needs from a model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMetadata {
+    pub version: String,
+    pub threshold: f32,
+    pub preprocessor_sha256: Option<String>,
+    pub trained_at: Option<String>,
+}
+
+/// Why a model's metadata is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("model {path} has no `{key}` metadata; was it written by this project's trainer?")]
+    Missing { path: String, key: &'static str },
+    #[error("model {path} has `{key}` = `{value}`, which is not a probability between 0 and 1")]
+    BadThreshold {
+        path: String,
+        key: &'static str,
+        value: String,
+    },
+}
+
+impl ModelMetadata {
+    /// Reads the contract keys from an ONNX model's custom metadata.
+    pub fn from_map(map: &BTreeMap<String, String>, path: &Path) -> Result<Self, MetadataError> {
+        let path_text = || path.display().to_string();
+        let version = map
+            .get(KEY_VERSION)
+            .cloned()
+            .ok_or_else(|| MetadataError::Missing {
+                path: path_text(),
+                key: KEY_VERSION,
+            })?;
+        let raw = map
+            .get(KEY_THRESHOLD)
+            .ok_or_else(|| MetadataError::Missing {
+                path: path_text(),
+                key: KEY_THRESHOLD,
+            })?;
+        let threshold = raw
+            .parse::<f32>()
+            .ok()
+            .filter(|t| t.is_finite() && (0.0..=1.0).contains(t))
+            .ok_or_else(|| MetadataError::BadThreshold {
+                path: path_text(),
+                key: KEY_THRESHOLD,
+                value: raw.clone(),
+            })?;
+        Ok(Self {
+            version,
+            threshold,
+            preprocessor_sha256: map.get(KEY_PREPROCESSOR_SHA256).cloned(),
+            trained_at: map.get(KEY_TRAINED_AT).cloned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_requires_version_and_a_probability_threshold() {
+        let path = Path::new("m.onnx");
+        let mut map = BTreeMap::new();
+        assert!(ModelMetadata::from_map(&map, path)
+            .unwrap_err()
+            .to_string()
+            .contains("model_version"));
+        map.insert(KEY_VERSION.to_string(), "lstm-abc".to_string());
+        map.insert(KEY_THRESHOLD.to_string(), "1.5".to_string());
+        let error = ModelMetadata::from_map(&map, path).unwrap_err().to_string();
+        assert!(error.contains("1.5"), "{error}");
+        map.insert(KEY_THRESHOLD.to_string(), "0.25".to_string());
+        let metadata = ModelMetadata::from_map(&map, path).unwrap();
+        assert_eq!(metadata.version, "lstm-abc");
+        assert_eq!(metadata.threshold, 0.25);
+    }
+}

@@ -1,0 +1,4 @@
+//! Metrics, cost-based threshold choice, reports and plots.
+
+pub mod metrics;
+pub mod plots;

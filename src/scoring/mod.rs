@@ -1,0 +1,3 @@
+//! Scoring preprocessed batches with ONNX Runtime.
+
+pub mod onnx_runtime;
