@@ -26,8 +26,11 @@ struct Args {
     /// Also run stratified K-fold cross-validation of the same procedure.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
+    /// With --cv: also cross-validate the other balancing methods and report the comparison.
+    #[arg(long, requires = "cv")]
+    compare_balancing: bool,
     /// How the training split's class imbalance is handled.
-    #[arg(long, value_enum, default_value_t = Balancing::Smote)]
+    #[arg(long, value_enum, default_value_t = FitOptions::default().balancing)]
     balance: Balancing,
     /// Random seed for splits, SMOTE-NC, initial weights, batch order and dropout.
     #[arg(long, default_value_t = 42)]
@@ -44,6 +47,9 @@ struct Args {
     /// Epochs without validation improvement before early stopping.
     #[arg(long, default_value_t = TrainingConfig::default().patience)]
     patience: usize,
+    /// Epochs without validation improvement before the learning rate is halved (0: never).
+    #[arg(long, default_value_t = TrainingConfig::default().lr_decay_patience)]
+    lr_decay_patience: usize,
     /// Mini-batch size.
     #[arg(long, default_value_t = TrainingConfig::default().batch_size)]
     batch_size: usize,
@@ -78,7 +84,9 @@ struct Progress {
 
 impl TrainingObserver for Progress {
     fn stage(&mut self, message: &str) {
-        self.epochs.println(format!("==> {message}"));
+        // `suspend` rather than `println`: indicatif drops `println` output when stderr is not a
+        // terminal, and CI logs should still show the stages.
+        self.epochs.suspend(|| eprintln!("==> {message}"));
     }
     fn epoch(&mut self, stats: &EpochStats) {
         self.epochs.set_position(stats.epoch as u64);
@@ -104,7 +112,7 @@ impl TrainingObserver for Progress {
             bar
         });
         bar.set_position(summary.fold as u64);
-        bar.println(format!(
+        let line = format!(
             "fold {:>2}: lstm AUC {} cost {:.3} | logistic AUC {} cost {:.3} | best epoch {} ({:.1}s)",
             summary.fold,
             summary.lstm_auc.map_or("n/a".into(), |v| format!("{v:.3}")),
@@ -113,7 +121,8 @@ impl TrainingObserver for Progress {
             summary.logistic_cost,
             summary.lstm_best_epoch,
             summary.seconds
-        ));
+        );
+        bar.suspend(|| eprintln!("{line}"));
     }
 }
 
@@ -130,7 +139,9 @@ fn main() -> anyhow::Result<()> {
         batch_size: args.batch_size,
         max_epochs: args.epochs,
         patience: args.patience,
+        lr_decay_patience: args.lr_decay_patience,
         seed: args.seed,
+        ..TrainingConfig::default()
     };
     let network = NetworkConfig {
         token_width: args.token_width,
@@ -156,6 +167,7 @@ fn main() -> anyhow::Result<()> {
         validation_fraction: args.validation_fraction,
         test_fraction: args.test_fraction,
         cv_folds: args.cv,
+        compare_balancing: args.compare_balancing,
         fit: FitOptions {
             balancing: args.balance,
             network,

@@ -189,11 +189,13 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"),
         )
         .unwrap();
-        let mut lines: Vec<String> = text.lines().take(3).map(str::to_string).collect();
-        lines[2] = lines[2].replacen("education", "yachting", 1);
+        // Data row 3 (spreadsheet row 4) is the first applicant borrowing for education.
+        let mut lines: Vec<String> = text.lines().take(4).map(str::to_string).collect();
+        assert!(lines[3].contains("education"));
+        lines[3] = lines[3].replacen("education", "yachting", 1);
         let error = read(lines.join("\n").as_bytes()).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("row 3"), "{message}");
+        assert!(message.contains("row 4"), "{message}");
         assert!(message.contains("purpose"), "{message}");
         assert!(message.contains("yachting"), "{message}");
     }

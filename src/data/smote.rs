@@ -201,7 +201,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
+    Some(if values.len().is_multiple_of(2) {
         (values[middle - 1] + values[middle]) / 2.0
     } else {
         values[middle]
@@ -393,8 +393,8 @@ mod tests {
     }
 
     /// x: A = 0, B = 1, C = −1.5, D = 20; categories A 0, B 1, C 0, D 0.
-    /// Minority std of x (divisor 4): mean 4.875, squared deviations 23.765625 + 15.015625
-    /// + 40.640625 + 228.765625 = 308.1875, variance 77.046875 = med².
+    /// Minority std of x (divisor 4): mean 4.875, squared deviations 23.765625, 15.015625,
+    /// 40.640625 and 228.765625 summing to 308.1875, variance 77.046875 = med².
     /// Without the penalty A's nearest neighbour is B (distance² 1); with it, B costs
     /// 1 + 77.05 and C (2.25, same category) is nearest.
     fn penalty_example() -> Vec<MixedRow> {

@@ -9,8 +9,8 @@
 //! caller, so the same split can index raw applicants, encoded features and labels alike, and
 //! can be written next to a model to reproduce its evaluation.
 //!
-//! Everything is deterministic for a seed (`ChaCha8Rng`, whose output is stable across
-//! platforms and `rand` versions), so an experiment can be rerun on exactly the same rows.
+//! Everything is deterministic for a seed (`ChaCha8Rng`, whose stream is the same on every
+//! platform), so an experiment can be rerun on exactly the same rows.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -42,7 +42,7 @@ impl Default for NetworkConfig {
             hidden_size: 16,
             lstm_layers: 2,
             head_hidden: 16,
-            dropout: 0.2,
+            dropout: 0.3,
         }
     }
 }
@@ -369,7 +369,7 @@ pub(crate) fn predict_in_chunks(
     logits: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
 ) -> candle_core::Result<Vec<f32>> {
     const CHUNK: usize = 1024;
-    if width == 0 || features.len() % width != 0 {
+    if width == 0 || !features.len().is_multiple_of(width) {
         candle_core::bail!(
             "feature buffer of {} values is not a multiple of the width {width}",
             features.len()

@@ -33,7 +33,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         let training = TrainingConfig::default();
         Self {
-            balancing: Balancing::Smote,
+            balancing: Balancing::ClassWeights,
             smote_neighbours: 5,
             network: NetworkConfig::default(),
             training,

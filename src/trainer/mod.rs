@@ -21,9 +21,13 @@ use crate::model::onnx_export::export_onnx;
 use crate::model::training::EpochStats;
 use crate::model::weights::NetworkWeights;
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer};
+use balance::Balancing;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use fit::{fit, FitOptions, SplitIndices};
-use report::{BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport};
+use report::{
+    BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary,
+    TrainingReport,
+};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -41,6 +45,9 @@ pub struct TrainerOptions {
     pub test_fraction: f64,
     /// Also run stratified K-fold cross-validation of the same procedure.
     pub cv_folds: Option<usize>,
+    /// With `cv_folds`: cross-validate the other balancing methods too, so the report shows
+    /// the evidence behind the choice.
+    pub compare_balancing: bool,
     pub fit: FitOptions,
     /// Explicit ONNX Runtime library; otherwise `ORT_DYLIB_PATH` or `.onnxruntime/`.
     pub ort_dylib: Option<PathBuf>,
@@ -182,6 +189,34 @@ pub fn run(
         }
         None => None,
     };
+    let mut balancing_comparison = Vec::new();
+    if let (Some(k), true) = (options.cv_folds, options.compare_balancing) {
+        for method in [Balancing::Smote, Balancing::ClassWeights, Balancing::None] {
+            let spread = match (&cross_validation, method == options.fit.balancing) {
+                (Some(primary), true) => primary.lstm,
+                _ => {
+                    observer.stage(&format!("{k}-fold cross-validation with {method:?} balancing"));
+                    let fit_options = FitOptions {
+                        balancing: method,
+                        ..options.fit
+                    };
+                    cross_validate(
+                        &rows,
+                        k,
+                        options.validation_fraction / (1.0 - options.test_fraction),
+                        &fit_options,
+                        &cost,
+                        &mut |summary| observer.fold(summary, k),
+                    )?
+                    .lstm
+                }
+            };
+            balancing_comparison.push(BalancingComparison {
+                method,
+                lstm: spread,
+            });
+        }
+    }
 
     let report = TrainingReport {
         model_version: version,
@@ -202,7 +237,7 @@ pub fn run(
             method: options.fit.balancing,
             training_rows_before: result.training_rows,
             training_rows_after: result.training_rows_after_balancing,
-            reason: report::balancing_reason(options.fit.balancing),
+            reason: report::balancing_reason(options.fit.balancing, &balancing_comparison),
         },
         cost_matrix: cost,
         network: options.fit.network,
@@ -217,6 +252,7 @@ pub fn run(
             max_abs_difference,
         },
         cross_validation,
+        balancing_comparison,
         learning_curve: result.lstm_curve.clone(),
     };
 
