@@ -25,8 +25,7 @@ use balance::Balancing;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use fit::{fit, FitOptions, SplitIndices};
 use report::{
-    BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary,
-    TrainingReport,
+    BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport,
 };
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -195,7 +194,9 @@ pub fn run(
             let spread = match (&cross_validation, method == options.fit.balancing) {
                 (Some(primary), true) => primary.lstm,
                 _ => {
-                    observer.stage(&format!("{k}-fold cross-validation with {method:?} balancing"));
+                    observer.stage(&format!(
+                        "{k}-fold cross-validation with {method:?} balancing"
+                    ));
                     let fit_options = FitOptions {
                         balancing: method,
                         ..options.fit

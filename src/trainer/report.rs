@@ -85,10 +85,14 @@ pub struct TrainingReport {
 /// next to its consequences, with the cross-validated comparison when one was run.
 pub fn balancing_reason(method: Balancing, comparison: &[BalancingComparison]) -> String {
     let what = match method {
-        Balancing::Smote => "SMOTE-NC on the training split only (the original study's SMOTE, in \
-            the variant that keeps categorical attributes valid)",
-        Balancing::ClassWeights => "class weights on the training split (bad rows weigh \
-            good/bad in the loss; no synthetic applicants)",
+        Balancing::Smote => {
+            "SMOTE-NC on the training split only (the original study's SMOTE, in \
+            the variant that keeps categorical attributes valid)"
+        }
+        Balancing::ClassWeights => {
+            "class weights on the training split (bad rows weigh \
+            good/bad in the loss; no synthetic applicants)"
+        }
         Balancing::None => "no balancing (the cost-based threshold alone handles the 70:30 mix)",
     };
     let mut reason = format!(
