@@ -29,6 +29,10 @@ struct Args {
     /// With --cv: also cross-validate the other balancing methods and report the comparison.
     #[arg(long, requires = "cv")]
     compare_balancing: bool,
+    /// After early stopping, retrain on training + validation rows for the chosen epochs
+    /// (`--refit false` keeps the early-stopped weights).
+    #[arg(long, default_value_t = FitOptions::default().refit, action = clap::ArgAction::Set)]
+    refit: bool,
     /// How the training split's class imbalance is handled.
     #[arg(long, value_enum, default_value_t = FitOptions::default().balancing)]
     balance: Balancing,
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
         compare_balancing: args.compare_balancing,
         fit: FitOptions {
             balancing: args.balance,
+            refit: args.refit,
             network,
             training,
             baseline_training: TrainingConfig {

@@ -111,6 +111,8 @@ pub struct TrainingOutcome {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub best_validation_loss: f64,
+    /// Learning rate of each epoch up to the best one, for [`refit`].
+    pub learning_rates: Vec<f64>,
 }
 
 /// Per-class weights of the loss: `bad_weight` for bad rows, 1 for good rows.
@@ -244,37 +246,19 @@ pub fn train<M: Trainable>(
             ..ParamsAdamW::default()
         },
     )?;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED_0F7A_1A1A);
-    let mut order: Vec<usize> = (0..train.rows()).collect();
-    let width = train.width;
+    let mut epoch_state = EpochState::new(config, train);
+    let mut learning_rates = Vec::new();
 
     let mut curve = LearningCurve::default();
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     let mut epochs_run = 0;
     let mut learning_rate = config.learning_rate;
     let mut last_decay_epoch = 0;
-    let mut batch_features = Vec::with_capacity(config.batch_size * width);
-    let mut batch_labels = Vec::with_capacity(config.batch_size);
 
     for epoch in 1..=config.max_epochs {
         epochs_run = epoch;
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(config.batch_size.max(1)) {
-            batch_features.clear();
-            batch_labels.clear();
-            for &row in chunk {
-                batch_features.extend_from_slice(&train.features[row * width..(row + 1) * width]);
-                batch_labels.push(train.labels[row]);
-            }
-            let x = Tensor::from_slice(&batch_features, (chunk.len(), width), &Device::Cpu)?;
-            let logits = model.logits(&x, Some(&mut rng))?;
-            let loss = weighted_bce_with_logits(
-                &logits,
-                &labels_tensor(&batch_labels)?,
-                &weights_tensor(&batch_labels, weights.optimisation)?,
-            )?;
-            optimiser.backward_step(&loss)?;
-        }
+        learning_rates.push(learning_rate);
+        epoch_state.run_epoch(model, &mut optimiser, train, weights.optimisation)?;
 
         let (train_probabilities, train_loss) = evaluate(model, train_eval, weights.evaluation)?;
         let (validation_probabilities, validation_loss) =
@@ -334,12 +318,99 @@ pub fn train<M: Trainable>(
         var.set(&saved)?;
     }
     curve.best_epoch = Some(best_epoch);
+    learning_rates.truncate(best_epoch);
     Ok(TrainingOutcome {
         curve,
         best_epoch,
         epochs_run,
         best_validation_loss,
+        learning_rates,
     })
+}
+
+/// Trains a fresh `model` on `train` for exactly the epochs (and learning rates) of
+/// `schedule`, typically an early-stopped run's [`TrainingOutcome::learning_rates`].
+///
+/// Why: early stopping needs a validation split that the model never trains on. Once it has
+/// chosen how long to train, refitting on training + validation rows uses a quarter more data
+/// for the final weights; the stopping epoch and the decision threshold stay those chosen on
+/// data the first model had not seen.
+pub fn refit<M: Trainable>(
+    model: &M,
+    config: &TrainingConfig,
+    optimisation_weights: ClassWeights,
+    train: &Examples,
+    schedule: &[f64],
+) -> Result<(), TrainingError> {
+    if train.rows() == 0 {
+        return Err(TrainingError::EmptySplit("training"));
+    }
+    let mut optimiser = AdamW::new(
+        model.vars(),
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let mut epoch_state = EpochState::new(config, train);
+    for &learning_rate in schedule {
+        optimiser.set_learning_rate(learning_rate);
+        epoch_state.run_epoch(model, &mut optimiser, train, optimisation_weights)?;
+    }
+    Ok(())
+}
+
+/// The seeded generator and reusable buffers of one training run's epochs.
+struct EpochState {
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    batch_size: usize,
+    batch_features: Vec<f32>,
+    batch_labels: Vec<bool>,
+}
+
+impl EpochState {
+    fn new(config: &TrainingConfig, train: &Examples) -> Self {
+        let batch_size = config.batch_size.max(1);
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED_0F7A_1A1A),
+            order: (0..train.rows()).collect(),
+            batch_size,
+            batch_features: Vec::with_capacity(batch_size * train.width),
+            batch_labels: Vec::with_capacity(batch_size),
+        }
+    }
+
+    /// One pass over `train` in a fresh seeded order, one optimiser step per mini-batch.
+    fn run_epoch<M: Trainable>(
+        &mut self,
+        model: &M,
+        optimiser: &mut AdamW,
+        train: &Examples,
+        weights: ClassWeights,
+    ) -> Result<(), TrainingError> {
+        let width = train.width;
+        self.order.shuffle(&mut self.rng);
+        for chunk in self.order.chunks(self.batch_size) {
+            self.batch_features.clear();
+            self.batch_labels.clear();
+            for &row in chunk {
+                self.batch_features
+                    .extend_from_slice(&train.features[row * width..(row + 1) * width]);
+                self.batch_labels.push(train.labels[row]);
+            }
+            let x = Tensor::from_slice(&self.batch_features, (chunk.len(), width), &Device::Cpu)?;
+            let logits = model.logits(&x, Some(&mut self.rng))?;
+            let loss = weighted_bce_with_logits(
+                &logits,
+                &labels_tensor(&self.batch_labels)?,
+                &weights_tensor(&self.batch_labels, weights)?,
+            )?;
+            optimiser.backward_step(&loss)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

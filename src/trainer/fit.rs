@@ -27,6 +27,9 @@ pub struct FitOptions {
     pub training: TrainingConfig,
     /// Optimiser settings of the logistic baseline (same loop, its own weight decay).
     pub baseline_training: TrainingConfig,
+    /// After early stopping, retrain from the same initial weights on training + validation
+    /// rows for the chosen number of epochs (see [`training::refit`]).
+    pub refit: bool,
 }
 
 impl Default for FitOptions {
@@ -41,6 +44,7 @@ impl Default for FitOptions {
                 weight_decay: 0.01,
                 ..training
             },
+            refit: true,
         }
     }
 }
@@ -142,6 +146,29 @@ fn reports(
     })
 }
 
+/// The rows to optimise on and the loss weights, for the configured balancing.
+///
+/// Evaluation losses weigh the real (imbalanced) rows as the optimised data is balanced, so the
+/// train and validation curves are on one scale with the training loss.
+fn balance_rows(
+    rows: &[LabelledApplicant],
+    options: &FitOptions,
+) -> Result<(Vec<LabelledApplicant>, LossWeights), FitError> {
+    let balanced_weights =
+        ClassWeights::balanced(&rows.iter().map(|row| row.bad).collect::<Vec<_>>());
+    Ok(match options.balancing {
+        Balancing::Smote => (
+            balance::smote_nc(rows, options.smote_neighbours, options.training.seed)?,
+            LossWeights {
+                optimisation: ClassWeights::UNIFORM,
+                evaluation: balanced_weights,
+            },
+        ),
+        Balancing::ClassWeights => (rows.to_vec(), LossWeights::same(balanced_weights)),
+        Balancing::None => (rows.to_vec(), LossWeights::same(ClassWeights::UNIFORM)),
+    })
+}
+
 /// Fits preprocessor, LSTM and baseline on `split.train`, early-stops and picks thresholds on
 /// `split.validation`, and evaluates on all three. `observer` sees every LSTM epoch.
 pub fn fit(
@@ -164,22 +191,7 @@ pub fn fit(
             .collect::<Vec<_>>(),
     )?;
 
-    // Evaluation losses weigh the real (imbalanced) rows as the optimised data is balanced, so
-    // the train and validation curves are on one scale with the training loss.
-    let balanced_weights =
-        ClassWeights::balanced(&train_rows.iter().map(|row| row.bad).collect::<Vec<_>>());
-    let (balanced_rows, weights) = match options.balancing {
-        Balancing::Smote => (
-            balance::smote_nc(&train_rows, options.smote_neighbours, options.training.seed)?,
-            LossWeights {
-                optimisation: ClassWeights::UNIFORM,
-                evaluation: balanced_weights,
-            },
-        ),
-        Balancing::ClassWeights => (train_rows.clone(), LossWeights::same(balanced_weights)),
-        Balancing::None => (train_rows.clone(), LossWeights::same(ClassWeights::UNIFORM)),
-    };
-
+    let (balanced_rows, weights) = balance_rows(&train_rows, options)?;
     let train_set = examples(&preprocessor, &balanced_rows)?;
     let train_eval = examples(&preprocessor, &train_rows)?;
     let validation = examples(&preprocessor, &validation_rows)?;
@@ -201,7 +213,6 @@ pub fn fit(
         &validation,
         observer,
     )?;
-    let lstm_seconds = started.elapsed().as_secs_f64();
 
     let baseline = LogisticRegression::new(preprocessor.width)?;
     let baseline_outcome = training::train(
@@ -214,14 +225,55 @@ pub fn fit(
         &mut |_| {},
     )?;
 
+    // Validation scores come from the early-stopped models, which never trained on those rows:
+    // the threshold is chosen on them even when the final weights are refitted.
+    let lstm_validation = network.predict(&validation.features)?;
+    let logistic_validation = baseline.predict(&validation.features)?;
+    let (network, baseline, train_eval, optimised_rows) = if options.refit {
+        let mut refit_rows = train_rows.clone();
+        refit_rows.extend_from_slice(&validation_rows);
+        let (refit_balanced, refit_weights) = balance_rows(&refit_rows, options)?;
+        let refit_set = examples(&preprocessor, &refit_balanced)?;
+        let refit_network = Network::new(
+            options.network,
+            preprocessor.width,
+            &preprocessor.attribute_blocks(),
+            options.training.seed,
+        )?;
+        training::refit(
+            &refit_network,
+            &options.training,
+            refit_weights.optimisation,
+            &refit_set,
+            &outcome.learning_rates,
+        )?;
+        let refit_baseline = LogisticRegression::new(preprocessor.width)?;
+        training::refit(
+            &refit_baseline,
+            &options.baseline_training,
+            refit_weights.optimisation,
+            &refit_set,
+            &baseline_outcome.learning_rates,
+        )?;
+        (
+            refit_network,
+            refit_baseline,
+            examples(&preprocessor, &refit_rows)?,
+            refit_balanced.len(),
+        )
+    } else {
+        (network, baseline, train_eval, balanced_rows.len())
+    };
+    let lstm_seconds = started.elapsed().as_secs_f64();
+
     let lstm_scores = [
         network.predict(&train_eval.features)?,
-        network.predict(&validation.features)?,
+        lstm_validation,
         network.predict(&test.features)?,
     ];
     let logistic_scores = [
         baseline.predict(&train_eval.features)?,
-        baseline.predict(&validation.features)?,
+        logistic_validation,
         baseline.predict(&test.features)?,
     ];
     let labels = [
@@ -255,8 +307,8 @@ pub fn fit(
         logistic_curve: baseline_outcome.curve,
         best_epoch: outcome.best_epoch,
         epochs_run: outcome.epochs_run,
-        training_rows: train_rows.len(),
-        training_rows_after_balancing: balanced_rows.len(),
+        training_rows: train_eval.rows(),
+        training_rows_after_balancing: optimised_rows,
         lstm_seconds,
         test_scores: TestScores {
             labels: test.labels,
