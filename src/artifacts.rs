@@ -77,9 +77,43 @@ pub enum MetadataError {
         key: &'static str,
         value: String,
     },
+    #[error(
+        "model {model} was trained with preprocessor {expected}, but {preprocessor} is \
+         {actual}; the model and the preprocessor do not belong together (copy both from the \
+         same training run)"
+    )]
+    PreprocessorMismatch {
+        model: String,
+        preprocessor: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl ModelMetadata {
+    /// Checks that `preprocessor` (whose fingerprint is `actual`) is the one this model was
+    /// trained with. A model without the key (written before it existed) passes: the input
+    /// width check still catches artifacts of another schema.
+    ///
+    /// The fingerprint hashes the preprocessor's JSON; serde_json's `float_roundtrip` feature
+    /// makes a save/load round trip bit-exact, so a correct pair always matches.
+    pub fn check_preprocessor(
+        &self,
+        actual: &str,
+        model: &Path,
+        preprocessor: &Path,
+    ) -> Result<(), MetadataError> {
+        match &self.preprocessor_sha256 {
+            Some(expected) if expected != actual => Err(MetadataError::PreprocessorMismatch {
+                model: model.display().to_string(),
+                preprocessor: preprocessor.display().to_string(),
+                expected: expected.clone(),
+                actual: actual.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads the contract keys from an ONNX model's custom metadata.
     pub fn from_map(map: &BTreeMap<String, String>, path: &Path) -> Result<Self, MetadataError> {
         let path_text = || path.display().to_string();
@@ -117,6 +151,27 @@ impl ModelMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preprocessor_from_another_training_run_is_refused_by_name() {
+        let mut map = BTreeMap::new();
+        map.insert(KEY_VERSION.to_owned(), "v1".to_owned());
+        map.insert(KEY_THRESHOLD.to_owned(), "0.4".to_owned());
+        map.insert(KEY_PREPROCESSOR_SHA256.to_owned(), "abc".to_owned());
+        let metadata = ModelMetadata::from_map(&map, Path::new("m.onnx")).unwrap();
+        let (model, preprocessor) = (Path::new("m.onnx"), Path::new("p.json"));
+        assert!(metadata
+            .check_preprocessor("abc", model, preprocessor)
+            .is_ok());
+        let message = metadata
+            .check_preprocessor("def", model, preprocessor)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("m.onnx") && message.contains("p.json") && message.contains("def"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn metadata_requires_version_and_a_probability_threshold() {

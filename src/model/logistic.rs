@@ -81,8 +81,10 @@ mod tests {
         };
         let model = LogisticRegression::new(2).unwrap();
         let config = TrainingConfig {
-            max_epochs: 60,
-            patience: 60,
+            // Adam at 0.01 moves each weight by about 0.01 per step: 200 epochs of two
+            // mini-batches take the coefficients well past ±1.
+            max_epochs: 200,
+            patience: 200,
             weight_decay: 0.0,
             ..TrainingConfig::default()
         };
