@@ -1,0 +1,781 @@
+//! Configuration of the scoring worker.
+//!
+//! Three layers, later ones winning: `config/default.toml` (compiled into the binary, so the
+//! worker starts with sane values from any directory), an optional file given with `--config`,
+//! and environment variables `CREDIT_RISK__<SECTION>__<KEY>` (e.g.
+//! `CREDIT_RISK__KAFKA__BROKERS`), which is how containers are usually configured.
+//!
+//! [`Config::load`] validates every value before anything starts: a worker that would only
+//! discover `max_batch = 0` on its first Kafka message is a worker that crash-loops in
+//! production. Every message names the key it is about, so the operator knows what to fix.
+//!
+//! `kafka.client` is passed verbatim to librdkafka (security and tuning). Secrets live there,
+//! so the [`fmt::Display`] and [`fmt::Debug`] forms of the configuration — the only forms that
+//! are ever logged — redact every key that looks like a secret ([`is_secret_key`]).
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The built-in defaults (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "CREDIT_RISK";
+/// Separator between the prefix, sections and keys of an environment variable name.
+pub const ENV_SEPARATOR: &str = "__";
+/// Largest accepted `batching.max_batch`.
+pub const MAX_BATCH_LIMIT: usize = 65_536;
+/// Largest accepted `batching.max_wait_ms`.
+pub const MAX_WAIT_LIMIT_MS: u64 = 60_000;
+/// Text shown instead of a secret value.
+pub const REDACTED: &str = "<redacted>";
+
+/// librdkafka properties the worker sets itself: its delivery guarantee depends on them (or,
+/// for the first two, they have their own configuration keys), so `kafka.client` may not
+/// override them.
+pub const RESERVED_CLIENT_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+];
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type (the message names the key).
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] ::config::ConfigError),
+    /// Values of the right type but outside what the worker accepts, one message per key.
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// The whole worker configuration.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub batching: BatchingConfig,
+    pub model: ModelConfig,
+    pub metrics: MetricsConfig,
+    pub logging: LoggingConfig,
+}
+
+/// `[kafka]`: where records come from and go to.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated bootstrap servers; empty selects embedded mode.
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topic: String,
+    pub output_topic: String,
+    pub dead_letter_topic: String,
+    pub commit_interval_ms: u64,
+    pub lag_refresh_ms: u64,
+    pub drain_timeout_ms: u64,
+    /// librdkafka properties for both clients; keys normalised by [`normalise_client_key`].
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
+
+/// `[batching]`: how records are grouped into one inference.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingConfig {
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+}
+
+/// `[model]`: the artifacts and how to run them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub dir: PathBuf,
+    /// Overrides the model's stored decision threshold.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// The ONNX Runtime shared library, if not the default search.
+    #[serde(default)]
+    pub ort_dylib: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads of the inference thread (0 = ONNX Runtime decides).
+    pub inference_threads: usize,
+}
+
+/// `[metrics]`: the HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` for `/metrics`, `/healthz` and `/readyz`.
+    pub address: String,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "log format must be `text` or `json`, got `{other}`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+impl Config {
+    /// The built-in defaults alone, validated (no file, no environment).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::build(None, None, Some(HashMap::new()))
+    }
+
+    /// Defaults, then `file` if given, then the process environment; validated.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::build(file, None, None)
+    }
+
+    /// Like [`Config::load`], with the environment given as a map (names as in the process
+    /// environment, e.g. `CREDIT_RISK__KAFKA__BROKERS`), so tests need not touch the real one.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(file, None, Some(env))
+    }
+
+    /// Defaults, then the TOML text `overrides`, then the environment map; validated.
+    pub fn from_toml_with_env(
+        overrides: &str,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(None, Some(overrides), Some(env))
+    }
+
+    fn build(
+        file: Option<&Path>,
+        overrides: Option<&str>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        use ::config::{Environment, File, FileFormat};
+
+        let mut builder =
+            ::config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(file) = file {
+            // The format follows the extension; a file without one is read as TOML.
+            let source = match file.extension() {
+                Some(_) => File::from(file),
+                None => File::from(file).format(FileFormat::Toml),
+            };
+            builder = builder.add_source(source.required(true));
+        }
+        if let Some(text) = overrides {
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        }
+        let environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator(ENV_SEPARATOR)
+            .separator(ENV_SEPARATOR)
+            .source(env);
+        let mut config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+        config.kafka.client = std::mem::take(&mut config.kafka.client)
+            .into_iter()
+            .map(|(key, value)| (normalise_client_key(&key), value))
+            .collect();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value, reporting all problems at once, each naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        self.kafka.check(&mut problems);
+        self.batching.check(&mut problems);
+        self.model.check(&mut problems);
+        self.metrics.check(&mut problems);
+        self.logging.check(&mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Every key with its value, secrets redacted: the form in which configuration is logged.
+    pub fn redacted_entries(&self) -> Vec<(String, String)> {
+        let k = &self.kafka;
+        let mut entries = vec![
+            ("kafka.brokers".to_owned(), k.brokers.clone()),
+            ("kafka.group_id".to_owned(), k.group_id.clone()),
+            ("kafka.input_topic".to_owned(), k.input_topic.clone()),
+            ("kafka.output_topic".to_owned(), k.output_topic.clone()),
+            (
+                "kafka.dead_letter_topic".to_owned(),
+                k.dead_letter_topic.clone(),
+            ),
+            (
+                "kafka.commit_interval_ms".to_owned(),
+                k.commit_interval_ms.to_string(),
+            ),
+            (
+                "kafka.lag_refresh_ms".to_owned(),
+                k.lag_refresh_ms.to_string(),
+            ),
+            (
+                "kafka.drain_timeout_ms".to_owned(),
+                k.drain_timeout_ms.to_string(),
+            ),
+        ];
+        for (key, value) in redacted_client(&k.client) {
+            entries.push((format!("kafka.client.{key}"), value));
+        }
+        let m = &self.model;
+        entries.extend([
+            (
+                "batching.max_batch".to_owned(),
+                self.batching.max_batch.to_string(),
+            ),
+            (
+                "batching.max_wait_ms".to_owned(),
+                self.batching.max_wait_ms.to_string(),
+            ),
+            ("model.dir".to_owned(), m.dir.display().to_string()),
+            (
+                "model.threshold".to_owned(),
+                m.threshold
+                    .map_or_else(|| "(from model)".to_owned(), |t| t.to_string()),
+            ),
+            (
+                "model.ort_dylib".to_owned(),
+                m.ort_dylib.as_ref().map_or_else(
+                    || "(default search)".to_owned(),
+                    |p| p.display().to_string(),
+                ),
+            ),
+            (
+                "model.inference_threads".to_owned(),
+                m.inference_threads.to_string(),
+            ),
+            ("metrics.address".to_owned(), self.metrics.address.clone()),
+            ("logging.format".to_owned(), self.logging.format.to_string()),
+            ("logging.level".to_owned(), self.logging.level.clone()),
+        ]);
+        entries
+    }
+}
+
+impl fmt::Display for Config {
+    /// `key=value` pairs with secrets redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, value)) in self.redacted_entries().iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{key}={value:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("kafka", &self.kafka)
+            .field("batching", &self.batching)
+            .field("model", &self.model)
+            .field("metrics", &self.metrics)
+            .field("logging", &self.logging)
+            .finish()
+    }
+}
+
+impl fmt::Debug for KafkaConfig {
+    /// Redacts secrets in `client`: a `{:?}` of the configuration must be safe to log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("input_topic", &self.input_topic)
+            .field("output_topic", &self.output_topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("lag_refresh_ms", &self.lag_refresh_ms)
+            .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("client", &redacted_client(&self.client))
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// True when no brokers are configured: the worker runs against an embedded mock cluster.
+    pub fn embedded(&self) -> bool {
+        self.brokers.trim().is_empty()
+    }
+
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms)
+    }
+
+    pub fn lag_refresh(&self) -> Duration {
+        Duration::from_millis(self.lag_refresh_ms)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.group_id.trim().is_empty() {
+            problems.push("kafka.group_id must not be empty".to_owned());
+        }
+        let topics = [
+            ("kafka.input_topic", &self.input_topic),
+            ("kafka.output_topic", &self.output_topic),
+            ("kafka.dead_letter_topic", &self.dead_letter_topic),
+        ];
+        for (key, topic) in topics {
+            if let Err(problem) = check_topic_name(topic) {
+                problems.push(format!("{key} {problem}, got `{topic}`"));
+            }
+        }
+        for (i, (key_a, a)) in topics.iter().enumerate() {
+            for (key_b, b) in &topics[i + 1..] {
+                if a == b {
+                    problems.push(format!("{key_b} must differ from {key_a}, both are `{a}`"));
+                }
+            }
+        }
+        for (key, value, min) in [
+            ("kafka.commit_interval_ms", self.commit_interval_ms, 10),
+            ("kafka.lag_refresh_ms", self.lag_refresh_ms, 100),
+            ("kafka.drain_timeout_ms", self.drain_timeout_ms, 100),
+        ] {
+            check_range(problems, key, value, min, 3_600_000);
+        }
+        for (key, value) in &self.client {
+            if key.is_empty() {
+                problems.push("kafka.client has an empty key".to_owned());
+            } else if RESERVED_CLIENT_KEYS.contains(&without_role_prefix(key)) {
+                problems.push(format!(
+                    "kafka.client.{key} is set by the worker and cannot be overridden \
+                     (use the kafka.* keys; at-least-once delivery depends on it)"
+                ));
+            } else if value.contains('\0') {
+                problems.push(format!("kafka.client.{key} contains a NUL character"));
+            }
+        }
+    }
+}
+
+impl BatchingConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        check_range(
+            problems,
+            "batching.max_batch",
+            self.max_batch,
+            1,
+            MAX_BATCH_LIMIT,
+        );
+        check_range(
+            problems,
+            "batching.max_wait_ms",
+            self.max_wait_ms,
+            0,
+            MAX_WAIT_LIMIT_MS,
+        );
+    }
+}
+
+impl ModelConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.dir.as_os_str().is_empty() {
+            problems.push("model.dir must not be empty".to_owned());
+        }
+        if let Some(threshold) = self.threshold {
+            if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
+                problems.push(format!(
+                    "model.threshold must be a probability between 0 and 1, got {threshold}"
+                ));
+            }
+        }
+        if let Some(path) = &self.ort_dylib {
+            if path.as_os_str().is_empty() {
+                problems.push("model.ort_dylib must not be empty when set".to_owned());
+            }
+        }
+        check_range(
+            problems,
+            "model.inference_threads",
+            self.inference_threads,
+            0,
+            256,
+        );
+    }
+}
+
+impl MetricsConfig {
+    /// The parsed address (validated at load, so this only fails on a hand-built config).
+    pub fn socket_addr(&self) -> Result<SocketAddr, String> {
+        self.address.parse().map_err(|error| {
+            format!(
+                "metrics.address must be host:port with an IP host (e.g. 0.0.0.0:9464), \
+                 got `{}`: {error}",
+                self.address
+            )
+        })
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Err(problem) = self.socket_addr() {
+            problems.push(problem);
+        }
+    }
+}
+
+impl LoggingConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            problems.push(format!(
+                "logging.level must be a level (error, warn, info, debug, trace) or tracing \
+                 filter directives, got `{}`: {error}",
+                self.level
+            ));
+        }
+    }
+}
+
+/// A `kafka.client` key without its `consumer.`/`producer.` prefix (see
+/// [`crate::kafka::clients`]).
+fn without_role_prefix(key: &str) -> &str {
+    key.strip_prefix("consumer.")
+        .or_else(|| key.strip_prefix("producer."))
+        .unwrap_or(key)
+}
+
+fn check_range<T: PartialOrd + fmt::Display>(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) {
+    if value < min || value > max {
+        problems.push(format!(
+            "{key} must be between {min} and {max}, got {value}"
+        ));
+    }
+}
+
+/// Kafka's rules for topic names: 1-249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn check_topic_name(topic: &str) -> Result<(), &'static str> {
+    if topic.is_empty() {
+        return Err("must not be empty");
+    }
+    if topic.len() > 249 {
+        return Err("must be at most 249 characters");
+    }
+    if topic == "." || topic == ".." {
+        return Err("must not be `.` or `..`");
+    }
+    if !topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err("may only contain ASCII letters, digits, `.`, `_` and `-`");
+    }
+    Ok(())
+}
+
+/// librdkafka property names use `.` and never `_`; environment variable names cannot contain
+/// `.`. So `_` in a `kafka.client` key stands for `.` (`CREDIT_RISK__KAFKA__CLIENT__SASL_PASSWORD`
+/// sets `sasl.password`), and keys are lower-cased like librdkafka's.
+pub fn normalise_client_key(key: &str) -> String {
+    key.trim().to_ascii_lowercase().replace('_', ".")
+}
+
+/// True for librdkafka keys whose values are secrets: anything with `password`, `secret`,
+/// `sasl.jaas` or `ssl.key` in its name (`sasl.password`, `ssl.key.password`, `ssl.key.pem`,
+/// `sasl.oauthbearer.client.secret`, `sasl.jaas.config`...).
+pub fn is_secret_key(key: &str) -> bool {
+    let key = normalise_client_key(key);
+    ["password", "secret", "sasl.jaas", "ssl.key"]
+        .iter()
+        .any(|needle| key.contains(needle))
+}
+
+/// `client` with secret values replaced by [`REDACTED`].
+pub fn redacted_client(client: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    client
+        .iter()
+        .map(|(key, value)| {
+            let shown = if is_secret_key(key) {
+                REDACTED.to_owned()
+            } else {
+                value.clone()
+            };
+            (key.clone(), shown)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn invalid(result: Result<Config, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Invalid(problems)) => problems.join("; "),
+            Err(other) => panic!("expected a validation error, got {other}"),
+            Ok(config) => panic!("expected a validation error, got {config}"),
+        }
+    }
+
+    #[test]
+    fn defaults_load_and_select_embedded_mode() {
+        let config = Config::defaults().unwrap();
+        assert!(config.kafka.embedded());
+        assert_eq!(config.kafka.group_id, "credit-risk-worker");
+        assert_eq!(config.batching.max_batch, 256);
+        assert_eq!(config.model.dir, PathBuf::from("models"));
+        assert_eq!(config.model.threshold, None);
+        assert_eq!(config.metrics.address, "0.0.0.0:9464");
+        assert_eq!(config.logging.format, LogFormat::Text);
+        assert!(config.kafka.client.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(
+            &file,
+            "[kafka]\nbrokers = \"from-file:9092\"\ngroup_id = \"g-file\"\n\
+             [kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\
+             [batching]\nmax_batch = 64\n[model]\nthreshold = 0.3\n",
+        )
+        .unwrap();
+        let config = Config::load_with_env(
+            Some(&file),
+            env(&[
+                ("CREDIT_RISK__KAFKA__BROKERS", "from-env:9092"),
+                ("CREDIT_RISK__BATCHING__MAX_WAIT_MS", "25"),
+                ("CREDIT_RISK__KAFKA__CLIENT__SASL_PASSWORD", "hunter2"),
+                ("CREDIT_RISK__LOGGING__FORMAT", "json"),
+                ("UNRELATED__KAFKA__BROKERS", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.kafka.brokers, "from-env:9092");
+        assert!(!config.kafka.embedded());
+        assert_eq!(config.kafka.group_id, "g-file");
+        assert_eq!(config.batching.max_batch, 64);
+        assert_eq!(config.batching.max_wait(), Duration::from_millis(25));
+        assert_eq!(config.model.threshold, Some(0.3));
+        assert_eq!(config.logging.format, LogFormat::Json);
+        // Defaults not mentioned anywhere survive the deep merge.
+        assert_eq!(config.kafka.input_topic, "credit-applications");
+        assert_eq!(
+            config
+                .kafka
+                .client
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SASL_SSL")
+        );
+        assert_eq!(
+            config.kafka.client.get("sasl.password").map(String::as_str),
+            Some("hunter2")
+        );
+    }
+
+    #[test]
+    fn client_values_of_other_types_become_strings() {
+        let config = Config::from_toml_with_env(
+            "[kafka.client]\n\"enable.ssl.certificate.verification\" = false\n\
+             \"message.timeout.ms\" = 5000\n",
+            HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.kafka.client["enable.ssl.certificate.verification"],
+            "false"
+        );
+        assert_eq!(config.kafka.client["message.timeout.ms"], "5000");
+    }
+
+    #[test]
+    fn zero_max_batch_is_rejected_naming_the_key_and_range() {
+        let message = invalid(Config::from_toml_with_env(
+            "[batching]\nmax_batch = 0\n",
+            HashMap::new(),
+        ));
+        assert_eq!(
+            message,
+            "batching.max_batch must be between 1 and 65536, got 0"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[
+                ("CREDIT_RISK__BATCHING__MAX_WAIT_MS", "60001"),
+                ("CREDIT_RISK__MODEL__THRESHOLD", "1.5"),
+                ("CREDIT_RISK__METRICS__ADDRESS", "localhost"),
+                ("CREDIT_RISK__KAFKA__OUTPUT_TOPIC", "credit-applications"),
+                ("CREDIT_RISK__KAFKA__DEAD_LETTER_TOPIC", "bad topic"),
+                ("CREDIT_RISK__KAFKA__GROUP_ID", " "),
+                ("CREDIT_RISK__LOGGING__LEVEL", "info,=[bad"),
+            ]),
+        ));
+        for expected in [
+            "batching.max_wait_ms must be between 0 and 60000, got 60001",
+            "model.threshold must be a probability between 0 and 1, got 1.5",
+            "metrics.address must be host:port",
+            "kafka.output_topic must differ from kafka.input_topic",
+            "kafka.dead_letter_topic may only contain",
+            "kafka.group_id must not be empty",
+            "logging.level must be",
+        ] {
+            assert!(message.contains(expected), "`{expected}` not in: {message}");
+        }
+    }
+
+    #[test]
+    fn reserved_client_keys_are_rejected() {
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[("CREDIT_RISK__KAFKA__CLIENT__ENABLE_AUTO_COMMIT", "true")]),
+        ));
+        assert!(
+            message.starts_with("kafka.client.enable.auto.commit is set by the worker"),
+            "{message}"
+        );
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[(
+                "CREDIT_RISK__KAFKA__CLIENT__PRODUCER_ENABLE_IDEMPOTENCE",
+                "false",
+            )]),
+        ));
+        assert!(
+            message.starts_with("kafka.client.producer.enable.idempotence is set by the worker"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let error =
+            Config::load_with_env(None, env(&[("CREDIT_RISK__BATCHING__MAX_BATCH", "lots")]))
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("batching.max_batch"), "{error}");
+        let error = Config::from_toml_with_env("[logging]\nformat = \"xml\"\n", HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("xml"), "{error}");
+        assert!(error.contains("logging.format"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = Config::from_toml_with_env("[batching]\nmax_bach = 3\n", HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_bach"), "{error}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error_naming_it() {
+        let error = Config::load_with_env(Some(Path::new("/nonexistent/w.toml")), HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/w.toml"), "{error}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_every_logged_form() {
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                ("CREDIT_RISK__KAFKA__CLIENT__SASL_PASSWORD", "hunter2"),
+                ("CREDIT_RISK__KAFKA__CLIENT__SSL_KEY_PEM", "-----BEGIN KEY"),
+                (
+                    "CREDIT_RISK__KAFKA__CLIENT__SASL_OAUTHBEARER_CLIENT_SECRET",
+                    "s3cr3t",
+                ),
+                ("CREDIT_RISK__KAFKA__CLIENT__SASL_USERNAME", "worker"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{config} {config:?}");
+        for secret in ["hunter2", "BEGIN KEY", "s3cr3t"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(
+            shown.contains("kafka.client.sasl.password=\"<redacted>\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("worker"),
+            "non-secrets stay visible: {shown}"
+        );
+        assert!(is_secret_key("sasl.jaas.config"));
+        assert!(is_secret_key("ssl.keystore.password"));
+        assert!(!is_secret_key("security.protocol"));
+        assert!(!is_secret_key("ssl.ca.location"));
+    }
+
+    #[test]
+    fn log_format_parses_case_insensitively() {
+        assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Text));
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! librdkafka settings of the worker's consumer and producer.
+//!
+//! Three layers: the worker's defaults (overridable), the operator's `kafka.client` table, and
+//! the settings the delivery guarantee rests on (never overridable; [`crate::config`] rejects
+//! them in `kafka.client`). A `kafka.client` key prefixed `consumer.` or `producer.` applies to
+//! that client only (prefix removed), so producer tuning does not make librdkafka warn about
+//! unknown properties on the consumer and vice versa.
+
+use crate::config::KafkaConfig;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::ClientConfig;
+
+/// Prefix of `kafka.client` keys meant for the consumer only.
+pub const CONSUMER_PREFIX: &str = "consumer.";
+/// Prefix of `kafka.client` keys meant for the producer only.
+pub const PRODUCER_PREFIX: &str = "producer.";
+
+/// Which client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Consumer,
+    Producer,
+}
+
+/// The `kafka.client` entries that apply to `role`, with role prefixes removed.
+pub fn client_overrides(kafka: &KafkaConfig, role: Role) -> Vec<(String, String)> {
+    let (own, other) = match role {
+        Role::Consumer => (CONSUMER_PREFIX, PRODUCER_PREFIX),
+        Role::Producer => (PRODUCER_PREFIX, CONSUMER_PREFIX),
+    };
+    kafka
+        .client
+        .iter()
+        .filter(|(key, _)| !key.starts_with(other))
+        .map(|(key, value)| {
+            let key = key.strip_prefix(own).unwrap_or(key);
+            (key.to_owned(), value.clone())
+        })
+        .collect()
+}
+
+/// The consumer: a member of `kafka.group_id`, committing only what the worker commits.
+///
+/// `enable.auto.commit` and `enable.auto.offset.store` are off: offsets are committed from the
+/// [`OffsetTracker`](crate::kafka::offsets::OffsetTracker), i.e. only once outputs are
+/// acknowledged. `auto.offset.reset` defaults to `earliest`: a new group must score the
+/// backlog, not silently skip it.
+pub fn consumer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("auto.offset.reset", "earliest")
+        .set("client.id", "credit-risk-worker");
+    for (key, value) in client_overrides(kafka, Role::Consumer) {
+        config.set(key, value);
+    }
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    let level = log_level(&config);
+    config.set_log_level(level);
+    config
+}
+
+/// librdkafka's own debug contexts (`kafka.client.debug`) are only useful if their output is
+/// not filtered away: enable debug-level logs when they are set.
+fn log_level(config: &ClientConfig) -> RDKafkaLogLevel {
+    if config.get("debug").is_some_and(|debug| !debug.is_empty()) {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Info
+    }
+}
+
+/// The producer: idempotent, so retries neither duplicate nor reorder a partition's records,
+/// which together with producing in consumption order keeps per-key order.
+///
+/// `partitioner` defaults to `murmur2_random`, the Java client's key hashing, so decisions for
+/// a key land in the same partition number as a Java producer would put them.
+pub fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("client.id", "credit-risk-worker")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000");
+    for (key, value) in client_overrides(kafka, Role::Producer) {
+        config.set(key, value);
+    }
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true");
+    let level = log_level(&config);
+    config.set_log_level(level);
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::collections::HashMap;
+
+    fn kafka(client: &[(&str, &str)]) -> KafkaConfig {
+        let mut kafka = Config::defaults().unwrap().kafka;
+        kafka.client = client
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        kafka
+    }
+
+    #[test]
+    fn guarantees_cannot_be_overridden_and_defaults_can() {
+        let kafka = kafka(&[
+            ("auto.offset.reset", "latest"),
+            ("security.protocol", "SASL_SSL"),
+        ]);
+        let consumer = consumer_config(&kafka, "b:9092");
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("group.id"), Some("credit-risk-worker"));
+        assert_eq!(consumer.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        let producer = producer_config(&kafka, "b:9092");
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+    }
+
+    #[test]
+    fn role_prefixes_route_keys_to_one_client() {
+        let kafka = kafka(&[
+            ("producer.message.timeout.ms", "2000"),
+            ("consumer.session.timeout.ms", "6000"),
+        ]);
+        let consumer = consumer_config(&kafka, "b");
+        let producer = producer_config(&kafka, "b");
+        assert_eq!(producer.get("message.timeout.ms"), Some("2000"));
+        assert_eq!(consumer.get("message.timeout.ms"), None);
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+    }
+
+    #[test]
+    fn role_prefixed_keys_come_from_the_environment_too() {
+        let config = Config::load_with_env(
+            None,
+            HashMap::from([(
+                "CREDIT_RISK__KAFKA__CLIENT__PRODUCER_LINGER_MS".to_owned(),
+                "1".to_owned(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            producer_config(&config.kafka, "b").get("linger.ms"),
+            Some("1")
+        );
+    }
+}

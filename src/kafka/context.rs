@@ -1,0 +1,208 @@
+//! librdkafka callbacks: logging, and the consumer's reaction to rebalances and commits.
+//!
+//! librdkafka logs through its context; the default one goes to the `log` crate, which this
+//! service does not collect. [`forward_log`] routes it to `tracing` (target `librdkafka`), so
+//! broker errors show up in the worker's own log format and filter.
+
+use crate::kafka::commit::{commit_tracked, Scope};
+use crate::kafka::offsets::SharedOffsets;
+use crate::pipeline::stop::Stop;
+use crate::service::health::Health;
+use crate::service::metrics::Metrics;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::Notify;
+
+/// Sends a librdkafka log line to `tracing`.
+pub fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+/// A client context that only forwards logs and errors to `tracing` (for helper clients: the
+/// embedded mode's feeder and reader, the test kit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoggingContext;
+
+impl ClientContext for LoggingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for LoggingContext {}
+
+/// Runs `wait`, a blocking call, from inside a librdkafka callback.
+///
+/// The rebalance callback runs inside the consumer task's `recv()`, i.e. on a runtime worker
+/// thread; blocking there would also stall the tasks being waited for. On the multi-thread
+/// runtime `block_in_place` hands this thread's other tasks to another worker first. On a
+/// current-thread runtime nothing else could run while we block, so there is no point in
+/// waiting: `None`.
+fn block_if_possible<R>(wait: impl FnOnce() -> R) -> Option<R> {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Some(tokio::task::block_in_place(wait))
+        }
+        Ok(_) => None,
+        Err(_) => Some(wait()),
+    }
+}
+
+/// The worker consumer's context: drains and commits revoked partitions, keeps readiness and
+/// the assigned-partitions gauge current, and re-arms failed commits.
+pub struct WorkerConsumerContext {
+    /// The input topic (the only one the worker subscribes to).
+    pub topic: String,
+    pub offsets: Arc<SharedOffsets>,
+    pub metrics: Metrics,
+    pub health: Arc<Health>,
+    /// How long a revocation waits for in-flight records.
+    pub drain_timeout: Duration,
+    /// Asks the batcher to flush its partial batch now rather than after `max_wait`.
+    pub flush: Arc<Notify>,
+    /// Once the worker is stopping, its own shutdown drains and commits; a revocation then
+    /// (the consumer leaving the group) has nothing to wait for.
+    pub stop: Stop,
+}
+
+impl WorkerConsumerContext {
+    /// Before partitions are taken away: let their in-flight records finish, then commit
+    /// synchronously, so the next owner starts exactly after what this worker delivered.
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
+        let partitions: Vec<i32> = revoked
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        tracing::info!(
+            ?partitions,
+            "partitions revoked; draining in-flight records"
+        );
+        self.flush.notify_one();
+        let offsets = Arc::clone(&self.offsets);
+        let timeout = if self.stop.is_stopping() {
+            Duration::ZERO
+        } else {
+            self.drain_timeout
+        };
+        match block_if_possible(|| offsets.wait_drained(Some(&partitions), timeout)) {
+            Some(0) => {}
+            Some(left) => tracing::warn!(
+                left,
+                ?partitions,
+                "records still in flight when the drain timed out; the next owner of these \
+                 partitions will score them again"
+            ),
+            None => tracing::warn!(
+                "not draining revoked partitions: the worker runs on a current-thread runtime"
+            ),
+        }
+        match commit_tracked(
+            consumer,
+            &self.topic,
+            &self.offsets,
+            Some(&partitions),
+            Scope::All,
+            CommitMode::Sync,
+        ) {
+            Ok(committed) => tracing::info!(?committed, "committed revoked partitions"),
+            Err(error) => {
+                tracing::warn!(%error, "commit of revoked partitions failed; the next owner \
+                               may score some records again")
+            }
+        }
+        let mut tracker = self.offsets.lock();
+        for partition in &partitions {
+            tracker.remove(*partition);
+            let _ = self
+                .metrics
+                .consumer_lag
+                .remove_label_values(&[&partition.to_string()]);
+        }
+    }
+}
+
+impl ClientContext for WorkerConsumerContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for WorkerConsumerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(revoked) => {
+                self.health.set_assigned_partitions(0);
+                self.on_revoke(consumer, revoked);
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        let assigned: Vec<i32> = consumer
+            .assignment()
+            .map(|list| {
+                list.elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|element| element.partition())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.health.set_assigned_partitions(assigned.len());
+        self.metrics
+            .assigned_partitions
+            .set(i64::try_from(assigned.len()).unwrap_or(i64::MAX));
+        tracing::info!(partitions = ?assigned, "partition assignment changed");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.metrics.offset_commits.with_label_values(&["ok"]).inc(),
+            // Nothing to commit: not an error.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                self.metrics
+                    .offset_commits
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(%error, "offset commit failed; it will be retried");
+                let mut tracker = self.offsets.lock();
+                for element in offsets.elements_for_topic(&self.topic) {
+                    if let Offset::Offset(position) = element.offset() {
+                        tracker.commit_failed(element.partition(), position);
+                    }
+                }
+            }
+        }
+    }
+}

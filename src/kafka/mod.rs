@@ -1,0 +1,17 @@
+//! Everything that talks to Kafka: client settings, the consumer's rebalance and commit
+//! handling, the producer and its delivery reports, offset bookkeeping, consumer lag, and the
+//! in-process mock cluster of embedded mode.
+
+pub mod clients;
+pub mod commit;
+pub mod context;
+pub mod feed;
+pub mod headers;
+pub mod lag;
+pub mod mock;
+pub mod offsets;
+pub mod publish;
+pub mod tail;
+
+/// The worker's consumer type.
+pub type WorkerConsumer = rdkafka::consumer::StreamConsumer<context::WorkerConsumerContext>;

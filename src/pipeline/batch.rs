@@ -1,0 +1,309 @@
+//! The micro-batch: records gathered for one inference, with their features laid out row-major
+//! in a buffer that is allocated once and reused for every batch.
+//!
+//! Records that cannot be scored travel in the same batch as entries without a feature row, so
+//! every output — decision or dead letter — is produced in consumption order by one thread.
+
+use crate::applicant::Applicant;
+use crate::pipeline::decode::{RejectReason, Rejection};
+use crate::preprocess::Preprocessor;
+use rdkafka::message::OwnedHeaders;
+
+/// Where a record came from: the input offset its output acknowledgement releases, and the
+/// timestamp end-to-end latency is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub partition: i32,
+    pub offset: i64,
+    /// The input record's Kafka timestamp (create or log-append time), milliseconds.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A consumed and decoded record on its way into a batch.
+#[derive(Debug)]
+pub struct Consumed {
+    pub source: Source,
+    /// The input's headers, copied to its output.
+    pub headers: Option<OwnedHeaders>,
+    pub body: Body,
+}
+
+/// A record's content after decoding.
+#[derive(Debug)]
+pub enum Body {
+    Valid {
+        application_id: String,
+        applicant: Applicant,
+    },
+    /// Destined for the dead-letter topic, with the original key and payload.
+    Invalid {
+        rejection: Rejection,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// One record of a batch.
+#[derive(Debug)]
+pub struct Entry {
+    pub source: Source,
+    pub headers: Option<OwnedHeaders>,
+    pub outcome: Outcome,
+}
+
+/// What is published for an entry.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Scored: its features are row `row` of the batch.
+    Scored { application_id: String, row: usize },
+    /// Dead-lettered.
+    Rejected {
+        rejection: Rejection,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// Up to `capacity` records and the features of those that can be scored.
+#[derive(Debug)]
+pub struct Batch {
+    width: usize,
+    capacity: usize,
+    /// `capacity × width`, allocated once; rows `0..rows` are in use.
+    features: Vec<f32>,
+    rows: usize,
+    entries: Vec<Entry>,
+}
+
+impl Batch {
+    /// A batch of at most `capacity` records of `width` features each.
+    pub fn new(capacity: usize, width: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            width,
+            capacity,
+            features: vec![0.0; capacity * width],
+            rows: 0,
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds a record, preprocessing a valid one straight into the next feature row.
+    ///
+    /// Returns the record back if the batch is full (callers check [`Batch::is_full`] first).
+    pub fn push(
+        &mut self,
+        record: Consumed,
+        preprocessor: &Preprocessor,
+    ) -> Result<(), Box<Consumed>> {
+        if self.is_full() {
+            return Err(Box::new(record));
+        }
+        let Consumed {
+            source,
+            headers,
+            body,
+        } = record;
+        let outcome = match body {
+            Body::Valid {
+                application_id,
+                applicant,
+            } => {
+                let start = self.rows * self.width;
+                let row = &mut self.features[start..start + self.width];
+                match preprocessor.transform_into(&applicant, row) {
+                    Ok(()) => {
+                        self.rows += 1;
+                        Outcome::Scored {
+                            application_id,
+                            row: self.rows - 1,
+                        }
+                    }
+                    // Only a preprocessor that does not fit the schema fails here; the record is
+                    // kept (re-encoded: the original bytes are gone) rather than lost.
+                    Err(error) => Outcome::Rejected {
+                        rejection: Rejection::new(
+                            RejectReason::Preprocessing,
+                            "record",
+                            error.to_string(),
+                        ),
+                        payload: Some(applicant.to_json()),
+                        key: Some(application_id.into_bytes()),
+                    },
+                }
+            }
+            Body::Invalid {
+                rejection,
+                key,
+                payload,
+            } => Outcome::Rejected {
+                rejection,
+                key,
+                payload,
+            },
+        };
+        self.entries.push(Entry {
+            source,
+            headers,
+            outcome,
+        });
+        Ok(())
+    }
+
+    /// Records in the batch, scored or not.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= self.capacity
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Records with a feature row: the inference batch size.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The features of rows `0..rows()`, row-major.
+    pub fn features(&self) -> &[f32] {
+        &self.features[..self.rows * self.width]
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Removes the entries (in consumption order), leaving an empty batch whose buffers keep
+    /// their allocation.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Entry> {
+        self.rows = 0;
+        self.entries.drain(..)
+    }
+
+    /// Empties the batch, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.rows = 0;
+        self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::german_credit;
+    use std::path::Path;
+
+    fn applicants() -> Vec<Applicant> {
+        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|row| row.applicant)
+            .collect()
+    }
+
+    fn source(offset: i64) -> Source {
+        Source {
+            partition: 0,
+            offset,
+            timestamp_ms: Some(1_000 + offset),
+        }
+    }
+
+    fn valid(offset: i64, applicant: Applicant) -> Consumed {
+        Consumed {
+            source: source(offset),
+            headers: None,
+            body: Body::Valid {
+                application_id: format!("app-{offset}"),
+                applicant,
+            },
+        }
+    }
+
+    fn invalid(offset: i64) -> Consumed {
+        Consumed {
+            source: source(offset),
+            headers: None,
+            body: Body::Invalid {
+                rejection: Rejection::new(RejectReason::InvalidJson, "record", "nope"),
+                key: Some(b"k".to_vec()),
+                payload: Some(b"{".to_vec()),
+            },
+        }
+    }
+
+    #[test]
+    fn rows_hold_exactly_the_preprocessed_features_of_valid_records() {
+        let rows = applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(4, preprocessor.width);
+        batch.push(valid(0, rows[0]), &preprocessor).unwrap();
+        batch.push(invalid(1), &preprocessor).unwrap();
+        batch.push(valid(2, rows[1]), &preprocessor).unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.rows(), 2);
+        assert!(!batch.is_full());
+        let expected = preprocessor.transform_batch(&rows[..2]).unwrap();
+        assert_eq!(batch.features(), &expected[..]);
+        let rows_of: Vec<Option<usize>> = batch
+            .entries()
+            .iter()
+            .map(|entry| match entry.outcome {
+                Outcome::Scored { row, .. } => Some(row),
+                Outcome::Rejected { .. } => None,
+            })
+            .collect();
+        assert_eq!(rows_of, vec![Some(0), None, Some(1)]);
+    }
+
+    #[test]
+    fn a_full_batch_refuses_more_and_counts_rejected_records() {
+        let rows = applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(2, preprocessor.width);
+        batch.push(invalid(0), &preprocessor).unwrap();
+        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
+        assert!(batch.is_full());
+        let refused = batch.push(valid(2, rows[1]), &preprocessor).unwrap_err();
+        assert_eq!(refused.source.offset, 2);
+    }
+
+    #[test]
+    fn drained_batches_are_reused_without_reallocating() {
+        let rows = applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(8, preprocessor.width);
+        let features_ptr = batch.features.as_ptr();
+        for round in 0..3 {
+            for i in 0..8 {
+                batch
+                    .push(valid(i, rows[(round * 8 + i) as usize]), &preprocessor)
+                    .unwrap();
+            }
+            assert!(batch.is_full());
+            let offsets: Vec<i64> = batch.drain().map(|e| e.source.offset).collect();
+            assert_eq!(
+                offsets,
+                (0..8).collect::<Vec<_>>(),
+                "consumption order kept"
+            );
+            assert!(batch.is_empty());
+            assert_eq!(batch.rows(), 0);
+            assert!(batch.features().is_empty());
+        }
+        assert_eq!(batch.features.as_ptr(), features_ptr);
+        assert_eq!(batch.capacity(), 8);
+    }
+}

@@ -1,0 +1,19 @@
+//! The scoring pipeline: consumed records → micro-batches → one ONNX Runtime inference per
+//! batch → decisions and dead letters, with input offsets committed only after delivery.
+//!
+//! One concern per module: [`decode`] (record → applicant or rejection), [`batch`] (the
+//! reusable batch buffer), [`decision`] (the output record), [`consume`], [`batcher`] and
+//! [`inference`] (the three stages), [`stop`] (the shared stop signal), [`worker`] (assembly
+//! and ordered shutdown) and [`testkit`] (scenarios shared by the integration tests).
+
+pub mod batch;
+pub mod batcher;
+pub mod consume;
+pub mod decision;
+pub mod decode;
+pub mod inference;
+pub mod stop;
+pub mod testkit;
+pub mod worker;
+
+pub use worker::{run, PipelineError, RunReport, ServedModel};

@@ -1,0 +1,1016 @@
+//! End-to-end scenarios of the worker, runnable against any broker.
+//!
+//! The integration tests run them on the in-process mock cluster
+//! (`tests/worker_mock_cluster.rs`); a test file for a real broker (Tansu) runs the same
+//! functions with a [`RemoteBroker`]. Each scenario creates its own topics and consumer group
+//! (unique names), so scenarios can share one broker, and checks its outcome from the outside:
+//! by reading the output topics and the group's committed offsets, as an operator would.
+//!
+//! Scenarios return `Err(TestkitError::Failed(..))` with an explanation when an expectation
+//! does not hold, so the calling test can simply `unwrap()` the result.
+
+use crate::applicant::MAX_RECORD_BYTES;
+use crate::artifacts::{ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION};
+use crate::config::{Config, ConfigError};
+use crate::data::german_credit::{self, DatasetError};
+use crate::kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
+use crate::kafka::headers;
+use crate::kafka::mock::EmbeddedCluster;
+use crate::kafka::tail::{committed_offsets_blocking, high_watermarks_blocking, Tail, Tailed};
+use crate::model::onnx_export::write_onnx;
+use crate::model::weights::NetworkWeights;
+use crate::pipeline::decision::OwnedDecision;
+use crate::pipeline::decode::RejectReason;
+use crate::pipeline::stop::Stop;
+use crate::pipeline::{PipelineError, RunReport};
+use crate::preprocess::Preprocessor;
+use crate::service::embedded::resolve_path;
+use crate::service::http::get_blocking;
+use crate::service::{ServiceError, Worker};
+use rdkafka::error::KafkaError;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How long a scenario waits for outputs before failing.
+pub const OUTPUT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Environment variable with librdkafka debug contexts for the scenario workers' consumers.
+pub const DEBUG_ENV: &str = "CREDIT_RISK_TESTKIT_KAFKA_DEBUG";
+
+/// Why a scenario failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// An expectation did not hold.
+    #[error("scenario failed: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DatasetError),
+    #[error("cannot write the test model: {0}")]
+    Model(String),
+    #[error("a helper task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(TestkitError::Failed(format!($($message)+)));
+        }
+    };
+}
+
+/// A broker the scenarios can run against.
+pub trait TestBroker: Sync {
+    fn bootstrap_servers(&self) -> String;
+    /// Creates a topic with `partitions` partitions.
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> impl Future<Output = Result<(), TestkitError>> + Send;
+}
+
+impl TestBroker for EmbeddedCluster {
+    fn bootstrap_servers(&self) -> String {
+        EmbeddedCluster::bootstrap_servers(self).to_owned()
+    }
+
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> impl Future<Output = Result<(), TestkitError>> + Send {
+        let created = EmbeddedCluster::create_topic(self, name, partitions);
+        async move { Ok(created?) }
+    }
+}
+
+/// A real broker, reached at `bootstrap`; topics are created with the admin API.
+#[derive(Debug, Clone)]
+pub struct RemoteBroker {
+    pub bootstrap: String,
+}
+
+impl TestBroker for RemoteBroker {
+    fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> impl Future<Output = Result<(), TestkitError>> + Send {
+        let (bootstrap, name) = (self.bootstrap.clone(), name.to_owned());
+        async move { Ok(create_topics(&bootstrap, &[(&name, partitions)]).await?) }
+    }
+}
+
+/// Topic and group names unique to one scenario run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub input: String,
+    pub output: String,
+    pub dead_letter: String,
+    pub group: String,
+}
+
+impl Topics {
+    pub fn unique(scenario: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let suffix = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_millis()
+        );
+        Self {
+            input: format!("{scenario}-in-{suffix}"),
+            output: format!("{scenario}-out-{suffix}"),
+            dead_letter: format!("{scenario}-dlq-{suffix}"),
+            group: format!("{scenario}-group-{suffix}"),
+        }
+    }
+
+    /// Creates the three topics (`partitions` for input and output, 1 for dead letters).
+    pub async fn create<B: TestBroker>(
+        &self,
+        broker: &B,
+        partitions: i32,
+    ) -> Result<(), TestkitError> {
+        broker.create_topic(&self.input, partitions).await?;
+        broker.create_topic(&self.output, partitions).await?;
+        broker.create_topic(&self.dead_letter, 1).await?;
+        Ok(())
+    }
+}
+
+/// Writes a small randomly initialised model (same interface and metadata contract as a
+/// trained one) and its preprocessor into `dir`. Returns the model version.
+///
+/// Scenarios test the plumbing, not the model, so they do not need the trained artifacts;
+/// a random network still gives a spread of probabilities around the threshold.
+pub fn write_test_model(dir: &Path, threshold: f32, seed: u64) -> Result<String, TestkitError> {
+    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
+    let applicants: Vec<_> = rows.iter().map(|row| row.applicant).collect();
+    let preprocessor =
+        Preprocessor::fit(&applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
+    let blocks = preprocessor.attribute_blocks();
+    let weights =
+        NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, seed);
+    let version = format!("test-model-{seed}");
+    let metadata = vec![
+        (KEY_VERSION.to_owned(), version.clone()),
+        (KEY_THRESHOLD.to_owned(), threshold.to_string()),
+        (
+            KEY_PREPROCESSOR_SHA256.to_owned(),
+            preprocessor.fingerprint(),
+        ),
+    ];
+    let paths = ArtifactPaths::new(dir);
+    preprocessor
+        .save(&paths.preprocessor())
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    write_onnx(&paths.model(), &weights, &metadata)
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    Ok(version)
+}
+
+/// A configuration for a scenario: its topics and group, the model in `model_dir`, metrics on
+/// a free loopback port, short intervals, and a 6 s session timeout (so the mock's
+/// rebalances, which wait up to the session timeout for members, stay short).
+pub fn scenario_config(
+    bootstrap: &str,
+    topics: &Topics,
+    model_dir: &Path,
+) -> Result<Config, TestkitError> {
+    let mut config = Config::from_toml_with_env(
+        r#"
+        [kafka]
+        commit_interval_ms = 200
+        lag_refresh_ms = 500
+        drain_timeout_ms = 10000
+        [kafka.client]
+        "consumer.session.timeout.ms" = "6000"
+        "consumer.heartbeat.interval.ms" = "500"
+        "consumer.fetch.wait.max.ms" = "10"
+        [batching]
+        max_batch = 64
+        max_wait_ms = 5
+        [metrics]
+        address = "127.0.0.1:0"
+        "#,
+        HashMap::new(),
+    )?;
+    config.kafka.brokers = bootstrap.to_owned();
+    config.kafka.input_topic = topics.input.clone();
+    config.kafka.output_topic = topics.output.clone();
+    config.kafka.dead_letter_topic = topics.dead_letter.clone();
+    config.kafka.group_id = topics.group.clone();
+    config.model.dir = model_dir.to_path_buf();
+    // librdkafka's debug contexts for the worker's consumer, e.g. `cgrp,fetch` (shown with
+    // RUST_LOG=librdkafka=debug).
+    if let Ok(debug) = std::env::var(DEBUG_ENV) {
+        config
+            .kafka
+            .client
+            .insert("consumer.debug".to_owned(), debug);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// `count` valid applicant records, keyed `app-000001`..., each with a `trace-id` header.
+pub fn applicant_records(count: usize) -> Result<Vec<FeedRecord>, TestkitError> {
+    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
+    Ok((0..count)
+        .map(|index| FeedRecord {
+            key: Some(format!("app-{:06}", index + 1).into_bytes()),
+            payload: Some(rows[index % rows.len()].applicant.to_json()),
+            headers: vec![("trace-id".to_owned(), format!("trace-{index}").into_bytes())],
+        })
+        .collect())
+}
+
+/// Produces `records` into `topic` and returns where each landed.
+pub async fn feed(
+    bootstrap: &str,
+    topic: &str,
+    records: Vec<FeedRecord>,
+) -> Result<Vec<Fed>, TestkitError> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || feed_blocking(&bootstrap, &topic, &records, None))
+        .await
+        .map_err(|e| TestkitError::Task(e.to_string()))?
+        .map_err(TestkitError::from)
+}
+
+/// The group's committed positions on `topic`.
+pub async fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, TestkitError> {
+    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || committed_offsets_blocking(&bootstrap, &group, &topic))
+        .await
+        .map_err(|e| TestkitError::Task(e.to_string()))?
+        .map_err(TestkitError::from)
+}
+
+/// The end offsets of `topic`.
+pub async fn high_watermarks(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, TestkitError> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || high_watermarks_blocking(&bootstrap, &topic))
+        .await
+        .map_err(|e| TestkitError::Task(e.to_string()))?
+        .map_err(TestkitError::from)
+}
+
+/// A worker running in a background task.
+pub struct RunningWorker {
+    stop: Stop,
+    http: SocketAddr,
+    task: JoinHandle<Result<RunReport, ServiceError>>,
+}
+
+impl RunningWorker {
+    /// Starts a worker with `config` (against `config.kafka.brokers`).
+    pub async fn start(config: Config) -> Result<Self, TestkitError> {
+        let bootstrap = config.kafka.brokers.clone();
+        let worker = Worker::start(config).await?;
+        let http = worker.http_address();
+        let stop = Stop::new();
+        let shutdown = stop.clone();
+        let task = tokio::spawn(async move {
+            worker
+                .run(&bootstrap, async move { shutdown.stopped().await })
+                .await
+        });
+        Ok(Self { stop, http, task })
+    }
+
+    /// The worker's HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn http_address(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// GETs `path` from the worker's HTTP endpoint.
+    pub async fn get(&self, path: &str) -> Result<(u16, String), TestkitError> {
+        let (address, path) = (self.http, path.to_owned());
+        tokio::task::spawn_blocking(move || get_blocking(address, &path))
+            .await
+            .map_err(|e| TestkitError::Task(e.to_string()))?
+            .map_err(|e| TestkitError::Task(format!("GET {}: {e}", self.http)))
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), TestkitError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.get("/readyz").await?.0 == 200 {
+                return Ok(());
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "worker not ready after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Requests a graceful shutdown (what SIGTERM does).
+    pub fn shutdown(&self) {
+        self.stop.request();
+    }
+
+    /// Waits for the worker to finish.
+    pub async fn join(self) -> Result<RunReport, ServiceError> {
+        self.task
+            .await
+            .unwrap_or_else(|error| Err(ServiceError::Config(format!("worker task: {error}"))))
+    }
+
+    /// Shuts down and waits.
+    pub async fn stop(self) -> Result<RunReport, ServiceError> {
+        self.shutdown();
+        self.join().await
+    }
+}
+
+/// Reads `topics` until `done` holds for what was read, failing after [`OUTPUT_TIMEOUT`].
+async fn read_until(
+    tail: &Tail,
+    into: &mut Vec<Tailed>,
+    what: &str,
+    done: impl FnMut(&[Tailed]) -> bool,
+) -> Result<(), TestkitError> {
+    let reached = tail.collect_until(into, done, OUTPUT_TIMEOUT).await?;
+    ensure!(
+        reached,
+        "timed out waiting for {what}; {} records read",
+        into.len()
+    );
+    Ok(())
+}
+
+/// Polls the worker's `/metrics` until it has consumed at least `count` records.
+async fn wait_for_consumed(worker: &RunningWorker, count: u64) -> Result<(), TestkitError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let (_, body) = worker.get("/metrics").await?;
+        let consumed = body
+            .lines()
+            .find_map(|line| line.strip_prefix("credit_risk_records_consumed_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if consumed >= count as f64 {
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < OUTPUT_TIMEOUT,
+            "the worker consumed {consumed} records, not {count}, within {OUTPUT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn distinct_keys(records: &[Tailed]) -> HashSet<Option<Vec<u8>>> {
+    records.iter().map(|record| record.key.clone()).collect()
+}
+
+/// Where the input topic ends, per partition, according to the producer's delivery reports:
+/// one past the last offset a fed record landed at. Broker-independent: Tansu 0.6 answers
+/// ListOffsets(latest) with 1 on partitions that hold many records, so the broker's own
+/// watermarks cannot be trusted there.
+fn end_offsets(fed: &[Fed]) -> BTreeMap<i32, i64> {
+    let mut ends = BTreeMap::new();
+    for record in fed {
+        let end = ends.entry(record.partition).or_insert(0);
+        *end = (*end).max(record.offset + 1);
+    }
+    ends
+}
+
+/// Checks that the group's committed positions equal the input topic's end offsets: every
+/// input record was delivered and committed.
+async fn ensure_fully_committed(
+    bootstrap: &str,
+    topics: &Topics,
+    fed: &[Fed],
+) -> Result<(), TestkitError> {
+    let committed = committed_offsets(bootstrap, &topics.group, &topics.input).await?;
+    let ends = end_offsets(fed);
+    ensure!(
+        committed == ends,
+        "committed offsets {committed:?} do not cover the input topic's end offsets {ends:?}"
+    );
+    Ok(())
+}
+
+/// N valid records in → exactly N decisions out, keyed by application id, with the input's
+/// headers and a `model-version` header; input offsets fully committed; metrics and probes
+/// served while running.
+pub async fn every_record_gets_exactly_one_decision<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    model_version: &str,
+    count: usize,
+) -> Result<RunReport, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("decided");
+    topics.create(broker, 3).await?;
+    let fed = feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "decisions", |o| o.len() >= count).await?;
+
+    let (status, ready) = worker.get("/readyz").await?;
+    ensure!(status == 200, "/readyz answered {status}: {ready}");
+    let (_, metrics) = worker.get("/metrics").await?;
+    for expected in [
+        format!("credit_risk_records_consumed_total {count}"),
+        format!("credit_risk_model_info{{version=\"{model_version}\"}} 1"),
+        "credit_risk_batch_size_count".to_owned(),
+        "credit_risk_end_to_end_latency_seconds_count".to_owned(),
+    ] {
+        ensure!(
+            metrics.contains(&expected),
+            "/metrics lacks `{expected}`:\n{metrics}"
+        );
+    }
+    let report = worker.stop().await?;
+    // Anything more would be a duplicate.
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+
+    ensure!(
+        outputs.len() == count,
+        "{} outputs for {count} records",
+        outputs.len()
+    );
+    let expected_keys: HashSet<Option<Vec<u8>>> = (1..=count)
+        .map(|i| Some(format!("app-{i:06}").into_bytes()))
+        .collect();
+    ensure!(
+        distinct_keys(&outputs) == expected_keys,
+        "output keys differ from input keys"
+    );
+    for output in &outputs {
+        let key = output.key_text().unwrap_or_default();
+        ensure!(
+            output.topic == topics.output,
+            "{key} went to {}",
+            output.topic
+        );
+        let decision = OwnedDecision::from_json(output.payload.as_deref().unwrap_or_default())
+            .map_err(|e| TestkitError::Failed(format!("decision of {key} is not JSON: {e}")))?;
+        ensure!(
+            decision.application_id == key,
+            "decision {decision:?} under key {key}"
+        );
+        ensure!(decision.model_version == model_version, "{decision:?}");
+        ensure!(
+            (0.0..=1.0).contains(&decision.probability_bad),
+            "{decision:?}"
+        );
+        ensure!(
+            chrono::DateTime::parse_from_rfc3339(&decision.scored_at).is_ok(),
+            "scored_at of {decision:?} is not RFC 3339"
+        );
+        let index: usize = key
+            .trim_start_matches("app-")
+            .parse()
+            .map_err(|_| TestkitError::Failed(format!("unexpected key {key}")))?;
+        let expected_trace = format!("trace-{}", index - 1);
+        ensure!(
+            output.header("trace-id") == Some(expected_trace.as_str()),
+            "{key}: input header not kept: {:?}",
+            output.headers
+        );
+        ensure!(
+            output.header(headers::MODEL_VERSION) == Some(model_version),
+            "{key}: no model-version header: {:?}",
+            output.headers
+        );
+    }
+    ensure!(
+        report.consumed == count as u64 && report.decided == count as u64,
+        "report {report:?}"
+    );
+    ensure!(report.dead_lettered == 0, "report {report:?}");
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(report)
+}
+
+/// One bad record of each kind, between valid ones.
+struct BadRecord {
+    record: FeedRecord,
+    reason: RejectReason,
+    field: &'static str,
+}
+
+fn bad_records() -> Result<Vec<BadRecord>, TestkitError> {
+    let valid = applicant_records(1)?
+        .pop()
+        .and_then(|record| record.payload)
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&valid)
+        .map_err(|e| TestkitError::Failed(format!("applicant JSON: {e}")))?;
+    let variant = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut copy = json.clone();
+        edit(&mut copy);
+        serde_json::to_vec(&copy).unwrap_or_default()
+    };
+    let missing_age = variant(&|j| {
+        if let Some(object) = j.as_object_mut() {
+            object.remove("age_years");
+        }
+    });
+    let old = variant(&|j| j["age_years"] = 900.into());
+    let yacht = variant(&|j| j["purpose"] = "yacht".into());
+    let months_as_text = variant(&|j| j["duration_months"] = "six".into());
+    let record = |key: Option<&str>, payload: Option<Vec<u8>>, trace: &str| FeedRecord {
+        key: key.map(|k| k.as_bytes().to_vec()),
+        payload,
+        headers: vec![("trace-id".to_owned(), trace.as_bytes().to_vec())],
+    };
+    Ok(vec![
+        BadRecord {
+            record: record(None, Some(valid.clone()), "bad-no-key"),
+            reason: RejectReason::MissingKey,
+            field: "key",
+        },
+        BadRecord {
+            record: record(Some("bad-json"), Some(b"{not json".to_vec()), "bad-json"),
+            reason: RejectReason::InvalidJson,
+            field: "record",
+        },
+        BadRecord {
+            record: record(
+                Some("bad-utf8"),
+                Some(vec![b'{', 0xff, 0xfe, b'}']),
+                "bad-utf8",
+            ),
+            reason: RejectReason::NotUtf8,
+            field: "record",
+        },
+        BadRecord {
+            record: record(Some("bad-missing"), Some(missing_age), "bad-missing"),
+            reason: RejectReason::MissingField,
+            field: "age_years",
+        },
+        BadRecord {
+            record: record(Some("bad-range"), Some(old), "bad-range"),
+            reason: RejectReason::OutOfRange,
+            field: "age_years",
+        },
+        BadRecord {
+            record: record(Some("bad-category"), Some(yacht), "bad-category"),
+            reason: RejectReason::UnknownCategory,
+            field: "purpose",
+        },
+        BadRecord {
+            record: record(Some("bad-type"), Some(months_as_text), "bad-type"),
+            reason: RejectReason::WrongType,
+            field: "duration_months",
+        },
+        BadRecord {
+            record: record(
+                Some("bad-oversize"),
+                Some(vec![b' '; MAX_RECORD_BYTES + 1]),
+                "bad-oversize",
+            ),
+            reason: RejectReason::Oversize,
+            field: "record",
+        },
+        BadRecord {
+            record: record(Some("bad-tombstone"), None, "bad-tombstone"),
+            reason: RejectReason::EmptyPayload,
+            field: "record",
+        },
+    ])
+}
+
+/// Bad records of every kind reach the dead-letter topic with their original key, payload and
+/// headers plus error and source headers, and are counted by reason; the valid records around
+/// them still get decisions; the stream never stops.
+pub async fn invalid_records_are_dead_lettered<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+) -> Result<RunReport, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("dead-letter");
+    topics.create(broker, 2).await?;
+    let bad = bad_records()?;
+    let valid = applicant_records(bad.len() + 1)?;
+    // valid, bad, valid, bad, ..., valid
+    let mut records = Vec::new();
+    for (index, good) in valid.into_iter().enumerate() {
+        records.push(good);
+        if let Some(bad) = bad.get(index) {
+            records.push(bad.record.clone());
+        }
+    }
+    let total = records.len();
+    let fed = feed(&bootstrap, &topics.input, records.clone()).await?;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "all outputs", |o| o.len() >= total).await?;
+    // Counted by reason (on acknowledgement, which may trail the reader by a moment).
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = worker.get("/metrics").await?.1;
+        if bad.iter().all(|b| {
+            metrics.contains(&format!(
+                "credit_risk_dead_lettered_total{{reason=\"{}\"}} 1",
+                b.reason
+            ))
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for b in &bad {
+        let line = format!(
+            "credit_risk_dead_lettered_total{{reason=\"{}\"}} 1",
+            b.reason
+        );
+        ensure!(metrics.contains(&line), "/metrics lacks `{line}`");
+    }
+    let report = worker.stop().await?;
+
+    let by_trace: HashMap<&str, &Tailed> = outputs
+        .iter()
+        .filter_map(|o| Some((o.header("trace-id")?, o)))
+        .collect();
+    for b in &bad {
+        let trace = String::from_utf8_lossy(&b.record.headers[0].1).into_owned();
+        let dead = by_trace
+            .get(trace.as_str())
+            .ok_or_else(|| TestkitError::Failed(format!("{trace}: no output")))?;
+        ensure!(
+            dead.topic == topics.dead_letter,
+            "{trace} went to {}",
+            dead.topic
+        );
+        ensure!(dead.key == b.record.key, "{trace}: key changed");
+        ensure!(dead.payload == b.record.payload, "{trace}: payload changed");
+        ensure!(
+            dead.header(headers::ERROR_REASON) == Some(b.reason.as_str()),
+            "{trace}: error-reason {:?}, expected {}",
+            dead.header(headers::ERROR_REASON),
+            b.reason
+        );
+        ensure!(
+            dead.header(headers::ERROR_FIELD) == Some(b.field),
+            "{trace}: error-field {:?}, expected {}",
+            dead.header(headers::ERROR_FIELD),
+            b.field
+        );
+        ensure!(
+            dead.header(headers::ERROR_MESSAGE)
+                .is_some_and(|m| !m.is_empty()),
+            "{trace}: no error-message"
+        );
+        ensure!(
+            dead.header(headers::SOURCE_TOPIC) == Some(topics.input.as_str()),
+            "{trace}: source-topic {:?}",
+            dead.header(headers::SOURCE_TOPIC)
+        );
+        let position = fed
+            .iter()
+            .zip(&records)
+            .find(|(_, r)| r.headers == b.record.headers)
+            .map(|(f, _)| (f.partition.to_string(), f.offset.to_string()))
+            .unwrap_or_default();
+        ensure!(
+            dead.header(headers::SOURCE_PARTITION) == Some(position.0.as_str())
+                && dead.header(headers::SOURCE_OFFSET) == Some(position.1.as_str()),
+            "{trace}: source position {:?}/{:?}, fed at {position:?}",
+            dead.header(headers::SOURCE_PARTITION),
+            dead.header(headers::SOURCE_OFFSET)
+        );
+    }
+    let decided = outputs.iter().filter(|o| o.topic == topics.output).count();
+    ensure!(
+        decided == bad.len() + 1,
+        "{decided} decisions for {} valid records",
+        bad.len() + 1
+    );
+    ensure!(
+        report.dead_lettered == bad.len() as u64 && report.decided == decided as u64,
+        "report {report:?}"
+    );
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(report)
+}
+
+/// Several versions of the same application, in order: decisions come out in the same order
+/// per key (same partition, produced in consumption order by the idempotent producer).
+pub async fn per_key_order_is_kept<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    keys: usize,
+    versions: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("order");
+    topics.create(broker, 3).await?;
+    let applicants = applicant_records(keys * versions)?;
+    let records: Vec<FeedRecord> = (0..versions)
+        .flat_map(|version| (0..keys).map(move |key| (version, key)))
+        .zip(applicants)
+        .map(|((version, key), mut record)| {
+            record.key = Some(format!("app-{key:04}").into_bytes());
+            record.headers = vec![("seq".to_owned(), version.to_string().into_bytes())];
+            record
+        })
+        .collect();
+    let fed = feed(&bootstrap, &topics.input, records).await?;
+    let mut config = scenario_config(&bootstrap, &topics, model_dir)?;
+    // Small batches: versions of a key are spread over many batches.
+    config.batching.max_batch = 7;
+    let worker = RunningWorker::start(config).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "decisions", |o| {
+        o.len() >= keys * versions
+    })
+    .await?;
+    worker.stop().await?;
+    let mut by_key: BTreeMap<Vec<u8>, Vec<(i32, i64, String)>> = BTreeMap::new();
+    for output in &outputs {
+        by_key
+            .entry(output.key.clone().unwrap_or_default())
+            .or_default()
+            .push((
+                output.partition,
+                output.offset,
+                output.header("seq").unwrap_or_default().to_owned(),
+            ));
+    }
+    ensure!(
+        by_key.len() == keys,
+        "{} keys decided, expected {keys}",
+        by_key.len()
+    );
+    let expected: Vec<String> = (0..versions).map(|v| v.to_string()).collect();
+    for (key, mut decisions) in by_key {
+        decisions.sort();
+        let partitions: HashSet<i32> = decisions.iter().map(|d| d.0).collect();
+        ensure!(
+            partitions.len() == 1,
+            "{key:?} spread over partitions {partitions:?}"
+        );
+        let order: Vec<String> = decisions.into_iter().map(|d| d.2).collect();
+        ensure!(
+            order == expected,
+            "{key:?}: versions decided in order {order:?}"
+        );
+    }
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
+}
+
+/// Shutdown in the middle of a backlog: `run` returns after finishing what it consumed; every
+/// consumed record has its output, the committed offsets cover exactly those, and nothing
+/// beyond them was answered.
+pub async fn shutdown_drains_in_flight<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    backlog: usize,
+) -> Result<RunReport, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("drain");
+    topics.create(broker, 3).await?;
+    let fed = feed(&bootstrap, &topics.input, applicant_records(backlog)?).await?;
+    let mut config = scenario_config(&bootstrap, &topics, model_dir)?;
+    config.batching.max_batch = 16;
+    // Periodic commits would not be wrong, but the point is what the shutdown itself commits.
+    config.kafka.commit_interval_ms = 3_600_000;
+    let worker = RunningWorker::start(config).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    // Stop as soon as the worker reports progress (its own counter, not the tail: reading the
+    // outputs back can lag the worker by the whole backlog on a slow broker).
+    wait_for_consumed(&worker, 200).await?;
+    let report = worker.stop().await?;
+    ensure!(
+        report.consumed < backlog as u64,
+        "the worker consumed the whole backlog ({}) before the shutdown; use a larger one",
+        report.consumed
+    );
+    let consumed = usize::try_from(report.consumed).unwrap_or(usize::MAX);
+    read_until(
+        &tail,
+        &mut outputs,
+        &format!("every consumed record's output (worker's report: {report:?})"),
+        |o| o.len() >= consumed,
+    )
+    .await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+    let answered = distinct_keys(&outputs);
+    ensure!(
+        answered.len() == outputs.len(),
+        "duplicates after a clean shutdown"
+    );
+    ensure!(
+        answered.len() == consumed,
+        "{} answered, {consumed} consumed",
+        answered.len()
+    );
+    let committed = committed_offsets(&bootstrap, &topics.group, &topics.input).await?;
+    ensure!(
+        committed.values().sum::<i64>() == report.consumed as i64,
+        "committed {committed:?} do not add up to the {consumed} consumed records \
+         (worker's report: {report:?}; input end offsets {:?})",
+        high_watermarks(&bootstrap, &topics.input).await?
+    );
+    for record in &fed {
+        let below = committed
+            .get(&record.partition)
+            .is_some_and(|position| record.offset < *position);
+        ensure!(
+            below == answered.contains(&record.key),
+            "{:?} at {}:{} answered={} but committed position {:?}",
+            record.key.as_deref().map(String::from_utf8_lossy),
+            record.partition,
+            record.offset,
+            !below,
+            committed.get(&record.partition)
+        );
+    }
+    Ok(report)
+}
+
+/// Delivery fails (the mock broker rejects every produce request until the producer's
+/// message timeout): the worker stops with an error and commits nothing past the undelivered
+/// records. Restarted once the broker recovers, it answers every record: nothing is lost.
+pub async fn nothing_is_lost_when_delivery_fails(
+    cluster: &EmbeddedCluster,
+    model_dir: &Path,
+    count: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = TestBroker::bootstrap_servers(cluster);
+    let topics = Topics::unique("delivery-failure");
+    topics.create(cluster, 2).await?;
+    let fed = feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
+
+    cluster.fail_requests(
+        RDKafkaApiKey::Produce,
+        vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 100_000],
+    )?;
+    let mut config = scenario_config(&bootstrap, &topics, model_dir)?;
+    config
+        .kafka
+        .client
+        .insert("producer.message.timeout.ms".to_owned(), "1500".to_owned());
+    let failing = RunningWorker::start(config).await?;
+    let outcome = tokio::time::timeout(OUTPUT_TIMEOUT, failing.join())
+        .await
+        .map_err(|_| {
+            TestkitError::Failed("the worker kept running although delivery failed".into())
+        })?;
+    match outcome {
+        Err(ServiceError::Pipeline(PipelineError::Failed { cause, report })) => {
+            ensure!(cause.contains("not delivered"), "unexpected cause: {cause}");
+            ensure!(report.delivery_failures > 0, "report {report:?}");
+        }
+        other => {
+            return Err(TestkitError::Failed(format!(
+                "expected a delivery failure, got {other:?}"
+            )))
+        }
+    }
+    let committed = committed_offsets(&bootstrap, &topics.group, &topics.input).await?;
+    ensure!(
+        committed.values().all(|position| *position == 0),
+        "offsets {committed:?} were committed although nothing was delivered"
+    );
+
+    cluster.clear_request_errors(RDKafkaApiKey::Produce)?;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(
+        &tail,
+        &mut outputs,
+        "every record's decision after the restart",
+        |o| distinct_keys(o).len() >= count,
+    )
+    .await?;
+    worker.stop().await?;
+    ensure!(distinct_keys(&outputs).len() == count, "answers missing");
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
+}
+
+/// A second replica joins mid-stream: the first gives up half its partitions (draining and
+/// committing them in the revocation callback), the second continues where the first stopped.
+/// Every record is answered.
+///
+/// On a broker that accepts commits while a rebalance is being prepared (Kafka does, for the
+/// current generation), the revocation commit makes the handover exact: pass
+/// `allow_duplicates = false` to check that no record is answered twice. librdkafka's mock
+/// cluster rejects those commits (`REBALANCE_IN_PROGRESS`), so there the new owner restarts
+/// from the last periodic commit and some records are answered twice — allowed by
+/// at-least-once, and what `allow_duplicates = true` accepts. Returns the number of duplicates.
+pub async fn rebalance_hands_over_without_loss<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    count: usize,
+    allow_duplicates: bool,
+) -> Result<usize, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("rebalance");
+    topics.create(broker, 4).await?;
+    let config = scenario_config(&bootstrap, &topics, model_dir)?;
+    let first = RunningWorker::start(config.clone()).await?;
+    first.wait_ready(OUTPUT_TIMEOUT).await?;
+    // Feed slowly enough that the stream is still flowing when the second replica arrives.
+    let records = applicant_records(count)?;
+    let (feed_bootstrap, feed_topic) = (bootstrap.clone(), topics.input.clone());
+    let feeding = tokio::task::spawn_blocking(move || {
+        feed_blocking(
+            &feed_bootstrap,
+            &feed_topic,
+            &records,
+            Some(count as f64 / 8.0),
+        )
+    });
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "the first replica's outputs", |o| {
+        o.len() >= count / 8
+    })
+    .await?;
+    let second = RunningWorker::start(config).await?;
+    read_until(&tail, &mut outputs, "every record's output", |o| {
+        distinct_keys(o).len() >= count
+    })
+    .await?;
+    let fed = feeding
+        .await
+        .map_err(|e| TestkitError::Task(e.to_string()))??;
+    let second_report = second.stop().await?;
+    let first_report = first.stop().await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+    ensure!(
+        second_report.consumed > 0,
+        "the second replica never got partitions: {second_report:?}"
+    );
+    let answered = distinct_keys(&outputs).len();
+    ensure!(answered == count, "{answered} of {count} records answered");
+    let duplicates = outputs.len() - answered;
+    ensure!(
+        allow_duplicates || duplicates == 0,
+        "{duplicates} records answered twice (first {first_report:?}, second {second_report:?})"
+    );
+    if allow_duplicates {
+        // Stopping one replica rebalances the other, whose revocation commit the mock rejects:
+        // its last records may stay uncommitted (to be answered again after a restart), but
+        // nothing may be committed that was not answered.
+        let committed = committed_offsets(&bootstrap, &topics.group, &topics.input).await?;
+        let ends = end_offsets(&fed);
+        ensure!(
+            committed.iter().all(|(partition, position)| ends
+                .get(partition)
+                .is_some_and(|end| position <= end)),
+            "committed offsets {committed:?} beyond the input's end offsets {ends:?}"
+        );
+    } else {
+        ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    }
+    Ok(duplicates)
+}
+
+/// [`rebalance_hands_over_without_loss`] on a broker where the handover must also be exact
+/// (no record answered twice).
+pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    count: usize,
+) -> Result<(), TestkitError> {
+    rebalance_hands_over_without_loss(broker, model_dir, count, false)
+        .await
+        .map(|_| ())
+}

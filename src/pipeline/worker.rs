@@ -1,0 +1,331 @@
+//! Assembling the pipeline, running it, and taking it down in order.
+//!
+//! ```text
+//!  Kafka ──► consumer task ──records──► batcher task ──batches──► inference thread ──► producer
+//!              (decode,                  (micro-batch,    ▲          (ONNX Runtime,        │
+//!               register offset)          preprocess)     └─ pool ◄── encode, produce)     │
+//!                     ▲                                                                    │
+//!   commits ◄── offset tracker ◄───────────── delivery reports (producer thread) ◄─────────┘
+//! ```
+//!
+//! Shutdown is explicit and ordered (as in mini-redis): stop fetching; the record channel
+//! closes, so the batcher flushes its last batch and closes the batch channel; the inference
+//! thread scores what is left and ends; the producer is flushed, so every output has its
+//! delivery report; then the positions those reports allow are committed synchronously, and
+//! only then does the consumer leave the group.
+
+use crate::config::Config;
+use crate::kafka::clients::{consumer_config, producer_config};
+use crate::kafka::commit::{commit_periodically, commit_tracked, Scope};
+use crate::kafka::context::WorkerConsumerContext;
+use crate::kafka::offsets::SharedOffsets;
+use crate::kafka::publish::{DeliveryContext, Publisher};
+use crate::kafka::{lag, WorkerConsumer};
+use crate::pipeline::batch::Batch;
+use crate::pipeline::batcher::Batcher;
+use crate::pipeline::consume;
+use crate::pipeline::inference::{Inference, Scorer};
+use crate::pipeline::stop::Stop;
+use crate::preprocess::Preprocessor;
+use crate::service::health::Health;
+use crate::service::metrics::Metrics;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// Batches in circulation between the batcher and the inference thread: one filling, one
+/// queued, one being scored.
+const BATCH_POOL: usize = 3;
+
+/// A model ready to serve: the scorer, the preprocessor it was trained with, and the decision
+/// rule.
+pub struct ServedModel {
+    pub scorer: Box<dyn Scorer>,
+    pub preprocessor: Arc<Preprocessor>,
+    pub version: String,
+    /// The threshold in force (the model's own, or the configured override).
+    pub threshold: f32,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    pub consumed: u64,
+    /// Decisions acknowledged by the broker.
+    pub decided: u64,
+    /// Dead letters acknowledged by the broker.
+    pub dead_lettered: u64,
+    pub delivery_failures: u64,
+    /// The last position committed per input partition still assigned at the end.
+    pub committed: BTreeMap<i32, i64>,
+    pub elapsed: Duration,
+}
+
+/// Why the pipeline could not start or did not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot create the Kafka {client}: {source}")]
+    Client {
+        client: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("the model reads {model} features per row but the preprocessor writes {preprocessor}")]
+    Width { model: usize, preprocessor: usize },
+    #[error("cannot start the inference thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A fatal failure during the run; outputs delivered before it were committed.
+    #[error("worker stopped after a failure: {cause}")]
+    Failed { cause: String, report: RunReport },
+}
+
+/// Counter values at the start of a run, so a report counts this run only.
+struct Baseline {
+    consumed: u64,
+    decided: u64,
+    dead_lettered: u64,
+    delivery_failures: u64,
+}
+
+impl Baseline {
+    fn of(metrics: &Metrics) -> Self {
+        Self {
+            consumed: metrics.records_consumed.get(),
+            decided: metrics.decisions_total(),
+            dead_lettered: metrics.dead_lettered_total(),
+            delivery_failures: metrics.delivery_failures.get(),
+        }
+    }
+}
+
+/// Runs the pipeline against `bootstrap` until `shutdown` resolves or a fatal failure, then
+/// drains and commits. Must run on tokio's multi-thread runtime (the rebalance callback needs
+/// `block_in_place` to wait for in-flight records).
+pub async fn run(
+    config: &Config,
+    bootstrap: &str,
+    model: ServedModel,
+    metrics: Metrics,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let baseline = Baseline::of(&metrics);
+    let kafka = &config.kafka;
+    if model.scorer.input_width() != model.preprocessor.width {
+        return Err(PipelineError::Width {
+            model: model.scorer.input_width(),
+            preprocessor: model.preprocessor.width,
+        });
+    }
+    let stop = Stop::new();
+    let offsets = Arc::new(SharedOffsets::new());
+    let flush = Arc::new(Notify::new());
+
+    let publisher = Arc::new(
+        Publisher::new(
+            &producer_config(kafka, bootstrap),
+            DeliveryContext {
+                input_topic: kafka.input_topic.clone(),
+                offsets: Arc::clone(&offsets),
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+            },
+            &kafka.output_topic,
+            &kafka.dead_letter_topic,
+        )
+        .map_err(|source| PipelineError::Client {
+            client: "producer",
+            source,
+        })?,
+    );
+    let consumer: Arc<WorkerConsumer> = Arc::new(
+        consumer_config(kafka, bootstrap)
+            .create_with_context(WorkerConsumerContext {
+                topic: kafka.input_topic.clone(),
+                offsets: Arc::clone(&offsets),
+                metrics: metrics.clone(),
+                health: Arc::clone(&health),
+                drain_timeout: kafka.drain_timeout(),
+                flush: Arc::clone(&flush),
+                stop: stop.clone(),
+            })
+            .map_err(|source| PipelineError::Client {
+                client: "consumer",
+                source,
+            })?,
+    );
+    consumer
+        .subscribe(&[&kafka.input_topic])
+        .map_err(|source| PipelineError::Subscribe {
+            topic: kafka.input_topic.clone(),
+            source,
+        })?;
+
+    let max_batch = config.batching.max_batch;
+    let (records_tx, records_rx) = mpsc::channel(max_batch.clamp(16, 4096));
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    let (pool_tx, pool_rx) = mpsc::unbounded_channel();
+    for _ in 0..BATCH_POOL {
+        // The receiver is alive: cannot fail.
+        let _ = pool_tx.send(Batch::new(max_batch, model.preprocessor.width));
+    }
+    let inference = Inference {
+        scorer: model.scorer,
+        batches: batches_rx,
+        pool: pool_tx,
+        publisher: Arc::clone(&publisher),
+        offsets: Arc::clone(&offsets),
+        model_version: model.version.clone(),
+        threshold: model.threshold,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+    }
+    .spawn()
+    .map_err(PipelineError::Thread)?;
+    let batcher = tokio::spawn(
+        Batcher {
+            records: records_rx,
+            pool: pool_rx,
+            batches: batches_tx,
+            preprocessor: Arc::clone(&model.preprocessor),
+            max_wait: config.batching.max_wait(),
+            flush,
+        }
+        .run(),
+    );
+    let consuming = tokio::spawn(consume::run(
+        Arc::clone(&consumer),
+        records_tx,
+        stop.clone(),
+    ));
+    let committer = tokio::spawn(commit_periodically(
+        Arc::clone(&consumer),
+        kafka.input_topic.clone(),
+        Arc::clone(&offsets),
+        kafka.commit_interval(),
+        stop.clone(),
+    ));
+    let lag_refresher = tokio::spawn(lag::refresh_periodically(
+        Arc::clone(&consumer),
+        kafka.input_topic.clone(),
+        metrics.clone(),
+        kafka.lag_refresh(),
+        stop.clone(),
+    ));
+    tracing::info!(
+        input = %kafka.input_topic,
+        output = %kafka.output_topic,
+        dead_letter = %kafka.dead_letter_topic,
+        group = %kafka.group_id,
+        model_version = %model.version,
+        threshold = model.threshold,
+        max_batch,
+        max_wait_ms = config.batching.max_wait_ms,
+        "worker started"
+    );
+
+    tokio::select! {
+        () = shutdown => stop.request(),
+        () = stop.stopped() => {}
+    }
+    tracing::info!("stopping: no new records; finishing those in flight");
+
+    // 1. Stop fetching; the batcher flushes and the inference thread finishes what is left.
+    let _ = consuming.await;
+    let _ = batcher.await;
+    let _ = tokio::task::spawn_blocking(move || inference.join()).await;
+    // 2. Every produced output gets its delivery report.
+    let drain_timeout = kafka.drain_timeout();
+    let flushing = Arc::clone(&publisher);
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || flushing.flush(drain_timeout)).await
+    {
+        tracing::warn!(%error, in_flight = publisher.in_flight(), "producer flush incomplete");
+    }
+    // librdkafka counts a report as done when its event is dequeued, a moment before the
+    // producer thread has run our callback for it: wait for the callbacks themselves.
+    let settle_timeout = if stop.failure().is_some() {
+        Duration::from_secs(1)
+    } else {
+        drain_timeout
+    };
+    let settling = Arc::clone(&offsets);
+    if let Ok(left @ 1..) =
+        tokio::task::spawn_blocking(move || settling.wait_drained(None, settle_timeout)).await
+    {
+        tracing::warn!(
+            left,
+            "records without a delivery report; they will be consumed again"
+        );
+    }
+    // 3. Commit what those reports allow, synchronously.
+    let _ = committer.await;
+    let _ = lag_refresher.await;
+    let (committing, offsets_ref, topic) = (
+        Arc::clone(&consumer),
+        Arc::clone(&offsets),
+        kafka.input_topic.clone(),
+    );
+    match tokio::task::spawn_blocking(move || {
+        commit_tracked(
+            &*committing,
+            &topic,
+            &offsets_ref,
+            None,
+            Scope::All,
+            CommitMode::Sync,
+        )
+    })
+    .await
+    {
+        Ok(Ok(committed)) => tracing::info!(?committed, "final offsets committed"),
+        Ok(Err(error)) => tracing::warn!(%error, "final offset commit failed"),
+        Err(error) => tracing::warn!(%error, "final offset commit did not run"),
+    }
+    let committed: BTreeMap<i32, i64> = {
+        let tracker = offsets.lock();
+        tracker
+            .partitions()
+            .filter_map(|partition| Some((partition, tracker.last_committed(partition)?)))
+            .collect()
+    };
+    // 4. Leave the group (the revocation callback finds nothing left to do) and close the
+    // producer, off the reactor: both block on broker round trips.
+    health.set_assigned_partitions(0);
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(consumer);
+        drop(publisher);
+    })
+    .await;
+
+    let report = RunReport {
+        consumed: metrics.records_consumed.get() - baseline.consumed,
+        decided: metrics.decisions_total() - baseline.decided,
+        dead_lettered: metrics.dead_lettered_total() - baseline.dead_lettered,
+        delivery_failures: metrics.delivery_failures.get() - baseline.delivery_failures,
+        committed,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        consumed = report.consumed,
+        decided = report.decided,
+        dead_lettered = report.dead_lettered,
+        delivery_failures = report.delivery_failures,
+        committed = ?report.committed,
+        "worker stopped"
+    );
+    match stop.failure() {
+        Some(cause) => Err(PipelineError::Failed { cause, report }),
+        None => Ok(report),
+    }
+}

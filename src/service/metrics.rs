@@ -1,0 +1,249 @@
+//! Prometheus metrics of the worker, all prefixed `credit_risk_`.
+//!
+//! Each [`Metrics`] has its own registry rather than the process-global one, so several
+//! workers in one process (the integration tests) do not clash, and `/metrics` shows exactly
+//! one worker's numbers.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `credit_risk_records_consumed_total` | counter | |
+//! | `credit_risk_decisions_total` | counter (on delivery) | `decision` = `good` / `bad` |
+//! | `credit_risk_dead_lettered_total` | counter (on delivery) | `reason` |
+//! | `credit_risk_delivery_failures_total` | counter | |
+//! | `credit_risk_offset_commits_total` | counter | `result` = `ok` / `error` |
+//! | `credit_risk_batch_size` | histogram (records per inference) | |
+//! | `credit_risk_inference_latency_seconds` | histogram (one ONNX Runtime run) | |
+//! | `credit_risk_end_to_end_latency_seconds` | histogram (input timestamp → output acked) | |
+//! | `credit_risk_consumer_lag` | gauge (high watermark − position) | `partition` |
+//! | `credit_risk_assigned_partitions` | gauge | |
+//! | `credit_risk_model_info` | gauge, always 1 | `version` |
+
+use crate::pipeline::decision::Class;
+use crate::pipeline::decode::RejectReason;
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Namespace (prefix) of every metric.
+pub const NAMESPACE: &str = "credit_risk";
+
+/// The worker's metrics and the registry that exposes them.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub records_consumed: IntCounter,
+    pub decisions: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub delivery_failures: IntCounter,
+    pub offset_commits: IntCounterVec,
+    pub batch_size: Histogram,
+    pub inference_latency: Histogram,
+    pub end_to_end_latency: Histogram,
+    pub consumer_lag: IntGaugeVec,
+    pub assigned_partitions: IntGauge,
+    pub model_info: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric. Fails only on an invalid metric definition (a
+    /// programming error), never on input.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some(NAMESPACE.to_owned()), None)?;
+        let records_consumed = IntCounter::new(
+            "records_consumed_total",
+            "Records consumed from the input topic.",
+        )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "decisions_total",
+                "Decisions acknowledged by the broker, by decision.",
+            ),
+            &["decision"],
+        )?;
+        let dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "dead_lettered_total",
+                "Records sent to the dead-letter topic and acknowledged, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let delivery_failures = IntCounter::new(
+            "delivery_failures_total",
+            "Outputs the broker did not acknowledge; their input offsets are never committed.",
+        )?;
+        let offset_commits = IntCounterVec::new(
+            Opts::new("offset_commits_total", "Offset commits, by result."),
+            &["result"],
+        )?;
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new("batch_size", "Records scored by one inference.")
+                .buckets(exponential_buckets(1.0, 2.0, 17)?),
+        )?;
+        let inference_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "inference_latency_seconds",
+                "Duration of one ONNX Runtime inference (one batch).",
+            )
+            .buckets(exponential_buckets(0.000_05, 2.0, 18)?),
+        )?;
+        let end_to_end_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "end_to_end_latency_seconds",
+                "From the input record's Kafka timestamp to the broker's acknowledgement of \
+                 its output.",
+            )
+            .buckets(exponential_buckets(0.000_5, 2.0, 18)?),
+        )?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "consumer_lag",
+                "Records behind the end of each assigned input partition (high watermark - \
+                 position).",
+            ),
+            &["partition"],
+        )?;
+        let assigned_partitions = IntGauge::new(
+            "assigned_partitions",
+            "Input partitions assigned to this worker.",
+        )?;
+        let model_info = IntGaugeVec::new(
+            Opts::new("model_info", "The served model; the value is always 1."),
+            &["version"],
+        )?;
+
+        registry.register(Box::new(records_consumed.clone()))?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(dead_lettered.clone()))?;
+        registry.register(Box::new(delivery_failures.clone()))?;
+        registry.register(Box::new(offset_commits.clone()))?;
+        registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(inference_latency.clone()))?;
+        registry.register(Box::new(end_to_end_latency.clone()))?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        registry.register(Box::new(assigned_partitions.clone()))?;
+        registry.register(Box::new(model_info.clone()))?;
+
+        // Every label value known in advance is shown from the start, at 0, so dashboards and
+        // alerts (`rate(...)`) see the series before the first event.
+        for class in Class::ALL {
+            decisions.with_label_values(&[class.as_str()]);
+        }
+        for reason in RejectReason::ALL {
+            dead_lettered.with_label_values(&[reason.as_str()]);
+        }
+        for result in ["ok", "error"] {
+            offset_commits.with_label_values(&[result]);
+        }
+
+        Ok(Self {
+            registry,
+            records_consumed,
+            decisions,
+            dead_lettered,
+            delivery_failures,
+            offset_commits,
+            batch_size,
+            inference_latency,
+            end_to_end_latency,
+            consumer_lag,
+            assigned_partitions,
+            model_info,
+        })
+    }
+
+    /// Sets `credit_risk_model_info{version}` to 1 (and forgets any previous version).
+    pub fn set_model_version(&self, version: &str) {
+        self.model_info.reset();
+        self.model_info.with_label_values(&[version]).set(1);
+    }
+
+    /// Acknowledged decisions, both classes.
+    pub fn decisions_total(&self) -> u64 {
+        Class::ALL
+            .iter()
+            .map(|class| self.decisions.with_label_values(&[class.as_str()]).get())
+            .sum()
+    }
+
+    /// Acknowledged dead letters, all reasons.
+    pub fn dead_lettered_total(&self) -> u64 {
+        RejectReason::ALL
+            .iter()
+            .map(|reason| {
+                self.dead_lettered
+                    .with_label_values(&[reason.as_str()])
+                    .get()
+            })
+            .sum()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|error| prometheus::Error::Msg(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exposed_with_the_prefix() {
+        let metrics = Metrics::new().unwrap();
+        metrics.records_consumed.inc();
+        metrics.batch_size.observe(3.0);
+        metrics.inference_latency.observe(0.001);
+        metrics.end_to_end_latency.observe(0.02);
+        metrics.consumer_lag.with_label_values(&["0"]).set(7);
+        metrics.set_model_version("lstm-abc");
+        let text = metrics.encode().unwrap();
+        for name in [
+            "credit_risk_records_consumed_total 1",
+            "credit_risk_decisions_total{decision=\"bad\"} 0",
+            "credit_risk_decisions_total{decision=\"good\"} 0",
+            "credit_risk_dead_lettered_total{reason=\"invalid_json\"} 0",
+            "credit_risk_delivery_failures_total 0",
+            "credit_risk_offset_commits_total{result=\"ok\"} 0",
+            "credit_risk_batch_size_bucket",
+            "credit_risk_inference_latency_seconds_bucket",
+            "credit_risk_end_to_end_latency_seconds_bucket",
+            "credit_risk_consumer_lag{partition=\"0\"} 7",
+            "credit_risk_assigned_partitions 0",
+            "credit_risk_model_info{version=\"lstm-abc\"} 1",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn model_info_shows_only_the_current_version() {
+        let metrics = Metrics::new().unwrap();
+        metrics.set_model_version("v1");
+        metrics.set_model_version("v2");
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("version=\"v1\""), "{text}");
+        assert!(text.contains("credit_risk_model_info{version=\"v2\"} 1"));
+    }
+
+    #[test]
+    fn totals_add_up_labels() {
+        let metrics = Metrics::new().unwrap();
+        metrics.decisions.with_label_values(&["good"]).inc_by(3);
+        metrics.decisions.with_label_values(&["bad"]).inc();
+        metrics
+            .dead_lettered
+            .with_label_values(&[RejectReason::MissingKey.as_str()])
+            .inc();
+        assert_eq!(metrics.decisions_total(), 4);
+        assert_eq!(metrics.dead_lettered_total(), 1);
+    }
+}
