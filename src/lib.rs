@@ -13,9 +13,12 @@
 //! - [`kafka`]: Kafka clients, offsets, publishing, dead letters and the embedded broker.
 //! - [`pipeline`]: the worker's hot path: decode → preprocess → batch → infer → publish.
 //! - [`service`]: what surrounds the pipeline: metrics, health, HTTP, logging, model loading.
+//! - [`backfill`]: the nightly rescoring of historical loans from files, sharded.
+//! - [`synthetic`]: realistic synthetic applicants for load tests and benchmarks.
 
 pub mod applicant;
 pub mod artifacts;
+pub mod backfill;
 pub mod config;
 pub mod data;
 pub mod evaluation;
@@ -25,4 +28,5 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod scoring;
 pub mod service;
+pub mod synthetic;
 pub mod trainer;
