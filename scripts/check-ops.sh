@@ -103,7 +103,7 @@ print(f"compose: {len(services)} services, {len(host_paths)} host paths exist")
 # Compose interpolation: a `$` not meant for compose must be `$$`.
 raw = open("docker-compose.yml").read()
 for match in re.finditer(r"(?<!\$)\$(?!\$)(\{?)([A-Za-z_][A-Za-z0-9_]*)", raw):
-    check(match.group(1) == "{" and match.group(2) in ("LOADGEN_RATE", "GRAFANA_ADMIN_PASSWORD"),
+    check(match.group(1) == "{" and match.group(2) in ("LOADGEN_RATE", "LOADGEN_INVALID_EVERY", "GRAFANA_ADMIN_PASSWORD"),
           f"compose: unexpected interpolation ${match.group(1)}{match.group(2)} (use $$ for a literal $)")
 
 # The workers and what scrapes them.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, with all set-up: formatting, lints, unit and integration tests (against the
-# in-process mock broker and, when installed, a Tansu broker process on loopback).
+# in-process mock broker and a Tansu broker process on loopback), and the operations checks.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,3 +12,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
+# Prometheus rules and their unit tests, dashboard queries, compose file and Dockerfile.
+"$root/scripts/check-ops.sh"

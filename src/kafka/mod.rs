@@ -8,6 +8,7 @@ pub mod context;
 pub mod feed;
 pub mod headers;
 pub mod lag;
+pub mod loadgen;
 pub mod mock;
 pub mod offsets;
 pub mod publish;
