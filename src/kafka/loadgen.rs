@@ -112,7 +112,7 @@ impl ProducerContext for LoadContext {
             Err((error, _)) => {
                 let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first failure and then every thousandth: a missing topic fails them all.
-                if failed == 1 || failed % 1000 == 0 {
+                if failed == 1 || failed.is_multiple_of(1000) {
                     tracing::warn!(%error, failed, "generated records not delivered");
                 }
                 failed

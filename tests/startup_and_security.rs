@@ -1,0 +1,277 @@
+//! The worker binary as operators run it: security settings reach librdkafka, secrets stay out
+//! of logs and `/metrics`, and broken model files stop the start with a message naming them.
+//!
+//! Each test runs `target/release/worker` as a child process with `CREDIT_RISK__*` environment
+//! overrides, the way the Docker image is configured. No broker is needed: the client settings
+//! are applied (and secrets could leak) before any connection succeeds, and a refused
+//! connection keeps the worker retrying, which is the moment to read its logs and metrics.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "hunter2-do-not-log-me";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port nobody listens on: connections to it are refused at once.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn worker(envs: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
+    command
+        .current_dir(root())
+        .env("CREDIT_RISK__LOGGING__FORMAT", "json")
+        .env("CREDIT_RISK__LOGGING__LEVEL", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs a worker that is expected to fail at start-up; returns its exit status and output.
+fn run_to_failure(envs: &[(&str, String)]) -> (Output, String) {
+    let mut child = worker(envs).spawn().expect("start the worker");
+    let started = Instant::now();
+    while child.try_wait().expect("poll the worker").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the worker did not stop within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("its output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+/// `GET path` on `port`, the body, or `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    use std::io::Write;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sasl_credentials_never_appear_in_logs_or_metrics() {
+    let metrics_port = closed_port();
+    let envs = [
+        (
+            "CREDIT_RISK__KAFKA__BROKERS",
+            format!("127.0.0.1:{}", closed_port()),
+        ),
+        (
+            "CREDIT_RISK__METRICS__ADDRESS",
+            format!("127.0.0.1:{metrics_port}"),
+        ),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SECURITY_PROTOCOL",
+            "SASL_PLAINTEXT".to_owned(),
+        ),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SASL_MECHANISMS",
+            "SCRAM-SHA-512".to_owned(),
+        ),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SASL_USERNAME",
+            "scorer".to_owned(),
+        ),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SASL_PASSWORD",
+            SECRET.to_owned(),
+        ),
+    ];
+    let mut running = Running(worker(&envs).spawn().expect("start the worker"));
+    // Drain both pipes from the start, so a verbose worker never blocks on a full pipe.
+    let readers: Vec<_> = [
+        running
+            .0
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        running
+            .0
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    })
+    .collect();
+
+    // Wait for /metrics; the worker keeps retrying the (refused) broker meanwhile.
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some(response) = http_get(metrics_port, "/metrics") {
+            if response.contains("credit_risk_model_info") {
+                break response;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no /metrics within 60 s"
+        );
+        assert!(
+            running.0.try_wait().expect("poll").is_none(),
+            "the worker exited although only the broker is unreachable"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Give librdkafka time to try (and log) a few connections with the SASL settings.
+    std::thread::sleep(Duration::from_secs(3));
+    let readiness = http_get(metrics_port, "/readyz").expect("/readyz answers");
+    let _ = running.0.kill();
+    let _ = running.0.wait();
+    let logs: String = readers
+        .into_iter()
+        .map(|reader| reader.join().unwrap_or_default())
+        .collect();
+
+    assert!(
+        logs.contains("SASL_PLAINTEXT") && logs.contains("SCRAM-SHA-512"),
+        "the effective (non-secret) security settings are logged at start-up:\n{logs}"
+    );
+    assert!(
+        logs.contains("sasl.password") && logs.contains("<redacted>"),
+        "the password key is shown, redacted:\n{logs}"
+    );
+    assert!(!logs.contains(SECRET), "the password leaked into the logs");
+    assert!(
+        !metrics.contains(SECRET),
+        "the password leaked into /metrics"
+    );
+    assert!(
+        readiness.starts_with("HTTP/1.1 503"),
+        "not ready without partitions: {readiness}"
+    );
+}
+
+#[test]
+fn tls_settings_reach_librdkafka_and_a_bad_ca_file_stops_the_start_by_name() {
+    let (output, text) = run_to_failure(&[
+        (
+            "CREDIT_RISK__KAFKA__BROKERS",
+            format!("127.0.0.1:{}", closed_port()),
+        ),
+        ("CREDIT_RISK__METRICS__ADDRESS", "127.0.0.1:0".to_owned()),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SECURITY_PROTOCOL",
+            "SSL".to_owned(),
+        ),
+        (
+            "CREDIT_RISK__KAFKA__CLIENT__SSL_CA_LOCATION",
+            "/nonexistent/ca.pem".to_owned(),
+        ),
+    ]);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("ssl.ca.location") || text.contains("/nonexistent/ca.pem"),
+        "the error names the TLS setting or file:\n{text}"
+    );
+}
+
+/// A copy of the shipped model directory, for breaking one file of it.
+fn model_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for entry in std::fs::read_dir(root().join("models")).expect("models/") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
+
+fn start_with_models(dir: &Path) -> (Output, String) {
+    run_to_failure(&[
+        (
+            "CREDIT_RISK__KAFKA__BROKERS",
+            format!("127.0.0.1:{}", closed_port()),
+        ),
+        ("CREDIT_RISK__METRICS__ADDRESS", "127.0.0.1:0".to_owned()),
+        ("CREDIT_RISK__MODEL__DIR", dir.display().to_string()),
+    ])
+}
+
+#[test]
+fn a_truncated_model_stops_the_start_naming_the_file() {
+    let dir = model_copy();
+    let model = dir.path().join("credit_lstm.onnx");
+    let bytes = std::fs::read(&model).expect("model");
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).expect("truncate");
+    let (output, text) = start_with_models(dir.path());
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("credit_lstm.onnx"), "{text}");
+}
+
+#[test]
+fn a_preprocessor_from_another_training_run_stops_the_start() {
+    let dir = model_copy();
+    let path = dir.path().join("preprocessor.json");
+    let mut artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("preprocessor")).expect("json");
+    // Another training run: same schema, other fitted statistics.
+    let scaled = artifact
+        .pointer_mut("/attributes/1/encoding/mean")
+        .expect("duration_months' fitted mean");
+    let mean = scaled.as_f64().expect("a number");
+    *scaled = serde_json::json!(mean + 1.0);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&artifact).expect("json"),
+    )
+    .expect("write");
+    let (output, text) = start_with_models(dir.path());
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("do not belong together") && text.contains("preprocessor.json"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_preprocessor_stops_the_start_naming_the_file() {
+    let dir = model_copy();
+    std::fs::remove_file(dir.path().join("preprocessor.json")).expect("remove");
+    let (output, text) = start_with_models(dir.path());
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("preprocessor.json"), "{text}");
+}
