@@ -415,17 +415,47 @@ impl Applicant {
                 ),
             )
         })?;
+        // serde would read a JSON array as the struct's fields in order, and answer `null` or
+        // a number with a bare "expected value": say what was expected instead.
+        match text.trim_start().as_bytes().first() {
+            Some(b'{') => {}
+            found => {
+                let problem = match json_kind(found.copied()) {
+                    Some(kind) => {
+                        format!("invalid type: {kind}, expected a JSON object of applicant fields")
+                    }
+                    None => "not JSON: expected a JSON object of applicant fields".to_owned(),
+                };
+                return Err(RecordError::new("record", problem));
+            }
+        }
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let applicant: Applicant =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
                 let path = error.path().to_string();
                 let inner = error.into_inner();
-                let field = if path == "." || path.is_empty() {
-                    missing_field_name(&inner).unwrap_or_else(|| "record".to_string())
-                } else {
-                    path
-                };
-                RecordError::new(field, describe_json_error(&inner))
+                if path == "." || path.is_empty() {
+                    let field = missing_field_name(&inner).unwrap_or_else(|| "record".to_string());
+                    return RecordError::new(field, describe_json_error(&inner));
+                }
+                // `job.skilled` (an object where a category was expected) is about `job`.
+                let field = path
+                    .split(['.', '['])
+                    .next()
+                    .unwrap_or(path.as_str())
+                    .to_string();
+                let message = describe_json_error(&inner);
+                match categories_of(&field) {
+                    // A category given as something other than a string.
+                    Some(values) if !message.starts_with("unknown variant") => RecordError::new(
+                        field,
+                        format!(
+                            "invalid type: expected a string, one of {}",
+                            quoted_list(values)
+                        ),
+                    ),
+                    _ => RecordError::new(field, message),
+                }
             })?;
         deserializer
             .end()
@@ -450,14 +480,73 @@ fn missing_field_name(error: &serde_json::Error) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
+/// The allowed values of `field`, if it is a categorical attribute.
+fn categories_of(field: &str) -> Option<&'static [&'static str]> {
+    ATTRIBUTES
+        .iter()
+        .find(|spec| spec.name == field)
+        .and_then(|spec| match spec.kind {
+            AttributeKind::Categorical { values } => Some(values),
+            AttributeKind::Numeric { .. } => None,
+        })
+}
+
+/// `` `a`, `b`, `c` ``.
+fn quoted_list(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|value| format!("`{value}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What kind of JSON value starts with `first`, for error messages; `None` if none does.
+fn json_kind(first: Option<u8>) -> Option<&'static str> {
+    match first? {
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b'n' => Some("null"),
+        b't' | b'f' => Some("a boolean"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        _ => None,
+    }
+}
+
+/// Longest offending value quoted back in an error message: a dead-letter header and a log
+/// line must stay small whatever the producer sent.
+const MAX_QUOTED_VALUE: usize = 64;
+
 /// serde_json's message without its ` at line 1 column 57` suffix, which means nothing to the
-/// producer of a Kafka message.
+/// producer of a Kafka message, and with a long quoted value (`unknown variant `xxxx...``)
+/// shortened.
 fn describe_json_error(error: &serde_json::Error) -> String {
     let message = error.to_string();
-    match message.rfind(" at line ") {
+    let message = match message.rfind(" at line ") {
         Some(position) => message[..position].to_string(),
         None => message,
+    };
+    shorten_quoted_value(message)
+}
+
+/// Shortens the first backquoted value of `message` to [`MAX_QUOTED_VALUE`] characters.
+fn shorten_quoted_value(message: String) -> String {
+    let Some(start) = message.find('`').map(|at| at + 1) else {
+        return message;
+    };
+    let Some(length) = message[start..].find('`') else {
+        return message;
+    };
+    let value = &message[start..start + length];
+    if value.chars().count() <= MAX_QUOTED_VALUE {
+        return message;
     }
+    let kept: String = value.chars().take(MAX_QUOTED_VALUE).collect();
+    format!(
+        "{}{kept}… ({} characters){}",
+        &message[..start],
+        value.chars().count(),
+        &message[start + length..]
+    )
 }
 
 #[cfg(test)]
