@@ -14,6 +14,7 @@ use crate::pipeline::decision::Class;
 use crate::pipeline::decode::{RejectReason, Rejection};
 use crate::pipeline::stop::Stop;
 use crate::service::metrics::Metrics;
+use prometheus::IntCounter;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, OwnedHeaders};
@@ -55,9 +56,59 @@ pub struct DeliveryContext {
     pub offsets: Arc<SharedOffsets>,
     pub metrics: Metrics,
     pub stop: Stop,
+    /// The labelled counters, looked up once rather than per report.
+    counters: OutputCounters,
+}
+
+/// `decisions_total` per class and `dead_lettered_total` per reason, resolved once.
+struct OutputCounters {
+    decisions: [IntCounter; Class::ALL.len()],
+    dead_lettered: [IntCounter; RejectReason::ALL.len()],
+}
+
+impl OutputCounters {
+    fn of(metrics: &Metrics) -> Self {
+        Self {
+            decisions: Class::ALL
+                .map(|class| metrics.decisions.with_label_values(&[class.as_str()])),
+            dead_lettered: RejectReason::ALL
+                .map(|reason| metrics.dead_lettered.with_label_values(&[reason.as_str()])),
+        }
+    }
+
+    fn count(&self, kind: OutputKind) {
+        let counter = match kind {
+            OutputKind::Decision(class) => Class::ALL
+                .iter()
+                .position(|c| *c == class)
+                .and_then(|i| self.decisions.get(i)),
+            OutputKind::DeadLetter(reason) => RejectReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .and_then(|i| self.dead_lettered.get(i)),
+        };
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+    }
 }
 
 impl DeliveryContext {
+    pub fn new(
+        input_topic: String,
+        offsets: Arc<SharedOffsets>,
+        metrics: Metrics,
+        stop: Stop,
+    ) -> Self {
+        Self {
+            input_topic,
+            offsets,
+            counters: OutputCounters::of(&metrics),
+            metrics,
+            stop,
+        }
+    }
+
     /// An output that will never be delivered: pin its input offset (never committed, so it is
     /// scored again after a restart) and stop the worker. Continuing would only pile up more
     /// records behind an offset that can no longer be committed.
@@ -92,20 +143,9 @@ impl ProducerContext for DeliveryContext {
             Ok(_) => {
                 self.offsets
                     .ack(token.source.partition, token.source.offset);
-                match token.kind {
-                    OutputKind::Decision(class) => self
-                        .metrics
-                        .decisions
-                        .with_label_values(&[class.as_str()])
-                        .inc(),
-                    OutputKind::DeadLetter(reason) => self
-                        .metrics
-                        .dead_lettered
-                        .with_label_values(&[reason.as_str()])
-                        .inc(),
-                }
+                self.counters.count(token.kind);
                 if let Some(seconds) = token.source.timestamp_ms.and_then(seconds_since) {
-                    self.metrics.end_to_end_latency.observe(seconds);
+                    self.metrics.observe_end_to_end(seconds);
                 }
             }
             Err((error, _)) => self.failed(&token, error),

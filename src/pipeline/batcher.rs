@@ -10,6 +10,7 @@ use crate::pipeline::batch::{Batch, Consumed};
 use crate::preprocess::Preprocessor;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -36,11 +37,26 @@ impl Batcher {
             };
             let mut closed = false;
             let mut next = Some(first);
-            let deadline = Instant::now() + self.max_wait;
-            loop {
+            // One timer per batch, not one per record.
+            let deadline = tokio::time::sleep_until(Instant::now() + self.max_wait);
+            tokio::pin!(deadline);
+            'fill: loop {
                 if let Some(record) = next.take() {
                     // Cannot fail: the loop stops before the batch is full.
                     let _ = batch.push(record, &self.preprocessor);
+                }
+                // Take what is already queued without going through the scheduler.
+                while !batch.is_full() {
+                    match self.records.try_recv() {
+                        Ok(record) => {
+                            let _ = batch.push(record, &self.preprocessor);
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            closed = true;
+                            break 'fill;
+                        }
+                    }
                 }
                 if batch.is_full() {
                     break;
@@ -54,7 +70,7 @@ impl Batcher {
                             break;
                         }
                     },
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = &mut deadline => break,
                     () = self.flush.notified() => break,
                 }
             }

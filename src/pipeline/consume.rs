@@ -48,10 +48,13 @@ pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
 /// Consumes until `stop`, then returns, dropping `records` so the batcher drains and ends.
 pub async fn run(consumer: Arc<WorkerConsumer>, records: mpsc::Sender<Consumed>, stop: Stop) {
     let context = Arc::clone(consumer.context());
+    // One stop watcher for the whole run, not one per record.
+    let stopped = stop.stopped();
+    tokio::pin!(stopped);
     loop {
         let message = tokio::select! {
             biased;
-            () = stop.stopped() => break,
+            () = &mut stopped => break,
             message = consumer.recv() => message,
         };
         let consumed = match message {
@@ -59,7 +62,7 @@ pub async fn run(consumer: Arc<WorkerConsumer>, records: mpsc::Sender<Consumed>,
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
                 tokio::select! {
-                    () = stop.stopped() => break,
+                    () = &mut stopped => break,
                     () = tokio::time::sleep(ERROR_BACKOFF) => continue,
                 }
             }

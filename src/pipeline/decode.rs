@@ -4,7 +4,7 @@
 //! the metric label and the `error-reason` header; the [`Rejection`] also carries the field and
 //! a human explanation (from [`Applicant::from_json`]) for the team that produced the record.
 
-use crate::applicant::{Applicant, RecordError};
+use crate::applicant::{Applicant, RecordError, MAX_RECORD_BYTES};
 use std::fmt;
 
 /// Longest accepted application id (record key), in bytes.
@@ -200,14 +200,39 @@ pub fn decode(
             ))
         }
     };
-    let applicant = Applicant::from_json(payload)?;
+    let applicant = match fast_path(payload) {
+        Some(applicant) => applicant,
+        // Anything the fast path does not accept goes through the full decoder, whose error
+        // names the field: its verdict (and explanation) is the one that counts.
+        None => Applicant::from_json(payload)?,
+    };
     Ok((id.to_owned(), applicant))
+}
+
+/// Decodes a well-formed record without the per-field path tracking that
+/// [`Applicant::from_json`] does for its error messages (which roughly halves the cost of a
+/// valid record). Accepts exactly what `from_json` accepts: the same size limit, UTF-8 check,
+/// deserializer (with its check for trailing data), object check and validation; `None`
+/// means "ask `from_json`", never "invalid". A check added to `from_json` must be added here
+/// too: `the_fast_path_agrees_with_the_full_decoder` pins the two together.
+fn fast_path(payload: &[u8]) -> Option<Applicant> {
+    if payload.len() > MAX_RECORD_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    // serde would also read a JSON array as the struct's fields in order; `from_json` wants an
+    // object.
+    if text.trim_start().as_bytes().first() != Some(&b'{') {
+        return None;
+    }
+    let applicant: Applicant = serde_json::from_str(text).ok()?;
+    applicant.validate().ok()?;
+    Some(applicant)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::applicant::MAX_RECORD_BYTES;
     use crate::data::german_credit;
     use std::path::Path;
 
@@ -320,6 +345,43 @@ mod tests {
                 "case {index}: {rejection}"
             );
             assert!(!rejection.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_decoder() {
+        let rows = german_credit::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"),
+        )
+        .unwrap();
+        for row in &rows {
+            let json = row.applicant.to_json();
+            assert_eq!(fast_path(&json), Some(Applicant::from_json(&json).unwrap()));
+        }
+        let ok = serde_json::to_vec(&valid_json()).unwrap();
+        let mut unknown_field_with_bad_utf8 = ok.clone();
+        unknown_field_with_bad_utf8.pop();
+        unknown_field_with_bad_utf8.extend_from_slice(b",\"note\":\"\xff\"}");
+        for bad in [
+            b"{not json".to_vec(),
+            b"42".to_vec(),
+            [ok.clone(), b"{}".to_vec()].concat(),
+            with("age_years", 900.into()),
+            with("purpose", "yacht".into()),
+            without("age_years"),
+            unknown_field_with_bad_utf8,
+            serde_json::to_vec(
+                &valid_json()
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap(),
+            vec![b' '; MAX_RECORD_BYTES + 1],
+        ] {
+            assert_eq!(fast_path(&bad), None);
+            assert!(Applicant::from_json(&bad).is_err());
         }
     }
 

@@ -135,12 +135,12 @@ pub async fn run(
     let publisher = Arc::new(
         Publisher::new(
             &producer_config(kafka, bootstrap),
-            DeliveryContext {
-                input_topic: kafka.input_topic.clone(),
-                offsets: Arc::clone(&offsets),
-                metrics: metrics.clone(),
-                stop: stop.clone(),
-            },
+            DeliveryContext::new(
+                kafka.input_topic.clone(),
+                Arc::clone(&offsets),
+                metrics.clone(),
+                stop.clone(),
+            ),
             &kafka.output_topic,
             &kafka.dead_letter_topic,
         )

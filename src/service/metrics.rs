@@ -24,6 +24,8 @@ use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Namespace (prefix) of every metric.
 pub const NAMESPACE: &str = "credit_risk";
@@ -43,6 +45,53 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
     pub model_info: IntGaugeVec,
+    /// Exact end-to-end latencies, one per acknowledged output, when a caller (the worker
+    /// benchmark) asked for them; `None` in production.
+    pub latency_log: Option<Arc<LatencyLog>>,
+}
+
+/// A fixed-capacity, lock-free record of every end-to-end latency, in microseconds, for
+/// exact percentiles (the histogram only has buckets). Entries past the capacity are counted
+/// but not kept.
+pub struct LatencyLog {
+    micros: Box<[AtomicU32]>,
+    next: AtomicUsize,
+}
+
+impl LatencyLog {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            micros: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records one latency.
+    pub fn record(&self, seconds: f64) {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.micros.get(index) {
+            let micros = (seconds * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32;
+            slot.store(micros, Ordering::Relaxed);
+        }
+    }
+
+    /// Latencies recorded so far (including any beyond the capacity).
+    pub fn len(&self) -> usize {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The kept latencies, in microseconds, in recording order.
+    pub fn micros(&self) -> Vec<u32> {
+        let kept = self.len().min(self.micros.len());
+        self.micros[..kept]
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,7 +204,22 @@ impl Metrics {
             consumer_lag,
             assigned_partitions,
             model_info,
+            latency_log: None,
         })
+    }
+
+    /// Also records every end-to-end latency exactly in `log` (benchmarks).
+    pub fn with_latency_log(mut self, log: Arc<LatencyLog>) -> Self {
+        self.latency_log = Some(log);
+        self
+    }
+
+    /// Observes one end-to-end latency (histogram, and the exact log if any).
+    pub fn observe_end_to_end(&self, seconds: f64) {
+        self.end_to_end_latency.observe(seconds);
+        if let Some(log) = &self.latency_log {
+            log.record(seconds);
+        }
     }
 
     /// Sets `credit_risk_model_info{version}` to 1 (and forgets any previous version).
