@@ -129,8 +129,14 @@ impl WorkerConsumerContext {
             Scope::All,
             CommitMode::Sync,
         ) {
-            Ok(committed) => tracing::info!(?committed, "committed revoked partitions"),
+            Ok(committed) => {
+                if !committed.is_empty() {
+                    self.metrics.count_commit(true);
+                }
+                tracing::info!(?committed, "committed revoked partitions")
+            }
             Err(error) => {
+                self.metrics.count_commit(false);
                 tracing::warn!(%error, "commit of revoked partitions failed; the next owner \
                                may score some records again")
             }
@@ -185,16 +191,13 @@ impl ConsumerContext for WorkerConsumerContext {
         tracing::info!(partitions = ?assigned, "partition assignment changed");
     }
 
+    /// Commit results that librdkafka reports on its own (the worker's commits are synchronous
+    /// and counted where they are made, see [`crate::kafka::commit`]): a failure re-arms the
+    /// positions so the next round commits them again.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => self.metrics.offset_commits.with_label_values(&["ok"]).inc(),
-            // Nothing to commit: not an error.
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => {
-                self.metrics
-                    .offset_commits
-                    .with_label_values(&["error"])
-                    .inc();
                 tracing::warn!(%error, "offset commit failed; it will be retried");
                 let mut tracker = self.offsets.lock();
                 for element in offsets.elements_for_topic(&self.topic) {

@@ -165,6 +165,11 @@ pub struct SharedOffsets {
     tracker: Mutex<OffsetTracker>,
     /// Signalled whenever an offset is acknowledged or fails.
     settled: Condvar,
+    /// Held by a commit from reading the positions until the broker has answered, so commits
+    /// are sent one at a time in the order their positions were read (see
+    /// [`commit_tracked`](crate::kafka::commit::commit_tracked)). Separate from `tracker` so
+    /// that a slow commit never holds up delivery reports.
+    commits: Mutex<()>,
 }
 
 impl SharedOffsets {
@@ -176,6 +181,11 @@ impl SharedOffsets {
     /// half-updated (every method is a single collection operation), so poisoning is ignored.
     pub fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
         self.tracker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serialises commits; see the `commits` field.
+    pub fn commit_order(&self) -> MutexGuard<'_, ()> {
+        self.commits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn register(&self, partition: i32, offset: i64) {

@@ -370,20 +370,30 @@ async fn read_until(
 
 /// Polls the worker's `/metrics` until it has consumed at least `count` records.
 async fn wait_for_consumed(worker: &RunningWorker, count: u64) -> Result<(), TestkitError> {
+    wait_for_metric(worker, "credit_risk_records_consumed_total", count).await
+}
+
+/// Polls the worker's `/metrics` until the sample `series` (name and labels, as printed)
+/// reaches `at_least`.
+async fn wait_for_metric(
+    worker: &RunningWorker,
+    series: &str,
+    at_least: u64,
+) -> Result<(), TestkitError> {
     let started = tokio::time::Instant::now();
     loop {
         let (_, body) = worker.get("/metrics").await?;
-        let consumed = body
+        let value = body
             .lines()
-            .find_map(|line| line.strip_prefix("credit_risk_records_consumed_total "))
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
-        if consumed >= count as f64 {
+        if value >= at_least as f64 {
             return Ok(());
         }
         ensure!(
             started.elapsed() < OUTPUT_TIMEOUT,
-            "the worker consumed {consumed} records, not {count}, within {OUTPUT_TIMEOUT:?}"
+            "`{series}` is {value}, not {at_least}, after {OUTPUT_TIMEOUT:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -442,6 +452,13 @@ pub async fn every_record_gets_exactly_one_decision<B: TestBroker>(
 
     let (status, ready) = worker.get("/readyz").await?;
     ensure!(status == 200, "/readyz answered {status}: {ready}");
+    // Periodic commits happen, and are counted (rust-rdkafka never reports async ones).
+    wait_for_metric(
+        &worker,
+        "credit_risk_offset_commits_total{result=\"ok\"}",
+        1,
+    )
+    .await?;
     let (_, metrics) = worker.get("/metrics").await?;
     for expected in [
         format!("credit_risk_records_consumed_total {count}"),

@@ -215,6 +215,7 @@ pub async fn run(
         Arc::clone(&offsets),
         kafka.commit_interval(),
         stop.clone(),
+        metrics.clone(),
     ));
     let lag_refresher = tokio::spawn(lag::refresh_periodically(
         Arc::clone(&consumer),
@@ -288,8 +289,16 @@ pub async fn run(
     })
     .await
     {
-        Ok(Ok(committed)) => tracing::info!(?committed, "final offsets committed"),
-        Ok(Err(error)) => tracing::warn!(%error, "final offset commit failed"),
+        Ok(Ok(committed)) => {
+            if !committed.is_empty() {
+                metrics.count_commit(true);
+            }
+            tracing::info!(?committed, "final offsets committed")
+        }
+        Ok(Err(error)) => {
+            metrics.count_commit(false);
+            tracing::warn!(%error, "final offset commit failed")
+        }
         Err(error) => tracing::warn!(%error, "final offset commit did not run"),
     }
     let committed: BTreeMap<i32, i64> = {

@@ -222,6 +222,13 @@ impl Metrics {
         }
     }
 
+    /// Counts one offset commit by its result.
+    pub fn count_commit(&self, ok: bool) {
+        self.offset_commits
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
     /// Sets `credit_risk_model_info{version}` to 1 (and forgets any previous version).
     pub fn set_model_version(&self, version: &str) {
         self.model_info.reset();
