@@ -66,6 +66,12 @@ async fn offsets_are_only_committed_after_delivery_so_a_restart_loses_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_from_its_broker_is_alive_but_not_ready_and_loses_nothing() {
+    let (cluster, dir, _) = setup(1);
+    passed(testkit::readiness_follows_the_broker(&cluster, dir.path(), 400).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_replica_takes_over_partitions_without_loss() {
     let (cluster, dir, _) = setup(1);
     // The mock rejects commits during a rebalance, so redeliveries are expected here (see the

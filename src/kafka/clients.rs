@@ -49,7 +49,9 @@ pub fn consumer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("auto.offset.reset", "earliest")
-        .set("client.id", "credit-risk-worker");
+        .set("client.id", "credit-risk-worker")
+        // Broker reachability for /readyz comes from these (see crate::kafka::context).
+        .set("statistics.interval.ms", "1000");
     for (key, value) in client_overrides(kafka, Role::Consumer) {
         config.set(key, value);
     }

@@ -1,8 +1,15 @@
-//! librdkafka callbacks: logging, and the consumer's reaction to rebalances and commits.
+//! librdkafka callbacks: logging, the consumer's reaction to rebalances and commits, and
+//! broker reachability from its statistics.
 //!
 //! librdkafka logs through its context; the default one goes to the `log` crate, which this
 //! service does not collect. [`forward_log`] routes it to `tracing` (target `librdkafka`), so
 //! broker errors show up in the worker's own log format and filter.
+//!
+//! Reachability: librdkafka retries a lost broker on its own, forever, and keeps the partition
+//! assignment meanwhile, so nothing in the consumer API says "cut off". Its statistics do: every
+//! `statistics.interval.ms` they list each broker connection with its state. [`brokers_up`]
+//! reads the few fields needed (not the whole document) and the consumer context feeds the
+//! answer to `/readyz` and `credit_risk_brokers_up`.
 
 use crate::kafka::commit::{commit_tracked, Scope};
 use crate::kafka::offsets::SharedOffsets;
@@ -13,10 +20,44 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
+
+/// The part of librdkafka's statistics JSON that says which brokers are connected.
+#[derive(Debug, Deserialize)]
+struct BrokerStatistics {
+    #[serde(default)]
+    brokers: HashMap<String, BrokerState>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BrokerState {
+    /// `UP` when connected (others: `INIT`, `DOWN`, `CONNECT`, `AUTH`, `TRY_CONNECT`, ...).
+    state: String,
+    /// `configured` (bootstrap), `learned` (from metadata), `internal` or `logical` (not
+    /// connections to a broker).
+    #[serde(default)]
+    source: String,
+}
+
+/// How many real broker connections are up, from one librdkafka statistics document; `None`
+/// if it cannot be read (then nothing is concluded).
+pub fn brokers_up(statistics: &[u8]) -> Option<usize> {
+    let statistics: BrokerStatistics = serde_json::from_slice(statistics).ok()?;
+    Some(
+        statistics
+            .brokers
+            .values()
+            .filter(|broker| {
+                broker.state == "UP" && !matches!(broker.source.as_str(), "internal" | "logical")
+            })
+            .count(),
+    )
+}
 
 /// Sends a librdkafka log line to `tracing`.
 pub fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
@@ -141,8 +182,13 @@ impl WorkerConsumerContext {
                                may score some records again")
             }
         }
+        self.forget(&partitions);
+    }
+
+    /// Drops the revoked partitions' offsets and lag gauges: another consumer owns them now.
+    fn forget(&self, partitions: &[i32]) {
         let mut tracker = self.offsets.lock();
-        for partition in &partitions {
+        for partition in partitions {
             tracker.remove(*partition);
             let _ = self
                 .metrics
@@ -155,6 +201,24 @@ impl WorkerConsumerContext {
 impl ClientContext for WorkerConsumerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         forward_log(level, facility, message);
+    }
+
+    /// Broker reachability for `/readyz`: not ready while no broker connection is up.
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Some(up) = brokers_up(statistics) else {
+            tracing::debug!("unreadable librdkafka statistics; reachability unchanged");
+            return;
+        };
+        self.metrics
+            .brokers_up
+            .set(i64::try_from(up).unwrap_or(i64::MAX));
+        let reachable = up > 0;
+        let was = self.health.set_broker_reachable(reachable);
+        if was && !reachable {
+            tracing::warn!("no broker connection is up: not ready until one is back");
+        } else if !was && reachable {
+            tracing::info!(brokers_up = up, "broker connection back: ready again");
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -207,5 +271,44 @@ impl ConsumerContext for WorkerConsumerContext {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trimmed from a real librdkafka 2.12 consumer's statistics.
+    fn statistics(first: &str, second: &str) -> String {
+        format!(
+            r#"{{"name":"credit-risk-worker#consumer-1","type":"consumer","brokers":{{
+                "127.0.0.1:9092/bootstrap":{{"name":"127.0.0.1:9092/bootstrap","nodeid":-1,
+                    "source":"configured","state":"{first}","stateage":100}},
+                "127.0.0.1:9092/1":{{"name":"127.0.0.1:9092/1","nodeid":1,"source":"learned",
+                    "state":"{second}","stateage":100}},
+                "GroupCoordinator":{{"name":"GroupCoordinator","nodeid":-1,
+                    "source":"logical","state":"UP"}}}},
+                "topics":{{}}}}"#
+        )
+    }
+
+    #[test]
+    fn counts_connected_brokers_and_ignores_logical_ones() {
+        assert_eq!(brokers_up(statistics("UP", "UP").as_bytes()), Some(2));
+        assert_eq!(brokers_up(statistics("INIT", "UP").as_bytes()), Some(1));
+    }
+
+    #[test]
+    fn a_cluster_with_every_connection_down_has_no_broker_up() {
+        assert_eq!(
+            brokers_up(statistics("DOWN", "TRY_CONNECT").as_bytes()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn unreadable_statistics_conclude_nothing() {
+        assert_eq!(brokers_up(b"not json"), None);
+        assert_eq!(brokers_up(br#"{"brokers": 3}"#), None);
     }
 }

@@ -34,6 +34,11 @@ enum Command {
         api: RDKafkaApiKey,
         reply: Reply,
     },
+    SetBrokerUp {
+        broker: i32,
+        up: bool,
+        reply: Reply,
+    },
 }
 
 /// A running mock cluster; see the module documentation.
@@ -89,6 +94,13 @@ impl EmbeddedCluster {
                             cluster.clear_request_errors(api);
                             let _ = reply.send(Ok(()));
                         }
+                        Command::SetBrokerUp { broker, up, reply } => {
+                            let _ = reply.send(if up {
+                                cluster.broker_up(broker)
+                            } else {
+                                cluster.broker_down(broker)
+                            });
+                        }
                     }
                 }
             })
@@ -138,6 +150,25 @@ impl EmbeddedCluster {
     /// Removes the errors queued by [`EmbeddedCluster::fail_requests`].
     pub fn clear_request_errors(&self, api: RDKafkaApiKey) -> KafkaResult<()> {
         self.call(|reply| Command::ClearRequestErrors { api, reply })
+    }
+
+    /// Takes broker `broker` (ids count from 1) down: its connections are closed and new
+    /// ones refused until [`EmbeddedCluster::broker_up`] (an outage, for tests).
+    pub fn broker_down(&self, broker: i32) -> KafkaResult<()> {
+        self.call(|reply| Command::SetBrokerUp {
+            broker,
+            up: false,
+            reply,
+        })
+    }
+
+    /// Brings broker `broker` back after [`EmbeddedCluster::broker_down`].
+    pub fn broker_up(&self, broker: i32) -> KafkaResult<()> {
+        self.call(|reply| Command::SetBrokerUp {
+            broker,
+            up: true,
+            reply,
+        })
     }
 }
 

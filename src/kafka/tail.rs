@@ -6,7 +6,7 @@ use crate::kafka::feed::now_micros;
 use crate::kafka::headers::to_pairs;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -139,12 +139,23 @@ impl Tail {
         let deadline = tokio::time::Instant::now() + timeout;
         while !done(into) {
             match tokio::time::timeout_at(deadline, self.next()).await {
-                Ok(record) => into.push(record?),
+                Ok(Ok(record)) => into.push(record),
+                // librdkafka reconnects by itself; a reader outlives a broker outage.
+                Ok(Err(error)) if is_transient(&error) => {}
+                Ok(Err(error)) => return Err(error),
                 Err(_) => return Ok(false),
             }
         }
         Ok(true)
     }
+}
+
+/// Connection errors that librdkafka reports to the reader but recovers from on its own.
+fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    )
 }
 
 /// The positions committed by `group` for each partition of `topic` (partitions without a

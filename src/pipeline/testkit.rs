@@ -940,6 +940,88 @@ pub async fn nothing_is_lost_when_delivery_fails(
     Ok(())
 }
 
+/// Polls `/readyz` until its status satisfies `wanted`, failing after [`OUTPUT_TIMEOUT`];
+/// returns the last body.
+async fn wait_for_readiness(
+    worker: &RunningWorker,
+    what: &str,
+    wanted: impl Fn(u16) -> bool,
+) -> Result<String, TestkitError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let (status, body) = worker.get("/readyz").await?;
+        if wanted(status) {
+            return Ok(body);
+        }
+        ensure!(
+            started.elapsed() < OUTPUT_TIMEOUT,
+            "/readyz still answers {status} ({}) after {OUTPUT_TIMEOUT:?}; wanted {what}",
+            body.trim()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A broker outage on a one-broker cluster: while the broker is down the worker stays alive
+/// (`/healthz` 200) but not ready (`/readyz` names the lost broker); once it is back the worker
+/// is ready again and answers the records fed during and after the outage. Every record is
+/// answered and committed.
+pub async fn readiness_follows_the_broker(
+    cluster: &EmbeddedCluster,
+    model_dir: &Path,
+    count: usize,
+) -> Result<(), TestkitError> {
+    const BROKER: i32 = 1;
+    let bootstrap = TestBroker::bootstrap_servers(cluster);
+    let topics = Topics::unique("outage");
+    topics.create(cluster, 2).await?;
+    let records = applicant_records(count)?;
+    let (before, after) = records.split_at(count / 2);
+    let mut fed = feed(&bootstrap, &topics.input, before.to_vec()).await?;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    worker.wait_ready(OUTPUT_TIMEOUT).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "the answers before the outage", |o| {
+        distinct_keys(o).len() >= before.len()
+    })
+    .await?;
+
+    cluster.broker_down(BROKER)?;
+    let body = wait_for_readiness(&worker, "503 while the broker is down", |status| {
+        status != 200
+    })
+    .await?;
+    // Not ready because of the broker, while the partitions are still assigned (librdkafka
+    // keeps them until the group session expires), not merely because they were lost later.
+    ensure!(
+        body.contains("broker_reachable=false") && !body.contains("assigned_partitions=0"),
+        "/readyz went 503 without naming the lost broker while partitions were assigned: {}",
+        body.trim()
+    );
+    let (alive, _) = worker.get("/healthz").await?;
+    ensure!(alive == 200, "/healthz answered {alive} during the outage");
+
+    cluster.broker_up(BROKER)?;
+    wait_for_readiness(&worker, "200 once the broker is back", |status| {
+        status == 200
+    })
+    .await?;
+    fed.extend(feed(&bootstrap, &topics.input, after.to_vec()).await?);
+    read_until(&tail, &mut outputs, "every record's answer", |o| {
+        distinct_keys(o).len() >= count
+    })
+    .await?;
+    worker.stop().await?;
+    ensure!(
+        distinct_keys(&outputs).len() == count,
+        "{} of {count} records answered",
+        distinct_keys(&outputs).len()
+    );
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
+}
+
 /// A second replica joins mid-stream: the first gives up half its partitions (draining and
 /// committing them in the revocation callback), the second continues where the first stopped.
 /// Every record is answered.

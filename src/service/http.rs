@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive) and `/readyz`
-//! (model loaded and partitions assigned; 503 otherwise).
+//! (model loaded, partitions assigned, a broker reachable; 503 otherwise).
 
 use crate::service::health::Health;
 use crate::service::metrics::Metrics;

@@ -16,6 +16,7 @@
 //! | `credit_risk_end_to_end_latency_seconds` | histogram (input timestamp → output acked) | |
 //! | `credit_risk_consumer_lag` | gauge (high watermark − position) | `partition` |
 //! | `credit_risk_assigned_partitions` | gauge | |
+//! | `credit_risk_brokers_up` | gauge (consumer's connected brokers) | |
 //! | `credit_risk_model_info` | gauge, always 1 | `version` |
 
 use crate::pipeline::decision::Class;
@@ -44,6 +45,7 @@ pub struct Metrics {
     pub end_to_end_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
+    pub brokers_up: IntGauge,
     pub model_info: IntGaugeVec,
     /// Exact end-to-end latencies, one per acknowledged output, when a caller (the worker
     /// benchmark) asked for them; `None` in production.
@@ -162,6 +164,11 @@ impl Metrics {
             "assigned_partitions",
             "Input partitions assigned to this worker.",
         )?;
+        let brokers_up = IntGauge::new(
+            "brokers_up",
+            "Cluster brokers the consumer is connected to, from librdkafka's statistics; 0 \
+             means the worker is cut off and /readyz says so.",
+        )?;
         let model_info = IntGaugeVec::new(
             Opts::new("model_info", "The served model; the value is always 1."),
             &["version"],
@@ -177,6 +184,7 @@ impl Metrics {
         registry.register(Box::new(end_to_end_latency.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(assigned_partitions.clone()))?;
+        registry.register(Box::new(brokers_up.clone()))?;
         registry.register(Box::new(model_info.clone()))?;
 
         // Every label value known in advance is shown from the start, at 0, so dashboards and
@@ -203,6 +211,7 @@ impl Metrics {
             end_to_end_latency,
             consumer_lag,
             assigned_partitions,
+            brokers_up,
             model_info,
             latency_log: None,
         })
@@ -289,6 +298,7 @@ mod tests {
             "credit_risk_end_to_end_latency_seconds_bucket",
             "credit_risk_consumer_lag{partition=\"0\"} 7",
             "credit_risk_assigned_partitions 0",
+            "credit_risk_brokers_up 0",
             "credit_risk_model_info{version=\"lstm-abc\"} 1",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
