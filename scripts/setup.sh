@@ -4,7 +4,8 @@
 #
 #   - Debian packages for librdkafka's build (OpenSSL headers for TLS/SASL, pkg-config, zlib).
 #   - The ONNX Runtime shared library (scripts/setup-onnxruntime.sh).
-#   - Tansu, a Kafka-protocol broker, for the end-to-end tests (only with --with-tansu).
+#   - Tansu, a Kafka-protocol broker, for the end-to-end tests, and moto's S3 server (Tansu's
+#     persistent storage in the broker-outage test) (only with --with-tansu).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -36,5 +37,11 @@ if $with_tansu; then
   else
     echo "==> installing tansu (first build takes 15-20 minutes)"
     cargo install tansu --version 0.6.0 --locked --features dynostore
+  fi
+  if command -v moto_server >/dev/null 2>&1; then
+    echo "moto_server already installed"
+  else
+    echo "==> installing moto's S3 server (Tansu's storage in the broker-outage test)"
+    python3 -m pip install --quiet 'moto[server]'
   fi
 fi
