@@ -43,6 +43,7 @@ pub const RESERVED_CLIENT_KEYS: &[&str] = &[
     "enable.auto.commit",
     "enable.auto.offset.store",
     "enable.idempotence",
+    "transactional.id",
 ];
 
 /// Why the configuration could not be loaded.
@@ -80,6 +81,12 @@ pub struct KafkaConfig {
     pub commit_interval_ms: u64,
     pub lag_refresh_ms: u64,
     pub drain_timeout_ms: u64,
+    /// Exactly-once mode: each batch's outputs and input offsets in one Kafka transaction.
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` in exactly-once mode: stable per replica.
+    #[serde(default)]
+    pub transactional_id: String,
     /// librdkafka properties for both clients; keys normalised by [`normalise_client_key`].
     #[serde(default)]
     pub client: BTreeMap<String, String>,
@@ -258,6 +265,11 @@ impl Config {
                 "kafka.drain_timeout_ms".to_owned(),
                 k.drain_timeout_ms.to_string(),
             ),
+            ("kafka.exactly_once".to_owned(), k.exactly_once.to_string()),
+            (
+                "kafka.transactional_id".to_owned(),
+                k.transactional_id.clone(),
+            ),
         ];
         for (key, value) in redacted_client(&k.client) {
             entries.push((format!("kafka.client.{key}"), value));
@@ -334,6 +346,8 @@ impl fmt::Debug for KafkaConfig {
             .field("commit_interval_ms", &self.commit_interval_ms)
             .field("lag_refresh_ms", &self.lag_refresh_ms)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("exactly_once", &self.exactly_once)
+            .field("transactional_id", &self.transactional_id)
             .field("client", &redacted_client(&self.client))
             .finish()
     }
@@ -385,13 +399,21 @@ impl KafkaConfig {
         ] {
             check_range(problems, key, value, min, 3_600_000);
         }
+        if self.exactly_once && self.transactional_id.trim().is_empty() {
+            problems.push(
+                "kafka.transactional_id must be set when kafka.exactly_once is true: a stable id \
+                 per replica (its pod name, say), so that a restarted replica aborts the \
+                 transaction its predecessor left open"
+                    .to_owned(),
+            );
+        }
         for (key, value) in &self.client {
             if key.is_empty() {
                 problems.push("kafka.client has an empty key".to_owned());
             } else if RESERVED_CLIENT_KEYS.contains(&without_role_prefix(key)) {
                 problems.push(format!(
                     "kafka.client.{key} is set by the worker and cannot be overridden \
-                     (use the kafka.* keys; at-least-once delivery depends on it)"
+                     (use the kafka.* keys; the delivery guarantee depends on it)"
                 ));
             } else if value.contains('\0') {
                 problems.push(format!("kafka.client.{key} contains a NUL character"));
@@ -705,6 +727,36 @@ mod tests {
         ));
         assert!(
             message.starts_with("kafka.client.producer.enable.idempotence is set by the worker"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn exactly_once_needs_a_transactional_id_of_its_own_key() {
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[("CREDIT_RISK__KAFKA__EXACTLY_ONCE", "true")]),
+        ));
+        assert!(
+            message.starts_with("kafka.transactional_id must be set when kafka.exactly_once"),
+            "{message}"
+        );
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                ("CREDIT_RISK__KAFKA__EXACTLY_ONCE", "true"),
+                ("CREDIT_RISK__KAFKA__TRANSACTIONAL_ID", "worker-0"),
+            ]),
+        )
+        .unwrap();
+        assert!(config.kafka.exactly_once);
+        assert_eq!(config.kafka.transactional_id, "worker-0");
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[("CREDIT_RISK__KAFKA__CLIENT__TRANSACTIONAL_ID", "sneaky")]),
+        ));
+        assert!(
+            message.starts_with("kafka.client.transactional.id is set by the worker"),
             "{message}"
         );
     }

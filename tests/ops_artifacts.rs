@@ -49,6 +49,8 @@ const PANEL_TITLES: &[&str] = &[
     "Delivery failures",
     "Offset commits by result",
     "Model version per worker",
+    "Broker connections per worker",
+    "Transactions by result (exactly-once mode)",
 ];
 
 fn root() -> PathBuf {

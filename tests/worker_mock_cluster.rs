@@ -72,6 +72,22 @@ async fn a_worker_cut_off_from_its_broker_is_alive_but_not_ready_and_loses_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_mode_answers_each_record_once_in_transactions() {
+    let (cluster, dir, _) = setup(1);
+    let transactions =
+        passed(testkit::exactly_once_answers_each_record_once(&cluster, dir.path(), 1_000).await);
+    eprintln!("1,000 records answered in {transactions} transactions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_exactly_once_worker_stops_and_a_successor_answers_everything() {
+    let (cluster, dir, _) = setup(1);
+    let cause =
+        passed(testkit::a_fenced_exactly_once_worker_stops(&cluster, dir.path(), 300).await);
+    eprintln!("fenced worker: {cause}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_replica_takes_over_partitions_without_loss() {
     let (cluster, dir, _) = setup(1);
     // The mock rejects commits during a rebalance, so redeliveries are expected here (see the

@@ -4,8 +4,8 @@
 //! The same scenario functions as `worker_mock_cluster.rs` run here, so the guarantees do not rest
 //! on librdkafka's mock alone. `scripts/setup.sh --with-tansu` (run by `scripts/test.sh` and CI)
 //! installs Tansu; without it these tests fail with a message saying how to install it, rather
-//! than passing without having run. Tansu 0.6 lacks transactions, so exactly-once is tested on
-//! the mock cluster only.
+//! than passing without having run. Tansu 0.6 lacks transactions, so exactly-once mode is
+//! tested on the mock cluster; here a test pins that the mode stops with the reason instead.
 
 use credit_risk::pipeline::testkit::{self, RemoteBroker, TestkitError};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -148,4 +148,13 @@ async fn tansu_a_second_replica_takes_over_partitions_without_loss_or_duplicates
         )
         .await,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_refuses_transactions_so_exactly_once_mode_stops_naming_them() {
+    let (tansu, dir, _) = setup();
+    let message = passed(
+        testkit::exactly_once_without_broker_transactions_stops(&tansu.broker(), dir.path()).await,
+    );
+    eprintln!("exactly-once on Tansu: {message}");
 }

@@ -60,6 +60,10 @@ pub fn consumer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
         .set("group.id", &kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
+    if kafka.exactly_once {
+        // Inputs written by transactional producers: only their committed records.
+        config.set("isolation.level", "read_committed");
+    }
     let level = log_level(&config);
     config.set_log_level(level);
     config
@@ -80,19 +84,32 @@ fn log_level(config: &ClientConfig) -> RDKafkaLogLevel {
 ///
 /// `partitioner` defaults to `murmur2_random`, the Java client's key hashing, so decisions for
 /// a key land in the same partition number as a Java producer would put them.
+///
+/// In exactly-once mode it is also transactional (`kafka.transactional_id`); librdkafka then
+/// wants `message.timeout.ms` no longer than `transaction.timeout.ms`, both 60 s by default.
 pub fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("client.id", "credit-risk-worker")
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "120000");
+        .set(
+            "message.timeout.ms",
+            if kafka.exactly_once {
+                "60000"
+            } else {
+                "120000"
+            },
+        );
     for (key, value) in client_overrides(kafka, Role::Producer) {
         config.set(key, value);
     }
     config
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true");
+    if kafka.exactly_once {
+        config.set("transactional.id", &kafka.transactional_id);
+    }
     let level = log_level(&config);
     config.set_log_level(level);
     config
@@ -130,6 +147,26 @@ mod tests {
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+    }
+
+    #[test]
+    fn exactly_once_makes_the_producer_transactional_and_the_consumer_read_committed() {
+        let mut config = kafka(&[]);
+        assert_eq!(producer_config(&config, "b").get("transactional.id"), None);
+        assert_eq!(
+            consumer_config(&config, "b").get("statistics.interval.ms"),
+            Some("1000")
+        );
+        config.exactly_once = true;
+        config.transactional_id = "worker-0".to_owned();
+        let producer = producer_config(&config, "b");
+        assert_eq!(producer.get("transactional.id"), Some("worker-0"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("message.timeout.ms"), Some("60000"));
+        assert_eq!(
+            consumer_config(&config, "b").get("isolation.level"),
+            Some("read_committed")
+        );
     }
 
     #[test]

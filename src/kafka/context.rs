@@ -125,6 +125,9 @@ pub struct WorkerConsumerContext {
     /// Once the worker is stopping, its own shutdown drains and commits; a revocation then
     /// (the consumer leaving the group) has nothing to wait for.
     pub stop: Stop,
+    /// Whether the consumer commits offsets itself (at-least-once). In exactly-once mode the
+    /// batch transactions commit them, and a revocation only waits for those in flight.
+    pub commits: bool,
 }
 
 impl WorkerConsumerContext {
@@ -161,6 +164,10 @@ impl WorkerConsumerContext {
             None => tracing::warn!(
                 "not draining revoked partitions: the worker runs on a current-thread runtime"
             ),
+        }
+        if !self.commits {
+            self.forget(&partitions);
+            return;
         }
         match commit_tracked(
             consumer,

@@ -1,6 +1,6 @@
 //! Everything that talks to Kafka: client settings, the consumer's rebalance and commit
-//! handling, the producer and its delivery reports, offset bookkeeping, consumer lag, and the
-//! in-process mock cluster of embedded mode.
+//! handling, the producer and its delivery reports, offset bookkeeping, exactly-once
+//! transactions, consumer lag, and the in-process mock cluster of embedded mode.
 
 pub mod clients;
 pub mod commit;
@@ -13,6 +13,7 @@ pub mod mock;
 pub mod offsets;
 pub mod publish;
 pub mod tail;
+pub mod transaction;
 
 /// The worker's consumer type.
 pub type WorkerConsumer = rdkafka::consumer::StreamConsumer<context::WorkerConsumerContext>;

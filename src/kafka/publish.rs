@@ -56,6 +56,9 @@ pub struct DeliveryContext {
     pub offsets: Arc<SharedOffsets>,
     pub metrics: Metrics,
     pub stop: Stop,
+    /// Whether a delivery report settles its input offset (at-least-once). In exactly-once
+    /// mode the batch's transaction commit does (see [`crate::kafka::transaction`]).
+    settle_on_delivery: bool,
     /// The labelled counters, looked up once rather than per report.
     counters: OutputCounters,
 }
@@ -103,10 +106,18 @@ impl DeliveryContext {
         Self {
             input_topic,
             offsets,
+            settle_on_delivery: true,
             counters: OutputCounters::of(&metrics),
             metrics,
             stop,
         }
+    }
+
+    /// Exactly-once mode: input offsets are settled when their transaction commits, not on
+    /// delivery (a delivered output may still be aborted).
+    pub fn settled_by_transactions(mut self) -> Self {
+        self.settle_on_delivery = false;
+        self
     }
 
     /// An output that will never be delivered: pin its input offset (never committed, so it is
@@ -141,8 +152,10 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, token: Self::DeliveryOpaque) {
         match result {
             Ok(_) => {
-                self.offsets
-                    .ack(token.source.partition, token.source.offset);
+                if self.settle_on_delivery {
+                    self.offsets
+                        .ack(token.source.partition, token.source.offset);
+                }
                 self.counters.count(token.kind);
                 if let Some(seconds) = token.source.timestamp_ms.and_then(seconds_since) {
                     self.metrics.observe_end_to_end(seconds);
@@ -191,6 +204,11 @@ impl Publisher {
 
     fn context(&self) -> &DeliveryContext {
         self.producer.context()
+    }
+
+    /// The producer itself, for the transaction calls of exactly-once mode.
+    pub fn producer(&self) -> &ThreadedProducer<DeliveryContext> {
+        &self.producer
     }
 
     /// Produces a decision keyed by the application id.

@@ -10,7 +10,8 @@
 use crate::kafka::headers;
 use crate::kafka::offsets::SharedOffsets;
 use crate::kafka::publish::{DeliveryToken, OutputKind, PublishError, Publisher};
-use crate::pipeline::batch::{Batch, Entry, Outcome};
+use crate::kafka::transaction::{next_positions, TransactionError, Transactions};
+use crate::pipeline::batch::{Batch, Entry, Outcome, Source};
 use crate::pipeline::decision::{write_timestamp, Class, DecisionRecord};
 use crate::pipeline::stop::Stop;
 use crate::scoring::onnx_runtime::{OnnxScorer, ScoringError};
@@ -62,6 +63,8 @@ pub enum InferenceError {
     Encode(#[from] serde_json::Error),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
 }
 
 /// Everything the inference thread owns.
@@ -76,6 +79,8 @@ pub struct Inference {
     pub threshold: f32,
     pub metrics: Metrics,
     pub stop: Stop,
+    /// Exactly-once mode: one transaction per batch (`None`: at-least-once).
+    pub transactions: Option<Transactions>,
 }
 
 /// Buffers reused across batches.
@@ -84,6 +89,8 @@ struct Scratch {
     probabilities: Vec<f32>,
     payload: Vec<u8>,
     scored_at: String,
+    /// The inputs of the batch being published (exactly-once mode commits their positions).
+    sources: Vec<Source>,
 }
 
 impl Inference {
@@ -124,9 +131,66 @@ impl Inference {
         }
     }
 
-    /// Scores `batch` and produces its outputs; on error, the unfinished entries are settled
-    /// as failed.
+    /// Scores `batch` and produces its outputs (in exactly-once mode inside one transaction);
+    /// on error, the unfinished entries are settled as failed.
     fn process(&mut self, batch: &mut Batch, scratch: &mut Scratch) -> Result<(), InferenceError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Taken out for the batch, so scoring can borrow `self` mutably meanwhile.
+        let Some(transactions) = self.transactions.take() else {
+            return self.score_and_publish(batch, scratch);
+        };
+        let result = self.in_transaction(&transactions, batch, scratch);
+        self.transactions = Some(transactions);
+        result
+    }
+
+    /// [`Self::score_and_publish`] inside one transaction that also commits the batch's input
+    /// positions.
+    fn in_transaction(
+        &mut self,
+        transactions: &Transactions,
+        batch: &mut Batch,
+        scratch: &mut Scratch,
+    ) -> Result<(), InferenceError> {
+        if let Err(error) = transactions.begin() {
+            self.abandon(batch.drain());
+            return Err(error.into());
+        }
+        if let Err(error) = self.score_and_publish(batch, scratch) {
+            transactions.abort();
+            return Err(error);
+        }
+        // Outputs and input positions become visible together, or not at all.
+        match transactions.commit(&scratch.sources) {
+            Ok(()) => {
+                for source in &scratch.sources {
+                    self.offsets.ack(source.partition, source.offset);
+                }
+                let mut tracker = self.offsets.lock();
+                for (partition, position) in next_positions(&scratch.sources) {
+                    tracker.mark_committed(partition, position);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                for source in &scratch.sources {
+                    self.offsets.fail(source.partition, source.offset);
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Scores `batch` and produces its outputs (recording their inputs in
+    /// `scratch.sources`); on error, the unfinished entries are settled as failed.
+    fn score_and_publish(
+        &mut self,
+        batch: &mut Batch,
+        scratch: &mut Scratch,
+    ) -> Result<(), InferenceError> {
+        scratch.sources.clear();
         let rows = batch.rows();
         if rows > 0 {
             let started = Instant::now();
@@ -153,6 +217,7 @@ impl Inference {
         let mut entries = batch.drain();
         while let Some(entry) = entries.next() {
             let source = entry.source;
+            scratch.sources.push(source);
             if let Err(error) = self.publish(entry, scratch) {
                 // Settle this entry (a no-op if the producer's error path already did) and
                 // every one after it.

@@ -1022,6 +1022,182 @@ pub async fn readiness_follows_the_broker(
     Ok(())
 }
 
+/// The configuration of an exactly-once worker for `topics`.
+pub fn exactly_once_config(
+    bootstrap: &str,
+    topics: &Topics,
+    model_dir: &Path,
+) -> Result<Config, TestkitError> {
+    let mut config = scenario_config(bootstrap, topics, model_dir)?;
+    config.kafka.exactly_once = true;
+    config.kafka.transactional_id = format!("{}-replica-0", topics.group);
+    config.validate()?;
+    Ok(config)
+}
+
+/// The value of the sample `series` (name and labels, as printed) in a `/metrics` body.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Exactly-once mode end to end: every record (valid and invalid) gets exactly one output,
+/// read with `read_committed` (librdkafka's default isolation, the tail's); the outputs were
+/// committed in transactions, and the consumer made no offset commit of its own (in this mode
+/// the positions travel inside the transactions). Returns the number of transactions.
+pub async fn exactly_once_answers_each_record_once<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    count: usize,
+) -> Result<u64, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("exactly-once");
+    topics.create(broker, 2).await?;
+    let mut records = applicant_records(count)?;
+    for record in records.iter_mut().step_by(10) {
+        record.payload = Some(b"{not json".to_vec());
+    }
+    feed(&bootstrap, &topics.input, records).await?;
+    let worker = RunningWorker::start(exactly_once_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "every record's output", |o| {
+        distinct_keys(o).len() >= count
+    })
+    .await?;
+    let (_, metrics) = worker.get("/metrics").await?;
+    let report = worker.stop().await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+    ensure!(
+        outputs.len() == count && distinct_keys(&outputs).len() == count,
+        "{} outputs for {} distinct keys, {count} records fed",
+        outputs.len(),
+        distinct_keys(&outputs).len()
+    );
+    let dead = outputs
+        .iter()
+        .filter(|o| o.topic == topics.dead_letter)
+        .count();
+    ensure!(
+        dead == count.div_ceil(10),
+        "{dead} dead letters, expected {}",
+        count.div_ceil(10)
+    );
+    let committed = sample(
+        &metrics,
+        "credit_risk_transactions_total{result=\"committed\"}",
+    );
+    ensure!(
+        committed.is_some_and(|n| n >= 1.0),
+        "no committed transaction counted: {committed:?}"
+    );
+    let aborted = sample(
+        &metrics,
+        "credit_risk_transactions_total{result=\"aborted\"}",
+    );
+    ensure!(aborted == Some(0.0), "aborted transactions: {aborted:?}");
+    for result in ["ok", "error"] {
+        let commits = sample(
+            &metrics,
+            &format!("credit_risk_offset_commits_total{{result=\"{result}\"}}"),
+        );
+        ensure!(
+            commits == Some(0.0),
+            "the consumer committed offsets itself ({result}: {commits:?}) in exactly-once mode"
+        );
+    }
+    ensure!(
+        report.decided + report.dead_lettered == count as u64,
+        "report {report:?}"
+    );
+    Ok(committed.unwrap_or(0.0) as u64)
+}
+
+/// A fenced exactly-once replica (the broker answers its transaction commit with
+/// `PRODUCER_FENCED`, as it does once another process has taken the same
+/// `kafka.transactional_id`) stops with an error naming the failed transaction instead of
+/// carrying on; a healthy replica started afterwards answers every record.
+pub async fn a_fenced_exactly_once_worker_stops(
+    cluster: &EmbeddedCluster,
+    model_dir: &Path,
+    count: usize,
+) -> Result<String, TestkitError> {
+    let bootstrap = TestBroker::bootstrap_servers(cluster);
+    let topics = Topics::unique("fenced");
+    topics.create(cluster, 2).await?;
+    feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
+    cluster.fail_requests(
+        RDKafkaApiKey::EndTxn,
+        vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED; 1_000],
+    )?;
+    let fenced = RunningWorker::start(exactly_once_config(&bootstrap, &topics, model_dir)?).await?;
+    let outcome = tokio::time::timeout(OUTPUT_TIMEOUT, fenced.join())
+        .await
+        .map_err(|_| TestkitError::Failed("a fenced worker kept running".into()))?;
+    let cause = match outcome {
+        Err(ServiceError::Pipeline(PipelineError::Failed { cause, .. })) => cause,
+        other => {
+            return Err(TestkitError::Failed(format!(
+                "expected the fenced worker to fail, got {other:?}"
+            )))
+        }
+    };
+    ensure!(
+        cause.contains("transaction commit failed"),
+        "the failure does not name the transaction: {cause}"
+    );
+    cluster.clear_request_errors(RDKafkaApiKey::EndTxn)?;
+    let worker = RunningWorker::start(exactly_once_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(
+        &tail,
+        &mut outputs,
+        "every record's output after the restart",
+        |o| distinct_keys(o).len() >= count,
+    )
+    .await?;
+    worker.stop().await?;
+    Ok(cause)
+}
+
+/// Exactly-once mode against a broker without transactions (Tansu 0.6 refuses `EndTxn`): the
+/// worker must not fall back to something weaker; it stops with an error that names the
+/// transaction step that failed. Returns that error.
+pub async fn exactly_once_without_broker_transactions_stops<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+) -> Result<String, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("no-transactions");
+    topics.create(broker, 2).await?;
+    feed(&bootstrap, &topics.input, applicant_records(50)?).await?;
+    let config = exactly_once_config(&bootstrap, &topics, model_dir)?;
+    let message = match RunningWorker::start(config).await {
+        Err(error) => error.to_string(),
+        Ok(worker) => match tokio::time::timeout(OUTPUT_TIMEOUT, worker.join()).await {
+            Err(_) => {
+                return Err(TestkitError::Failed(
+                    "the exactly-once worker kept running on a broker without transactions".into(),
+                ))
+            }
+            Ok(Ok(report)) => {
+                return Err(TestkitError::Failed(format!(
+                    "the exactly-once worker stopped without an error: {report:?}"
+                )))
+            }
+            Ok(Err(error)) => error.to_string(),
+        },
+    };
+    ensure!(
+        message.contains("transaction"),
+        "the error does not name the transactions: {message}"
+    );
+    Ok(message)
+}
+
 /// A second replica joins mid-stream: the first gives up half its partitions (draining and
 /// committing them in the revocation callback), the second continues where the first stopped.
 /// Every record is answered.

@@ -13,6 +13,10 @@
 //! thread scores what is left and ends; the producer is flushed, so every output has its
 //! delivery report; then the positions those reports allow are committed synchronously, and
 //! only then does the consumer leave the group.
+//!
+//! In exactly-once mode (`kafka.exactly_once`) the inference thread commits each batch's
+//! outputs and input positions in one transaction ([`crate::kafka::transaction`]); the
+//! consumer-side commits (periodic, on revocation, at shutdown) are then not made at all.
 
 use crate::config::Config;
 use crate::kafka::clients::{consumer_config, producer_config};
@@ -20,6 +24,7 @@ use crate::kafka::commit::{commit_periodically, commit_tracked, Scope};
 use crate::kafka::context::WorkerConsumerContext;
 use crate::kafka::offsets::SharedOffsets;
 use crate::kafka::publish::{DeliveryContext, Publisher};
+use crate::kafka::transaction::{TransactionError, Transactions};
 use crate::kafka::{lag, WorkerConsumer};
 use crate::pipeline::batch::Batch;
 use crate::pipeline::batcher::Batcher;
@@ -84,6 +89,8 @@ pub enum PipelineError {
     Width { model: usize, preprocessor: usize },
     #[error("cannot start the inference thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("exactly-once mode cannot start: {0}")]
+    Transactions(#[source] TransactionError),
     /// A fatal failure during the run; outputs delivered before it were committed.
     #[error("worker stopped after a failure: {cause}")]
     Failed { cause: String, report: RunReport },
@@ -132,15 +139,21 @@ pub async fn run(
     let offsets = Arc::new(SharedOffsets::new());
     let flush = Arc::new(Notify::new());
 
+    let exactly_once = kafka.exactly_once;
+    let delivery = DeliveryContext::new(
+        kafka.input_topic.clone(),
+        Arc::clone(&offsets),
+        metrics.clone(),
+        stop.clone(),
+    );
     let publisher = Arc::new(
         Publisher::new(
             &producer_config(kafka, bootstrap),
-            DeliveryContext::new(
-                kafka.input_topic.clone(),
-                Arc::clone(&offsets),
-                metrics.clone(),
-                stop.clone(),
-            ),
+            if exactly_once {
+                delivery.settled_by_transactions()
+            } else {
+                delivery
+            },
             &kafka.output_topic,
             &kafka.dead_letter_topic,
         )
@@ -159,6 +172,7 @@ pub async fn run(
                 drain_timeout: kafka.drain_timeout(),
                 flush: Arc::clone(&flush),
                 stop: stop.clone(),
+                commits: !exactly_once,
             })
             .map_err(|source| PipelineError::Client {
                 client: "consumer",
@@ -171,6 +185,25 @@ pub async fn run(
             topic: kafka.input_topic.clone(),
             source,
         })?;
+
+    let transactions = if exactly_once {
+        let (publisher, consumer, topic, id, timeout, metrics) = (
+            Arc::clone(&publisher),
+            Arc::clone(&consumer),
+            kafka.input_topic.clone(),
+            kafka.transactional_id.clone(),
+            kafka.drain_timeout(),
+            metrics.clone(),
+        );
+        let initialised = tokio::task::spawn_blocking(move || {
+            Transactions::init(publisher, consumer, topic, &id, timeout, metrics)
+        })
+        .await
+        .map_err(|error| PipelineError::Thread(std::io::Error::other(error.to_string())))?;
+        Some(initialised.map_err(PipelineError::Transactions)?)
+    } else {
+        None
+    };
 
     let max_batch = config.batching.max_batch;
     let (records_tx, records_rx) = mpsc::channel(max_batch.clamp(16, 4096));
@@ -190,6 +223,7 @@ pub async fn run(
         threshold: model.threshold,
         metrics: metrics.clone(),
         stop: stop.clone(),
+        transactions,
     }
     .spawn()
     .map_err(PipelineError::Thread)?;
@@ -209,14 +243,16 @@ pub async fn run(
         records_tx,
         stop.clone(),
     ));
-    let committer = tokio::spawn(commit_periodically(
-        Arc::clone(&consumer),
-        kafka.input_topic.clone(),
-        Arc::clone(&offsets),
-        kafka.commit_interval(),
-        stop.clone(),
-        metrics.clone(),
-    ));
+    let committer = (!exactly_once).then(|| {
+        tokio::spawn(commit_periodically(
+            Arc::clone(&consumer),
+            kafka.input_topic.clone(),
+            Arc::clone(&offsets),
+            kafka.commit_interval(),
+            stop.clone(),
+            metrics.clone(),
+        ))
+    });
     let lag_refresher = tokio::spawn(lag::refresh_periodically(
         Arc::clone(&consumer),
         kafka.input_topic.clone(),
@@ -233,6 +269,7 @@ pub async fn run(
         threshold = model.threshold,
         max_batch,
         max_wait_ms = config.batching.max_wait_ms,
+        guarantee = if exactly_once { "exactly-once" } else { "at-least-once" },
         "worker started"
     );
 
@@ -269,37 +306,42 @@ pub async fn run(
             "records without a delivery report; they will be consumed again"
         );
     }
-    // 3. Commit what those reports allow, synchronously.
-    let _ = committer.await;
+    // 3. Commit what those reports allow, synchronously (exactly-once mode: the transactions
+    // did).
+    if let Some(committer) = committer {
+        let _ = committer.await;
+    }
     let _ = lag_refresher.await;
-    let (committing, offsets_ref, topic) = (
-        Arc::clone(&consumer),
-        Arc::clone(&offsets),
-        kafka.input_topic.clone(),
-    );
-    match tokio::task::spawn_blocking(move || {
-        commit_tracked(
-            &*committing,
-            &topic,
-            &offsets_ref,
-            None,
-            Scope::All,
-            CommitMode::Sync,
-        )
-    })
-    .await
-    {
-        Ok(Ok(committed)) => {
-            if !committed.is_empty() {
-                metrics.count_commit(true);
+    if !exactly_once {
+        let (committing, offsets_ref, topic) = (
+            Arc::clone(&consumer),
+            Arc::clone(&offsets),
+            kafka.input_topic.clone(),
+        );
+        match tokio::task::spawn_blocking(move || {
+            commit_tracked(
+                &*committing,
+                &topic,
+                &offsets_ref,
+                None,
+                Scope::All,
+                CommitMode::Sync,
+            )
+        })
+        .await
+        {
+            Ok(Ok(committed)) => {
+                if !committed.is_empty() {
+                    metrics.count_commit(true);
+                }
+                tracing::info!(?committed, "final offsets committed")
             }
-            tracing::info!(?committed, "final offsets committed")
+            Ok(Err(error)) => {
+                metrics.count_commit(false);
+                tracing::warn!(%error, "final offset commit failed")
+            }
+            Err(error) => tracing::warn!(%error, "final offset commit did not run"),
         }
-        Ok(Err(error)) => {
-            metrics.count_commit(false);
-            tracing::warn!(%error, "final offset commit failed")
-        }
-        Err(error) => tracing::warn!(%error, "final offset commit did not run"),
     }
     let committed: BTreeMap<i32, i64> = {
         let tracker = offsets.lock();

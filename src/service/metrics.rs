@@ -11,6 +11,7 @@
 //! | `credit_risk_dead_lettered_total` | counter (on delivery) | `reason` |
 //! | `credit_risk_delivery_failures_total` | counter | |
 //! | `credit_risk_offset_commits_total` | counter | `result` = `ok` / `error` |
+//! | `credit_risk_transactions_total` | counter (exactly-once mode) | `result` = `committed` / `aborted` |
 //! | `credit_risk_batch_size` | histogram (records per inference) | |
 //! | `credit_risk_inference_latency_seconds` | histogram (one ONNX Runtime run) | |
 //! | `credit_risk_end_to_end_latency_seconds` | histogram (input timestamp → output acked) | |
@@ -40,6 +41,7 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     pub delivery_failures: IntCounter,
     pub offset_commits: IntCounterVec,
+    pub transactions: IntCounterVec,
     pub batch_size: Histogram,
     pub inference_latency: Histogram,
     pub end_to_end_latency: Histogram,
@@ -133,6 +135,13 @@ impl Metrics {
             Opts::new("offset_commits_total", "Offset commits, by result."),
             &["result"],
         )?;
+        let transactions = IntCounterVec::new(
+            Opts::new(
+                "transactions_total",
+                "Batch transactions in exactly-once mode, by result.",
+            ),
+            &["result"],
+        )?;
         let batch_size = Histogram::with_opts(
             HistogramOpts::new("batch_size", "Records scored by one inference.")
                 .buckets(exponential_buckets(1.0, 2.0, 17)?),
@@ -179,6 +188,7 @@ impl Metrics {
         registry.register(Box::new(dead_lettered.clone()))?;
         registry.register(Box::new(delivery_failures.clone()))?;
         registry.register(Box::new(offset_commits.clone()))?;
+        registry.register(Box::new(transactions.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(inference_latency.clone()))?;
         registry.register(Box::new(end_to_end_latency.clone()))?;
@@ -198,6 +208,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             offset_commits.with_label_values(&[result]);
         }
+        for result in ["committed", "aborted"] {
+            transactions.with_label_values(&[result]);
+        }
 
         Ok(Self {
             registry,
@@ -206,6 +219,7 @@ impl Metrics {
             dead_lettered,
             delivery_failures,
             offset_commits,
+            transactions,
             batch_size,
             inference_latency,
             end_to_end_latency,
@@ -235,6 +249,13 @@ impl Metrics {
     pub fn count_commit(&self, ok: bool) {
         self.offset_commits
             .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Counts one exactly-once batch transaction by its result.
+    pub fn count_transaction(&self, committed: bool) {
+        self.transactions
+            .with_label_values(&[if committed { "committed" } else { "aborted" }])
             .inc();
     }
 
@@ -293,6 +314,7 @@ mod tests {
             "credit_risk_dead_lettered_total{reason=\"invalid_json\"} 0",
             "credit_risk_delivery_failures_total 0",
             "credit_risk_offset_commits_total{result=\"ok\"} 0",
+            "credit_risk_transactions_total{result=\"committed\"} 0",
             "credit_risk_batch_size_bucket",
             "credit_risk_inference_latency_seconds_bucket",
             "credit_risk_end_to_end_latency_seconds_bucket",
