@@ -437,9 +437,17 @@ fn child_worker(args: &Args) -> Result<String, String> {
             );
             tokio::spawn(async move {
                 let bootstrap = config.kafka.brokers.clone();
-                pipeline::run(&config, &bootstrap, loaded.served, metrics, health, async move {
-                    stop.notified().await
-                })
+                // The benchmark serves one model: no reloads.
+                let (_, no_reloads) = tokio::sync::mpsc::channel(1);
+                pipeline::run(
+                    &config,
+                    &bootstrap,
+                    loaded.served,
+                    no_reloads,
+                    metrics,
+                    health,
+                    async move { stop.notified().await },
+                )
                 .await
             })
         };

@@ -49,6 +49,7 @@ const PANEL_TITLES: &[&str] = &[
     "Delivery failures",
     "Offset commits by result",
     "Model version per worker",
+    "Model reloads by result",
     "Broker connections per worker",
     "Transactions by result (exactly-once mode)",
 ];

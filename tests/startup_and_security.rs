@@ -275,3 +275,132 @@ fn a_missing_preprocessor_stops_the_start_naming_the_file() {
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("preprocessor.json"), "{text}");
 }
+
+/// Sends `signal` (e.g. `-HUP`) to the worker with the system's `kill`.
+fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+/// Polls `/metrics` until it contains every one of `expected`, while the worker keeps running.
+fn wait_for_metrics(running: &mut Running, port: u16, expected: &[&str]) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(response) = http_get(port, "/metrics") {
+            if expected.iter().all(|line| response.contains(line)) {
+                return response;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/metrics never showed {expected:?}"
+        );
+        assert!(
+            running.0.try_wait().expect("poll").is_none(),
+            "the worker exited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sighup_swaps_in_a_new_model_and_a_broken_one_is_refused_without_stopping_the_worker() {
+    use credit_risk::pipeline::testkit::write_test_model;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let first = write_test_model(dir.path(), 0.5, 21).expect("first model");
+    let metrics_port = closed_port();
+    let mut running = Running(
+        worker(&[
+            (
+                "CREDIT_RISK__KAFKA__BROKERS",
+                format!("127.0.0.1:{}", closed_port()),
+            ),
+            (
+                "CREDIT_RISK__METRICS__ADDRESS",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+            ("CREDIT_RISK__MODEL__DIR", dir.path().display().to_string()),
+            // Less librdkafka chatter from the refused broker.
+            ("CREDIT_RISK__LOGGING__LEVEL", "info".to_owned()),
+        ])
+        .spawn()
+        .expect("start the worker"),
+    );
+    let stderr = running.0.stderr.take().expect("stderr");
+    let stdout = running.0.stdout.take().expect("stdout");
+    let readers = [
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = { stderr }.read_to_string(&mut text);
+            text
+        }),
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = { stdout }.read_to_string(&mut text);
+            text
+        }),
+    ];
+    let serving_first = format!("credit_risk_model_info{{version=\"{first}\"}} 1");
+    wait_for_metrics(&mut running, metrics_port, &[&serving_first]);
+
+    // A new model deployed in place, then SIGHUP: it is swapped in (no traffic needed).
+    let second = write_test_model(dir.path(), 0.5, 22).expect("second model");
+    send_signal(&running.0, "-HUP");
+    let serving_second = format!("credit_risk_model_info{{version=\"{second}\"}} 1");
+    let metrics = wait_for_metrics(
+        &mut running,
+        metrics_port,
+        &[
+            "credit_risk_model_reloads_total{result=\"ok\"} 1",
+            &serving_second,
+        ],
+    );
+    assert!(
+        !metrics.contains(&first),
+        "the old version is gone:\n{metrics}"
+    );
+
+    // A truncated model: refused, counted, the second one stays.
+    let model = dir.path().join("credit_lstm.onnx");
+    let bytes = std::fs::read(&model).expect("model");
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).expect("truncate");
+    send_signal(&running.0, "-HUP");
+    wait_for_metrics(
+        &mut running,
+        metrics_port,
+        &[
+            "credit_risk_model_reloads_total{result=\"failed\"} 1",
+            &serving_second,
+        ],
+    );
+
+    // SIGTERM still stops it.
+    send_signal(&running.0, "-TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = running.0.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs: String = readers
+        .into_iter()
+        .map(|reader| reader.join().unwrap_or_default())
+        .collect();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{logs}");
+    assert!(
+        logs.contains("model swapped") && logs.contains(&second),
+        "the swap is logged with the versions:\n{logs}"
+    );
+    assert!(
+        logs.contains("model reload failed") && logs.contains("credit_lstm.onnx"),
+        "the failed reload is logged naming the file:\n{logs}"
+    );
+}

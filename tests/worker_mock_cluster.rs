@@ -111,3 +111,17 @@ async fn a_missing_model_fails_the_start_with_the_path_in_the_message() {
     let error = worker.join().await.expect_err("the worker must not start");
     assert!(error.to_string().contains("/nonexistent/models"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_model_takes_over_at_a_batch_boundary_with_its_version_and_threshold() {
+    let (cluster, dir, _) = setup(1);
+    passed(testkit::reload_swaps_the_model_at_a_batch_boundary(&cluster, dir.path(), 200).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fails_its_checks_keeps_the_current_model_and_the_stream_flowing() {
+    let (cluster, dir, version) = setup(1);
+    passed(
+        testkit::a_failed_reload_keeps_the_current_model(&cluster, dir.path(), &version, 100).await,
+    );
+}

@@ -1,7 +1,8 @@
 //! The scoring worker.
 //!
 //! With `kafka.brokers` set (in the config file or `CREDIT_RISK__KAFKA__BROKERS`) it consumes
-//! applications from Kafka and publishes decisions until SIGTERM/SIGINT. With no brokers it
+//! applications from Kafka and publishes decisions until SIGTERM/SIGINT; SIGHUP reloads the
+//! model from `model.dir` (kept only if it loads and passes its self-check). With no brokers it
 //! runs the embedded demonstration: an in-process Kafka cluster, the German Credit applicants
 //! streamed through the same code path, and a summary. See `config/default.toml` for every
 //! setting.

@@ -6,6 +6,7 @@
 
 use crate::applicant::Applicant;
 use crate::pipeline::decode::{RejectReason, Rejection};
+use crate::pipeline::inference::Scorer;
 use crate::preprocess::Preprocessor;
 use rdkafka::message::OwnedHeaders;
 
@@ -64,6 +65,29 @@ pub enum Outcome {
     },
 }
 
+/// A reloaded model on its way to the inference thread, riding on the first batch that was
+/// preprocessed with its preprocessor.
+///
+/// Carrying the swap *in* the batch, rather than on a side channel, is what keeps
+/// preprocessing and scoring consistent: batches reach the inference thread in order through
+/// one channel, so every batch before this one is scored by the old model and this one and
+/// every later one by the new model.
+pub struct ModelSwap {
+    pub scorer: Box<dyn Scorer>,
+    pub version: String,
+    /// The threshold in force with the new model (its own, or the configured override).
+    pub threshold: f32,
+}
+
+impl std::fmt::Debug for ModelSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSwap")
+            .field("version", &self.version)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Up to `capacity` records and the features of those that can be scored.
 #[derive(Debug)]
 pub struct Batch {
@@ -73,6 +97,8 @@ pub struct Batch {
     features: Vec<f32>,
     rows: usize,
     entries: Vec<Entry>,
+    /// The model to score this batch (and every later one) with, if it changes here.
+    swap: Option<Box<ModelSwap>>,
 }
 
 impl Batch {
@@ -85,7 +111,25 @@ impl Batch {
             features: vec![0.0; capacity * width],
             rows: 0,
             entries: Vec::with_capacity(capacity),
+            swap: None,
         }
+    }
+
+    /// Marks this batch as the first one for a new model. Only the batcher calls it, and only
+    /// on an empty batch, before preprocessing anything with the new model's preprocessor.
+    pub fn attach_swap(&mut self, swap: ModelSwap) {
+        self.swap = Some(Box::new(swap));
+    }
+
+    /// Takes the model change this batch carries, if any (the inference thread, before
+    /// scoring).
+    pub fn take_swap(&mut self) -> Option<Box<ModelSwap>> {
+        self.swap.take()
+    }
+
+    /// Whether this batch carries a model change.
+    pub fn has_swap(&self) -> bool {
+        self.swap.is_some()
     }
 
     /// Adds a record, preprocessing a valid one straight into the next feature row.
@@ -196,6 +240,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.rows = 0;
         self.entries.clear();
+        self.swap = None;
     }
 }
 

@@ -11,7 +11,7 @@ use crate::kafka::headers;
 use crate::kafka::offsets::SharedOffsets;
 use crate::kafka::publish::{DeliveryToken, OutputKind, PublishError, Publisher};
 use crate::kafka::transaction::{next_positions, TransactionError, Transactions};
-use crate::pipeline::batch::{Batch, Entry, Outcome, Source};
+use crate::pipeline::batch::{Batch, Entry, ModelSwap, Outcome, Source};
 use crate::pipeline::decision::{write_timestamp, Class, DecisionRecord};
 use crate::pipeline::stop::Stop;
 use crate::scoring::onnx_runtime::{OnnxScorer, ScoringError};
@@ -124,6 +124,26 @@ impl Inference {
         tracing::debug!("inference thread stopped");
     }
 
+    /// Puts a reloaded model in service. From here on, decisions carry its version (payload
+    /// and header) and threshold, and `model_info` shows it alone.
+    fn swap_model(&mut self, swap: ModelSwap) {
+        let ModelSwap {
+            scorer,
+            version,
+            threshold,
+        } = swap;
+        self.scorer = scorer;
+        self.threshold = threshold;
+        let old = std::mem::replace(&mut self.model_version, version);
+        self.metrics.set_model_version(&self.model_version);
+        tracing::info!(
+            old = %old,
+            new = %self.model_version,
+            threshold,
+            "model swapped"
+        );
+    }
+
     fn abandon(&self, entries: impl Iterator<Item = Entry>) {
         for entry in entries {
             self.offsets
@@ -134,6 +154,11 @@ impl Inference {
     /// Scores `batch` and produces its outputs (in exactly-once mode inside one transaction);
     /// on error, the unfinished entries are settled as failed.
     fn process(&mut self, batch: &mut Batch, scratch: &mut Scratch) -> Result<(), InferenceError> {
+        // Before scoring: the batcher preprocessed this batch for the new model (an idle
+        // batcher sends the swap alone, on an empty batch).
+        if let Some(swap) = batch.take_swap() {
+            self.swap_model(*swap);
+        }
         if batch.is_empty() {
             return Ok(());
         }

@@ -9,7 +9,7 @@
 //! Scenarios return `Err(TestkitError::Failed(..))` with an explanation when an expectation
 //! does not hold, so the calling test can simply `unwrap()` the result.
 
-use crate::applicant::MAX_RECORD_BYTES;
+use crate::applicant::{Applicant, MAX_RECORD_BYTES};
 use crate::artifacts::{ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION};
 use crate::config::{Config, ConfigError};
 use crate::data::german_credit::{self, DatasetError};
@@ -24,8 +24,10 @@ use crate::pipeline::decode::RejectReason;
 use crate::pipeline::stop::Stop;
 use crate::pipeline::{PipelineError, RunReport};
 use crate::preprocess::Preprocessor;
+use crate::scoring::onnx_runtime::OnnxScorer;
 use crate::service::embedded::resolve_path;
 use crate::service::http::get_blocking;
+use crate::service::reload::ReloadHandle;
 use crate::service::{ServiceError, Worker};
 use rdkafka::error::KafkaError;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -162,8 +164,24 @@ impl Topics {
 /// Scenarios test the plumbing, not the model, so they do not need the trained artifacts;
 /// a random network still gives a spread of probabilities around the threshold.
 pub fn write_test_model(dir: &Path, threshold: f32, seed: u64) -> Result<String, TestkitError> {
+    write_test_model_fitted_on(dir, threshold, seed, usize::MAX)
+}
+
+/// [`write_test_model`] with a preprocessor fitted on the first `fit_rows` applicants only:
+/// another "training run", whose features differ from the other test models' for the same
+/// applicant (so scoring them with another model's preprocessing shows).
+pub fn write_test_model_fitted_on(
+    dir: &Path,
+    threshold: f32,
+    seed: u64,
+    fit_rows: usize,
+) -> Result<String, TestkitError> {
     let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
-    let applicants: Vec<_> = rows.iter().map(|row| row.applicant).collect();
+    let applicants: Vec<_> = rows
+        .iter()
+        .take(fit_rows)
+        .map(|row| row.applicant)
+        .collect();
     let preprocessor =
         Preprocessor::fit(&applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
     let blocks = preprocessor.attribute_blocks();
@@ -178,6 +196,7 @@ pub fn write_test_model(dir: &Path, threshold: f32, seed: u64) -> Result<String,
             preprocessor.fingerprint(),
         ),
     ];
+    std::fs::create_dir_all(dir).map_err(|e| TestkitError::Model(e.to_string()))?;
     let paths = ArtifactPaths::new(dir);
     preprocessor
         .save(&paths.preprocessor())
@@ -285,6 +304,7 @@ pub async fn high_watermarks(
 pub struct RunningWorker {
     stop: Stop,
     http: SocketAddr,
+    reload: ReloadHandle,
     task: JoinHandle<Result<RunReport, ServiceError>>,
 }
 
@@ -294,6 +314,7 @@ impl RunningWorker {
         let bootstrap = config.kafka.brokers.clone();
         let worker = Worker::start(config).await?;
         let http = worker.http_address();
+        let reload = worker.reload_handle();
         let stop = Stop::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
@@ -301,7 +322,17 @@ impl RunningWorker {
                 .run(&bootstrap, async move { shutdown.stopped().await })
                 .await
         });
-        Ok(Self { stop, http, task })
+        Ok(Self {
+            stop,
+            http,
+            reload,
+            task,
+        })
+    }
+
+    /// Requests a model reload from `model.dir` (what SIGHUP does).
+    pub fn reload(&self) {
+        self.reload.request();
     }
 
     /// The worker's HTTP address (`/metrics`, `/healthz`, `/readyz`).
@@ -1288,4 +1319,416 @@ pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
     rebalance_hands_over_without_loss(broker, model_dir, count, false)
         .await
         .map(|_| ())
+}
+
+/// Copies the two served artifacts of `from` into `to`, preprocessor first, the way an
+/// operator deploys a new model before sending SIGHUP.
+fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
+    let (from, to) = (ArtifactPaths::new(from), ArtifactPaths::new(to));
+    for (source, target) in [
+        (from.preprocessor(), to.preprocessor()),
+        (from.model(), to.model()),
+    ] {
+        std::fs::copy(&source, &target).map_err(|e| {
+            TestkitError::Model(format!(
+                "copy {} to {}: {e}",
+                source.display(),
+                target.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// What the model in `dir` answers for each of `applicants`, scored by its own preprocessor:
+/// the probability a decision from that model must carry.
+fn probabilities_of(dir: &Path, applicants: &[Applicant]) -> Result<Vec<f32>, TestkitError> {
+    let paths = ArtifactPaths::new(dir);
+    let preprocessor = Preprocessor::load(&paths.preprocessor())
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    let mut scorer =
+        OnnxScorer::load(&paths.model(), 1).map_err(|e| TestkitError::Model(e.to_string()))?;
+    let features = preprocessor
+        .transform_batch(applicants)
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    let mut probabilities = Vec::new();
+    scorer
+        .score_into(&features, applicants.len(), &mut probabilities)
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    Ok(probabilities)
+}
+
+/// Feeds `records` and waits until `total` outputs were read in all.
+async fn feed_and_read(
+    bootstrap: &str,
+    topics: &Topics,
+    records: Vec<FeedRecord>,
+    tail: &Tail,
+    outputs: &mut Vec<Tailed>,
+    total: usize,
+) -> Result<Vec<Fed>, TestkitError> {
+    let fed = feed(bootstrap, &topics.input, records).await?;
+    read_until(tail, outputs, &format!("{total} outputs"), |o| {
+        o.len() >= total
+    })
+    .await?;
+    Ok(fed)
+}
+
+/// The value of the sample `series` in a `/metrics` body.
+fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Model reloads while the worker runs (what SIGHUP triggers), served from a batch boundary.
+///
+/// The worker starts with the model in `model_dir`. Three phases:
+/// 1. model A answers `per_phase` records;
+/// 2. model B (own threshold) is deployed and reloaded while the worker is idle, then
+///    `per_phase` more records arrive: `model_info` shows B before any of them is scored, and
+///    B answers all of them;
+/// 3. model C — whose preprocessor was fitted on other data, so its features differ from A's
+///    and B's — is deployed and reloaded in the middle of a backlog of `10 × per_phase`
+///    records.
+///
+/// Checks: every input answered exactly once and committed; each decision's version (payload
+/// and header) and threshold are those of the model that produced its probability, i.e. the
+/// probability equals what that model computes from its *own* preprocessing of the applicant
+/// (a batch preprocessed for one model and scored by another fails this); in every output
+/// partition the versions only move forward (A… B… C…); `model_info` shows C alone at the end.
+pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    per_phase: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("reload");
+    topics.create(broker, 3).await?;
+    // Each model also kept in a directory of its own, to compute what it must answer.
+    let staged = |name: &str| model_dir.join(format!("staged-{name}"));
+    std::fs::create_dir_all(staged("a")).map_err(|e| TestkitError::Model(e.to_string()))?;
+    deploy_model(model_dir, &staged("a"))?;
+    let version_b = write_test_model(&staged("b"), 0.25, 1_001)?;
+    let version_c = write_test_model_fitted_on(&staged("c"), 0.75, 1_002, 40)?;
+
+    let total = 12 * per_phase;
+    let mut records = applicant_records(total)?;
+    let phase3 = records.split_off(2 * per_phase);
+    let phase2 = records.split_off(per_phase);
+    let phase1 = records;
+    let mut applicants: HashMap<String, Applicant> = HashMap::new();
+    for record in phase1.iter().chain(&phase2).chain(&phase3) {
+        let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
+        let applicant = Applicant::from_json(record.payload.as_deref().unwrap_or_default())
+            .map_err(|e| TestkitError::Failed(format!("test record {key}: {e}")))?;
+        applicants.insert(key, applicant);
+    }
+
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    let mut fed =
+        feed_and_read(&bootstrap, &topics, phase1, &tail, &mut outputs, per_phase).await?;
+    let (_, metrics) = worker.get("/metrics").await?;
+    let version_a = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("credit_risk_model_info{version=\"")?
+                .split('"')
+                .next()
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| TestkitError::Failed(format!("no model_info in:\n{metrics}")))?;
+
+    // Phase 2: reload while idle; the swap shows before the next record is scored.
+    deploy_model(&staged("b"), model_dir)?;
+    worker.reload();
+    wait_for_metric(&worker, "credit_risk_model_reloads_total{result=\"ok\"}", 1).await?;
+    wait_for_metric(
+        &worker,
+        &format!("credit_risk_model_info{{version=\"{version_b}\"}}"),
+        1,
+    )
+    .await?;
+    let (_, metrics) = worker.get("/metrics").await?;
+    ensure!(
+        !metrics.contains(&format!("version=\"{version_a}\"")),
+        "model_info still shows {version_a} after the swap:\n{metrics}"
+    );
+    fed.extend(
+        feed_and_read(
+            &bootstrap,
+            &topics,
+            phase2,
+            &tail,
+            &mut outputs,
+            2 * per_phase,
+        )
+        .await?,
+    );
+
+    // Phase 3: reload in the middle of a backlog, so the new model rides on a batch full of
+    // records rather than on an empty one.
+    deploy_model(&staged("c"), model_dir)?;
+    let (feed_bootstrap, feed_topic) = (bootstrap.clone(), topics.input.clone());
+    let feeding = tokio::task::spawn_blocking(move || {
+        feed_blocking(&feed_bootstrap, &feed_topic, &phase3, None)
+    });
+    wait_for_consumed(&worker, (2 * per_phase + per_phase / 2) as u64).await?;
+    worker.reload();
+    fed.extend(
+        feeding
+            .await
+            .map_err(|e| TestkitError::Task(e.to_string()))??,
+    );
+    read_until(&tail, &mut outputs, "every output", |o| o.len() >= total).await?;
+    wait_for_metric(&worker, "credit_risk_model_reloads_total{result=\"ok\"}", 2).await?;
+    let (_, metrics) = worker.get("/metrics").await?;
+    worker.stop().await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+
+    ensure!(
+        metric_value(
+            &metrics,
+            &format!("credit_risk_model_info{{version=\"{version_c}\"}}")
+        ) == Some(1.0)
+            && metrics.matches("credit_risk_model_info{").count() == 1,
+        "model_info does not show {version_c} alone:\n{metrics}"
+    );
+    ensure!(
+        metric_value(
+            &metrics,
+            "credit_risk_model_reloads_total{result=\"failed\"}"
+        ) == Some(0.0),
+        "a reload failed:\n{metrics}"
+    );
+    ensure!(
+        outputs.len() == total,
+        "{} outputs for {total} records",
+        outputs.len()
+    );
+    ensure!(
+        distinct_keys(&outputs).len() == total,
+        "some records were answered twice, others not at all"
+    );
+
+    // What each model answers, by version, in key order.
+    let keys: Vec<String> = {
+        let mut keys: Vec<String> = applicants.keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let ordered: Vec<Applicant> = keys.iter().map(|key| applicants[key]).collect();
+    let mut expected: HashMap<&str, HashMap<&str, f32>> = HashMap::new();
+    for (version, dir) in [
+        (version_a.as_str(), staged("a")),
+        (version_b.as_str(), staged("b")),
+        (version_c.as_str(), staged("c")),
+    ] {
+        let probabilities = probabilities_of(&dir, &ordered)?;
+        expected.insert(
+            version,
+            keys.iter().map(String::as_str).zip(probabilities).collect(),
+        );
+    }
+    let rank_of = |version: &str| {
+        [&version_a, &version_b, &version_c]
+            .iter()
+            .position(|v| v.as_str() == version)
+    };
+    let mut by_partition: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    let mut phase3_versions = HashSet::new();
+    for output in &outputs {
+        let key = output.key_text().unwrap_or_default();
+        ensure!(
+            output.topic == topics.output,
+            "{key} went to {}",
+            output.topic
+        );
+        let decision = OwnedDecision::from_json(output.payload.as_deref().unwrap_or_default())
+            .map_err(|e| TestkitError::Failed(format!("decision of {key} is not JSON: {e}")))?;
+        let version = decision.model_version.as_str();
+        let Some(rank) = rank_of(version) else {
+            return Err(TestkitError::Failed(format!(
+                "{key}: unknown version {version}"
+            )));
+        };
+        ensure!(
+            output.header(headers::MODEL_VERSION) == Some(version),
+            "{key}: model-version header {:?}, payload {version}",
+            output.header(headers::MODEL_VERSION)
+        );
+        let index: usize = key
+            .trim_start_matches("app-")
+            .parse()
+            .map_err(|_| TestkitError::Failed(format!("unexpected key {key}")))?;
+        let phase = (index - 1) / per_phase;
+        match phase {
+            0 => ensure!(version == version_a, "{key} (phase 1) decided by {version}"),
+            1 => ensure!(version == version_b, "{key} (phase 2) decided by {version}"),
+            _ => {
+                ensure!(version != version_a, "{key} (phase 3) decided by {version}");
+                phase3_versions.insert(rank);
+            }
+        }
+        let thresholds = [None, Some(0.25), Some(0.75)];
+        if let Some(threshold) = thresholds[rank] {
+            ensure!(
+                decision.threshold == threshold,
+                "{key}: threshold {} with {version}",
+                decision.threshold
+            );
+        }
+        let model_says = expected[version]
+            .get(key)
+            .copied()
+            .ok_or_else(|| TestkitError::Failed(format!("{key}: not an input key")))?;
+        // Batch composition may move ONNX Runtime's results in the last bits; another model or
+        // another model's preprocessing moves them by orders of magnitude more.
+        let same = (decision.probability_bad - model_says).abs() < 1e-5;
+        ensure!(
+            same,
+            "{key}: probability {} labelled {version}, which answers {model_says}: scored by \
+             another model or with another model's preprocessing",
+            decision.probability_bad
+        );
+        by_partition
+            .entry(output.partition)
+            .or_default()
+            .push((output.offset, rank));
+    }
+    ensure!(
+        phase3_versions.len() == 2,
+        "the mid-stream reload was not seen in the middle of phase 3 (versions {phase3_versions:?})"
+    );
+    for (partition, mut decided) in by_partition {
+        decided.sort();
+        ensure!(
+            decided.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "output partition {partition}: model versions go back and forth"
+        );
+    }
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
+}
+
+/// Reloads that must fail — a truncated ONNX file, then a preprocessor from another training
+/// run — are counted as failed and keep the current model: records before, between and after
+/// are all answered by it, exactly once, and committed.
+pub async fn a_failed_reload_keeps_the_current_model<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    model_version: &str,
+    per_phase: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("bad-reload");
+    topics.create(broker, 2).await?;
+    let mut records = applicant_records(3 * per_phase)?;
+    let phase3 = records.split_off(2 * per_phase);
+    let phase2 = records.split_off(per_phase);
+    let phase1 = records;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    let mut fed =
+        feed_and_read(&bootstrap, &topics, phase1, &tail, &mut outputs, per_phase).await?;
+
+    let paths = ArtifactPaths::new(model_dir);
+    let good_model =
+        std::fs::read(paths.model()).map_err(|e| TestkitError::Model(e.to_string()))?;
+    std::fs::write(paths.model(), &good_model[..good_model.len() / 3])
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    worker.reload();
+    wait_for_metric(
+        &worker,
+        "credit_risk_model_reloads_total{result=\"failed\"}",
+        1,
+    )
+    .await?;
+    fed.extend(
+        feed_and_read(
+            &bootstrap,
+            &topics,
+            phase2,
+            &tail,
+            &mut outputs,
+            2 * per_phase,
+        )
+        .await?,
+    );
+
+    // A valid model file again, but with a preprocessor fitted on other data.
+    let other = model_dir.join("other-run");
+    write_test_model_fitted_on(&other, 0.5, 1_003, 300)?;
+    std::fs::write(paths.model(), &good_model).map_err(|e| TestkitError::Model(e.to_string()))?;
+    std::fs::copy(
+        ArtifactPaths::new(&other).preprocessor(),
+        paths.preprocessor(),
+    )
+    .map_err(|e| TestkitError::Model(e.to_string()))?;
+    worker.reload();
+    wait_for_metric(
+        &worker,
+        "credit_risk_model_reloads_total{result=\"failed\"}",
+        2,
+    )
+    .await?;
+    fed.extend(
+        feed_and_read(
+            &bootstrap,
+            &topics,
+            phase3,
+            &tail,
+            &mut outputs,
+            3 * per_phase,
+        )
+        .await?,
+    );
+    let (_, metrics) = worker.get("/metrics").await?;
+    worker.stop().await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+
+    for expected in [
+        format!("credit_risk_model_info{{version=\"{model_version}\"}} 1"),
+        "credit_risk_model_reloads_total{result=\"failed\"} 2".to_owned(),
+        "credit_risk_model_reloads_total{result=\"ok\"} 0".to_owned(),
+    ] {
+        ensure!(
+            metrics.contains(&expected),
+            "/metrics lacks `{expected}`:\n{metrics}"
+        );
+    }
+    let total = 3 * per_phase;
+    ensure!(
+        outputs.len() == total,
+        "{} outputs for {total} records",
+        outputs.len()
+    );
+    ensure!(
+        distinct_keys(&outputs).len() == total,
+        "answers missing or duplicated"
+    );
+    for output in &outputs {
+        let key = output.key_text().unwrap_or_default();
+        ensure!(
+            output.topic == topics.output,
+            "{key} went to {}",
+            output.topic
+        );
+        let decision = OwnedDecision::from_json(output.payload.as_deref().unwrap_or_default())
+            .map_err(|e| TestkitError::Failed(format!("decision of {key} is not JSON: {e}")))?;
+        ensure!(
+            decision.model_version == model_version
+                && output.header(headers::MODEL_VERSION) == Some(model_version),
+            "{key} decided by {decision:?}"
+        );
+    }
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
 }

@@ -118,10 +118,15 @@ impl Baseline {
 /// Runs the pipeline against `bootstrap` until `shutdown` resolves or a fatal failure, then
 /// drains and commits. Must run on tokio's multi-thread runtime (the rebalance callback needs
 /// `block_in_place` to wait for in-flight records).
+///
+/// `reloads` delivers models to serve instead of `model`, already loaded and checked (see
+/// [`crate::service::reload`]); the batcher switches to each at its next batch boundary. Pass
+/// a receiver whose sender is dropped to serve `model` for the whole run.
 pub async fn run(
     config: &Config,
     bootstrap: &str,
     model: ServedModel,
+    reloads: mpsc::Receiver<ServedModel>,
     metrics: Metrics,
     health: Arc<Health>,
     shutdown: impl Future<Output = ()>,
@@ -233,6 +238,7 @@ pub async fn run(
             pool: pool_rx,
             batches: batches_tx,
             preprocessor: Arc::clone(&model.preprocessor),
+            models: reloads,
             max_wait: config.batching.max_wait(),
             flush,
         }

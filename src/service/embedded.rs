@@ -307,6 +307,9 @@ pub async fn run(
     tracing::info!(config = %config, %bootstrap, "embedded mode: starting a mock Kafka cluster");
 
     let worker = Worker::start(config).await?;
+    // As in production: SIGHUP reloads the model from `model.dir`.
+    let sighup =
+        super::reload::reload_on_sighup(worker.reload_handle()).map_err(ServiceError::Signal)?;
     let metrics_address = worker.http_address();
     let health = Arc::clone(worker.health());
     let tail = Tail::open(&bootstrap, &[&output, &dead_letter])
@@ -348,6 +351,7 @@ pub async fn run(
         Ok((started_us, outputs?))
     };
     let (report, driven) = tokio::join!(working, driving);
+    sighup.abort();
     let report = report?;
     let (started_us, outputs) = driven?;
     drop(tail);

@@ -18,7 +18,8 @@
 //! | `credit_risk_consumer_lag` | gauge (high watermark − position) | `partition` |
 //! | `credit_risk_assigned_partitions` | gauge | |
 //! | `credit_risk_brokers_up` | gauge (consumer's connected brokers) | |
-//! | `credit_risk_model_info` | gauge, always 1 | `version` |
+//! | `credit_risk_model_info` | gauge, always 1 | `version` (the model in service) |
+//! | `credit_risk_model_reloads_total` | counter | `result` = `ok` / `failed` |
 
 use crate::pipeline::decision::Class;
 use crate::pipeline::decode::RejectReason;
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     pub brokers_up: IntGauge,
     pub model_info: IntGaugeVec,
+    /// Reload attempts (SIGHUP), by whether the new model loaded and passed its self-check.
+    pub model_reloads: IntCounterVec,
     /// Exact end-to-end latencies, one per acknowledged output, when a caller (the worker
     /// benchmark) asked for them; `None` in production.
     pub latency_log: Option<Arc<LatencyLog>>,
@@ -182,6 +185,14 @@ impl Metrics {
             Opts::new("model_info", "The served model; the value is always 1."),
             &["version"],
         )?;
+        let model_reloads = IntCounterVec::new(
+            Opts::new(
+                "model_reloads_total",
+                "Model reloads, by result: `ok` (loaded and self-checked; served from the next \
+                 batch) or `failed` (the current model stays in service).",
+            ),
+            &["result"],
+        )?;
 
         registry.register(Box::new(records_consumed.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
@@ -196,6 +207,7 @@ impl Metrics {
         registry.register(Box::new(assigned_partitions.clone()))?;
         registry.register(Box::new(brokers_up.clone()))?;
         registry.register(Box::new(model_info.clone()))?;
+        registry.register(Box::new(model_reloads.clone()))?;
 
         // Every label value known in advance is shown from the start, at 0, so dashboards and
         // alerts (`rate(...)`) see the series before the first event.
@@ -210,6 +222,9 @@ impl Metrics {
         }
         for result in ["committed", "aborted"] {
             transactions.with_label_values(&[result]);
+        }
+        for result in ["ok", "failed"] {
+            model_reloads.with_label_values(&[result]);
         }
 
         Ok(Self {
@@ -227,6 +242,7 @@ impl Metrics {
             assigned_partitions,
             brokers_up,
             model_info,
+            model_reloads,
             latency_log: None,
         })
     }
@@ -256,6 +272,13 @@ impl Metrics {
     pub fn count_transaction(&self, committed: bool) {
         self.transactions
             .with_label_values(&[if committed { "committed" } else { "aborted" }])
+            .inc();
+    }
+
+    /// Counts one model reload by its result.
+    pub fn count_reload(&self, ok: bool) {
+        self.model_reloads
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
             .inc();
     }
 
@@ -322,6 +345,8 @@ mod tests {
             "credit_risk_assigned_partitions 0",
             "credit_risk_brokers_up 0",
             "credit_risk_model_info{version=\"lstm-abc\"} 1",
+            "credit_risk_model_reloads_total{result=\"ok\"} 0",
+            "credit_risk_model_reloads_total{result=\"failed\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -2,9 +2,9 @@
 //! signal handling, logging, and the embedded demonstration mode.
 //!
 //! [`run`] is the production entry point: it runs until `shutdown` resolves (the binary passes
-//! [`shutdown_signal`]: SIGTERM or SIGINT), then drains, commits and returns. [`Worker`] splits
-//! the same thing in two steps for callers that need the HTTP address first (embedded mode,
-//! tests).
+//! [`shutdown_signal`]: SIGTERM or SIGINT), then drains, commits and returns; SIGHUP reloads
+//! the model ([`reload`]). [`Worker`] splits the same thing in two steps for callers that need
+//! the HTTP address or a [`ReloadHandle`] first (embedded mode, tests).
 
 pub mod embedded;
 pub mod health;
@@ -12,6 +12,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod reload;
 
 use crate::config::Config;
 use crate::pipeline::{PipelineError, RunReport};
@@ -19,6 +20,7 @@ use health::Health;
 use http::{HttpServer, HttpState};
 use metrics::Metrics;
 use model::ModelError;
+use reload::ReloadHandle;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub enum ServiceError {
     Model(#[from] ModelError),
     #[error("model loading was interrupted")]
     ModelTask,
+    #[error("cannot listen for SIGHUP: {0}")]
+    Signal(#[source] std::io::Error),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -53,6 +57,7 @@ pub struct Worker {
     metrics: Metrics,
     health: Arc<Health>,
     http: HttpServer,
+    reload: ReloadHandle,
 }
 
 impl Worker {
@@ -75,6 +80,7 @@ impl Worker {
             metrics,
             health,
             http,
+            reload: ReloadHandle::default(),
         })
     }
 
@@ -91,6 +97,11 @@ impl Worker {
         &self.health
     }
 
+    /// Requests model reloads from `model.dir` while [`Worker::run`] runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
+    }
+
     /// Loads the model, runs the pipeline against `bootstrap` until `shutdown`, then stops
     /// HTTP. The HTTP endpoint stays up while the pipeline drains.
     pub async fn run(
@@ -103,6 +114,7 @@ impl Worker {
             metrics,
             health,
             http,
+            reload,
         } = self;
         let result = async {
             let model_config = config.model.clone();
@@ -111,16 +123,27 @@ impl Worker {
                 .map_err(|_| ServiceError::ModelTask)??;
             metrics.set_model_version(&loaded.served.version);
             health.set_model_loaded(true);
+            // Capacity 1: a second reloaded model waits until the batcher took the first.
+            let (models_tx, models_rx) = tokio::sync::mpsc::channel(1);
+            let reloading = tokio::spawn(reload::serve_reloads(
+                reload,
+                config.model.clone(),
+                models_tx,
+                metrics.clone(),
+            ));
             let report = crate::pipeline::run(
                 &config,
                 bootstrap,
                 loaded.served,
+                models_rx,
                 metrics.clone(),
                 Arc::clone(&health),
                 shutdown,
             )
-            .await?;
-            Ok(report)
+            .await;
+            // A reload still loading is abandoned: there is nothing left to serve it to.
+            reloading.abort();
+            Ok(report?)
         }
         .await;
         health.set_model_loaded(false);
@@ -141,10 +164,15 @@ pub async fn run(
     }
     let brokers = config.kafka.brokers.clone();
     tracing::info!(config = %config, "starting worker");
-    Worker::start(config).await?.run(&brokers, shutdown).await
+    let worker = Worker::start(config).await?;
+    let sighup = reload::reload_on_sighup(worker.reload_handle()).map_err(ServiceError::Signal)?;
+    let result = worker.run(&brokers, shutdown).await;
+    sighup.abort();
+    result
 }
 
-/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
+/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C). SIGHUP is not a shutdown: [`run`]
+/// reloads the model on it.
 pub async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {

@@ -1,0 +1,97 @@
+//! Reloading the model while the worker runs (SIGHUP, or [`ReloadHandle::request`]).
+//!
+//! A reload loads the artifacts in the configured `model.dir` again, with every check of a
+//! start-up ([`model::load`]: the files belong together, and the self-check scores a fixed
+//! sample sanely), on the blocking pool so the reactor keeps serving. Only a model that passes
+//! is handed to the pipeline, whose batcher puts it in service at the next batch boundary
+//! (see [`crate::pipeline::batcher`]). A model that fails is logged with the reason (naming
+//! the file), counted as `credit_risk_model_reloads_total{result="failed"}`, and dropped: the
+//! current model stays in service, so a bad deployment of model files cannot take the worker
+//! down.
+
+use crate::config::ModelConfig;
+use crate::pipeline::ServedModel;
+use crate::service::metrics::Metrics;
+use crate::service::model;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+/// Asks a running worker to reload its model. Cheap to clone; requests made while a reload is
+/// in progress are merged into one more reload after it.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadHandle(Arc<Notify>);
+
+impl ReloadHandle {
+    /// Requests a reload (what SIGHUP does).
+    pub fn request(&self) {
+        // A stored permit: a request made before the reload task waits is not lost.
+        self.0.notify_one();
+    }
+}
+
+/// Serves reload requests until the pipeline stops taking models (the receiver is dropped).
+pub(crate) async fn serve_reloads(
+    requests: ReloadHandle,
+    config: ModelConfig,
+    models: mpsc::Sender<ServedModel>,
+    metrics: Metrics,
+) {
+    loop {
+        requests.0.notified().await;
+        tracing::info!(dir = %config.dir.display(), "reloading the model");
+        let loading = config.clone();
+        match tokio::task::spawn_blocking(move || model::load(&loading)).await {
+            Ok(Ok(loaded)) => {
+                metrics.count_reload(true);
+                let version = loaded.served.version.clone();
+                tracing::info!(
+                    version = %version,
+                    threshold = loaded.served.threshold,
+                    "model reloaded and self-checked; serving it from the next batch"
+                );
+                if models.send(loaded.served).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Err(error)) => {
+                metrics.count_reload(false);
+                tracing::error!(
+                    dir = %config.dir.display(),
+                    %error,
+                    "model reload failed; the current model stays in service"
+                );
+            }
+            Err(error) => {
+                metrics.count_reload(false);
+                tracing::error!(
+                    %error,
+                    "model reload did not finish; the current model stays in service"
+                );
+            }
+        }
+    }
+}
+
+/// Turns every SIGHUP into a reload request, until the returned task is aborted.
+///
+/// The handler is installed before this returns, so a SIGHUP sent as soon as the worker is up
+/// reloads instead of terminating the process (SIGHUP's default action).
+pub fn reload_on_sighup(handle: ReloadHandle) -> std::io::Result<JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup())?;
+        Ok(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP received");
+                handle.request();
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = handle;
+        Ok(tokio::spawn(async {}))
+    }
+}
