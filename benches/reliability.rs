@@ -120,6 +120,7 @@ fn main() {
         }
         println!("== one of two replicas killed (replaced after its session expired)");
         match runtime.block_on(reliability::rebalance_by_kill(
+            reliability::BrokerKind::Tansu,
             args.records / 5,
             args.feed_seconds / 4.0,
             args.seed,

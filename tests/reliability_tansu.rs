@@ -11,7 +11,7 @@
 #[path = "support/reliability.rs"]
 mod reliability;
 
-use reliability::{CrashPlan, Figures, OutagePlan, Outcome};
+use reliability::{BrokerKind, CrashPlan, Figures, OutagePlan, Outcome};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -50,7 +50,13 @@ fn worker_killed_five_times_mid_stream_loses_nothing() {
 #[test]
 fn a_replica_killed_mid_stream_loses_nothing_once_replaced() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let figures = passed(runtime().block_on(reliability::rebalance_by_kill(10_000, 12.0, 3, true)));
+    let figures = passed(runtime().block_on(reliability::rebalance_by_kill(
+        BrokerKind::Tansu,
+        10_000,
+        12.0,
+        3,
+        true,
+    )));
     show(&figures);
 }
 
@@ -65,8 +71,29 @@ fn a_replica_killed_mid_stream_loses_nothing_once_replaced() {
 #[ignore = "Tansu 0.6 never reassigns a dead member's partitions to the survivor"]
 fn survivor_alone_takes_over_a_killed_replicas_partitions_without_loss() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let figures =
-        passed(runtime().block_on(reliability::rebalance_by_kill(10_000, 12.0, 3, false)));
+    let figures = passed(runtime().block_on(reliability::rebalance_by_kill(
+        BrokerKind::Tansu,
+        10_000,
+        12.0,
+        3,
+        false,
+    )));
+    show(&figures);
+}
+
+/// The survivor alone takes over the partitions of a replica killed with `kill -9`, once the
+/// dead member's session expires, on a broker that reassigns them (librdkafka's mock cluster,
+/// hosted by this test and reached by the two worker processes over loopback).
+#[test]
+fn the_survivor_alone_takes_over_a_killed_replicas_partitions_on_the_mock_cluster() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let figures = passed(runtime().block_on(reliability::rebalance_by_kill(
+        BrokerKind::Mock,
+        10_000,
+        12.0,
+        3,
+        false,
+    )));
     show(&figures);
 }
 

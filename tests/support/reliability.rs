@@ -20,6 +20,7 @@
 #![allow(dead_code)] // each includer uses its own part
 
 use credit_risk::kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
+use credit_risk::kafka::mock::EmbeddedCluster;
 use credit_risk::kafka::tail::{committed_offsets_blocking, Tail};
 use credit_risk::pipeline::testkit::{applicant_records, Topics};
 use credit_risk::service::http::get_blocking;
@@ -400,6 +401,66 @@ pub async fn create_scenario_topics(bootstrap: &str, topics: &Topics) -> Outcome
     )
     .await
     .map_err(|e| format!("cannot create the topics: {e}"))
+}
+
+/// Which broker a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// A Tansu process (in-memory storage).
+    Tansu,
+    /// librdkafka's mock cluster, in this process, reached by the worker processes over
+    /// loopback like any broker.
+    Mock,
+}
+
+/// A running broker of either kind.
+pub enum ScenarioBroker {
+    Tansu(Tansu),
+    Mock(EmbeddedCluster),
+}
+
+impl ScenarioBroker {
+    pub fn start(kind: BrokerKind, logs: &Path) -> Outcome<Self> {
+        match kind {
+            BrokerKind::Tansu => Ok(Self::Tansu(Tansu::start(Storage::Memory, logs)?)),
+            BrokerKind::Mock => EmbeddedCluster::start(1)
+                .map(Self::Mock)
+                .map_err(|e| format!("cannot start the mock cluster: {e}")),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Self::Tansu(tansu) => tansu.bootstrap(),
+            Self::Mock(cluster) => cluster.bootstrap_servers().to_owned(),
+        }
+    }
+
+    /// The scenario's topics (the mock has no CreateTopics: its own API creates them).
+    pub async fn create_topics(&self, topics: &Topics) -> Outcome<()> {
+        match self {
+            Self::Tansu(tansu) => create_scenario_topics(&tansu.bootstrap(), topics).await,
+            Self::Mock(cluster) => {
+                for (topic, partitions) in [
+                    (&topics.input, PARTITIONS),
+                    (&topics.output, PARTITIONS),
+                    (&topics.dead_letter, 1),
+                ] {
+                    cluster
+                        .create_topic(topic, partitions)
+                        .map_err(|e| format!("cannot create {topic} on the mock: {e}"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn check_alive(&mut self) -> Outcome<()> {
+        match self {
+            Self::Tansu(tansu) => tansu.check_alive(),
+            Self::Mock(_) => Ok(()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1381,8 +1442,10 @@ pub async fn readiness_through_an_outage(down_for: Duration) -> Outcome<Readines
 /// the replacement must own all 6 partitions between them: Tansu 0.6 never hands the partitions
 /// of a member that it evicted for missed heartbeats over to the survivor (it answers the
 /// survivor's rejoin with the same generation and its old assignment), so only a new member's
-/// join, after the eviction, reassigns them there.
+/// join, after the eviction, reassigns them there; on the mock cluster (`BrokerKind::Mock`)
+/// the survivor alone takes over, as with Kafka.
 pub async fn rebalance_by_kill(
+    broker: BrokerKind,
     records: usize,
     feed_seconds: f64,
     seed: u64,
@@ -1390,10 +1453,10 @@ pub async fn rebalance_by_kill(
 ) -> Outcome<Figures> {
     let started = Instant::now();
     let logs = log_dir("rebalance-kill")?;
-    let mut tansu = Tansu::start(Storage::Memory, &logs)?;
-    let bootstrap = tansu.bootstrap();
+    let mut broker_process = ScenarioBroker::start(broker, &logs)?;
+    let bootstrap = broker_process.bootstrap();
     let topics = Topics::unique("rebalance-kill");
-    create_scenario_topics(&bootstrap, &topics).await?;
+    broker_process.create_topics(&topics).await?;
     let inputs = inputs(records)?;
     let expected: Vec<String> = inputs.iter().map(key_of).collect();
     let collector = Collector::start(&bootstrap, &topics).await?;
@@ -1511,7 +1574,7 @@ pub async fn rebalance_by_kill(
             if let Some(replacement) = &mut replacement {
                 replacement.check_alive()?;
             }
-            tansu.check_alive()
+            broker_process.check_alive()
         })
         .await?;
     let fed = finish_feeding(feeding).await?;
