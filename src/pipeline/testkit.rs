@@ -955,17 +955,8 @@ pub async fn nothing_is_lost_when_delivery_fails(
     );
 
     cluster.clear_request_errors(RDKafkaApiKey::Produce)?;
-    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
-    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
-    let mut outputs = Vec::new();
-    read_until(
-        &tail,
-        &mut outputs,
-        "every record's decision after the restart",
-        |o| distinct_keys(o).len() >= count,
-    )
-    .await?;
-    worker.stop().await?;
+    let config = scenario_config(&bootstrap, &topics, model_dir)?;
+    let outputs = answer_all_after_restart(config, &topics, count).await?;
     ensure!(distinct_keys(&outputs).len() == count, "answers missing");
     ensure_fully_committed(&bootstrap, &topics, &fed).await?;
     Ok(())
@@ -1180,17 +1171,8 @@ pub async fn a_fenced_exactly_once_worker_stops(
         "the failure does not name the transaction: {cause}"
     );
     cluster.clear_request_errors(RDKafkaApiKey::EndTxn)?;
-    let worker = RunningWorker::start(exactly_once_config(&bootstrap, &topics, model_dir)?).await?;
-    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
-    let mut outputs = Vec::new();
-    read_until(
-        &tail,
-        &mut outputs,
-        "every record's output after the restart",
-        |o| distinct_keys(o).len() >= count,
-    )
-    .await?;
-    worker.stop().await?;
+    let config = exactly_once_config(&bootstrap, &topics, model_dir)?;
+    answer_all_after_restart(config, &topics, count).await?;
     Ok(cause)
 }
 
@@ -1227,6 +1209,29 @@ pub async fn exactly_once_without_broker_transactions_stops<B: TestBroker>(
         "the error does not name the transactions: {message}"
     );
     Ok(message)
+}
+
+/// Starts a worker with `config` (the restart after a failure), reads the output topics
+/// until each of the `count` records fed has an output, stops the worker, and returns what
+/// was read.
+async fn answer_all_after_restart(
+    config: Config,
+    topics: &Topics,
+    count: usize,
+) -> Result<Vec<Tailed>, TestkitError> {
+    let bootstrap = config.kafka.brokers.clone();
+    let worker = RunningWorker::start(config).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(
+        &tail,
+        &mut outputs,
+        "every record's output after the restart",
+        |o| distinct_keys(o).len() >= count,
+    )
+    .await?;
+    worker.stop().await?;
+    Ok(outputs)
 }
 
 /// A second replica joins mid-stream: the first gives up half its partitions (draining and
