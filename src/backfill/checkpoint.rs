@@ -16,6 +16,7 @@ use super::row::InputPosition;
 use super::shard::Shard;
 use super::sink::OutputState;
 use super::stats::RunningStats;
+use super::topic::PartitionRange;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -38,6 +39,10 @@ pub struct Fingerprint {
     pub shard: Shard,
     pub output_format: Format,
     pub include_fields: bool,
+    /// For a Kafka input, the range as asked (`--from`/`--until`); the offsets it resolved
+    /// to are in [`Checkpoint::kafka_ranges`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_range: Option<String>,
 }
 
 impl Fingerprint {
@@ -64,6 +69,7 @@ impl Fingerprint {
             shard,
             output_format,
             include_fields,
+            kafka_range: None,
         })
     }
 
@@ -114,6 +120,11 @@ impl Fingerprint {
             self.include_fields.to_string(),
             other.include_fields.to_string(),
         );
+        check(
+            "Kafka range (--from/--until)",
+            self.kafka_range.clone().unwrap_or_default(),
+            other.kafka_range.clone().unwrap_or_default(),
+        );
         out
     }
 }
@@ -154,6 +165,10 @@ pub struct Checkpoint {
     pub rejects_bytes: u64,
     /// Statistics of every committed row.
     pub stats: RunningStats,
+    /// For a Kafka input, the offsets of each partition the run reads, resolved when it
+    /// started, so that a resumed run reads the same records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_ranges: Option<Vec<PartitionRange>>,
     /// Whether the run finished.
     pub complete: bool,
     /// When the checkpoint was written (RFC 3339).
@@ -254,6 +269,7 @@ mod tests {
             shard: Shard::ALL,
             output_format: Format::Jsonl,
             include_fields: false,
+            kafka_range: None,
         }
     }
 
@@ -268,13 +284,16 @@ mod tests {
             input: InputPosition {
                 rows: 5,
                 byte_offset: 100,
+                kafka: None,
             },
             output: OutputState {
                 bytes: 77,
                 parts: 0,
+                messages: 0,
             },
             rejects_bytes: 0,
             stats: RunningStats::new(10),
+            kafka_ranges: None,
             complete: false,
             updated_at: "now".into(),
         };

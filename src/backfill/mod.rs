@@ -1,9 +1,10 @@
 //! The nightly backfill: scores historical loans from files, resumably, at full machine speed.
 //!
-//! `backfill score` reads CSV, JSON Lines or Parquet ([`source`]), scores every row with the
-//! shipped model and writes one row per loan (application id, decision, probability of bad,
-//! threshold, model version, and with `--include-fields` the loan's own fields) as CSV, JSON
-//! Lines or Parquet part files ([`sink`]). Around that:
+//! `backfill score` reads CSV, JSON Lines, Parquet or a Kafka topic over an offset or time
+//! range ([`source`], [`topic`]), scores every row with the shipped model and writes one row
+//! per loan (application id, decision, probability of bad, threshold, model version, and with
+//! `--include-fields` the loan's own fields) as CSV, JSON Lines, Parquet part files or
+//! decisions on a Kafka topic ([`sink`]). Around that:
 //!
 //! - [`run`]: the threads (reader → workers, each with its own ONNX session → ordered writer)
 //!   and the commit protocol;
@@ -30,10 +31,11 @@ pub mod sink;
 pub mod source;
 pub mod stats;
 pub mod summary;
+pub mod topic;
 
 pub use format::Format;
 pub use model::BackfillModel;
-pub use run::{run, Progress, ScoreOptions};
+pub use run::{run, KafkaOptions, Progress, ScoreOptions};
 pub use shard::Shard;
 pub use summary::Summary;
 
@@ -79,6 +81,10 @@ pub enum BackfillError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
     Model(#[from] model::ModelError),
+    #[error(transparent)]
+    Topic(#[from] topic::TopicError),
+    #[error("{0}")]
+    KafkaOutput(String),
     #[error("cannot score the PSI reference: {0}")]
     Reference(#[from] crate::data::german_credit::DatasetError),
     #[error("cannot read input {path}: {source}")]

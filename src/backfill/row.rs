@@ -1,6 +1,7 @@
 //! The units that flow through the backfill: decoded rows, rejected rows and scored rows, and
 //! the chunks that carry them between threads.
 
+use super::topic::KafkaPosition;
 use crate::applicant::{Applicant, RecordError};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,9 @@ pub struct Rejection {
     pub field: String,
     /// What was wrong and what was expected.
     pub reason: String,
+    /// Where the record is, for a Kafka input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaPosition>,
 }
 
 impl Rejection {
@@ -37,6 +41,7 @@ impl Rejection {
             raw: raw.into(),
             field: error.field.clone(),
             reason: error.problem.clone(),
+            kafka: None,
         }
     }
 }
@@ -72,8 +77,11 @@ pub struct InputPosition {
     /// Rows of the input consumed so far (every row, whether scored, rejected, blank or
     /// another shard's).
     pub rows: u64,
-    /// Byte offset just after the last consumed row (CSV and JSON Lines; 0 for Parquet).
+    /// Byte offset just after the last consumed row (CSV and JSON Lines; 0 otherwise).
     pub byte_offset: u64,
+    /// The next record to read, for a Kafka input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaPosition>,
 }
 
 /// A chunk after the workers: scored rows and rejections, in input order.

@@ -25,25 +25,73 @@ use super::sink::{self, OutputSpec, OutputState, Sink};
 use super::source::{self, Decoder, Extent, RawChunk};
 use super::stats::RunningStats;
 use super::summary::Summary;
+use super::topic::{self, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
 use crate::scoring::onnx_runtime::OnnxScorer;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How many chunks per worker the reader may be ahead of the writer.
 pub const WINDOW_PER_WORKER: u64 = 3;
 
+/// Settings of a Kafka input or output (see [`super::topic`]).
+#[derive(Clone, Default)]
+pub struct KafkaOptions {
+    /// The consumer group that receives the input position at every checkpoint.
+    pub group: String,
+    /// Start of the input range in every partition.
+    pub from: RangeStart,
+    /// End of the input range in every partition.
+    pub until: RangeEnd,
+    /// Pass-through librdkafka settings (security, tuning) for both clients.
+    pub settings: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    /// Secret settings (`sasl.password`, `ssl.key.password`...) are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .map(|(key, value)| {
+                let shown = if crate::config::is_secret_key(key) {
+                    crate::config::REDACTED
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaOptions")
+            .field("group", &self.group)
+            .field("from", &self.from)
+            .field("until", &self.until)
+            .field("settings", &settings)
+            .finish()
+    }
+}
+
 /// Settings of a `score` run.
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {
+    /// A file, or `kafka://BROKERS/TOPIC`.
     pub input: PathBuf,
     /// Input format; from the extension when `None`.
     pub input_format: Option<Format>,
+    /// A file or Parquet directory, or `kafka://BROKERS/TOPIC`.
     pub output: PathBuf,
+    /// Where the checkpoint, reject file and summary go (`<state>.checkpoint.json`...); the
+    /// output path when `None`. Required for a Kafka output.
+    pub state: Option<PathBuf>,
+    /// Kafka input and output settings.
+    pub kafka: KafkaOptions,
     /// Output format; from the extension when `None`.
     pub output_format: Option<Format>,
     /// Append the applicant's attributes and outcome to each output row.
@@ -76,6 +124,11 @@ impl Default for ScoreOptions {
             input: PathBuf::new(),
             input_format: None,
             output: PathBuf::new(),
+            state: None,
+            kafka: KafkaOptions {
+                group: "credit-risk-backfill".into(),
+                ..KafkaOptions::default()
+            },
             output_format: None,
             include_fields: false,
             shard: Shard::ALL,
@@ -153,27 +206,78 @@ pub fn run(
     progress: &dyn Fn(&Progress),
 ) -> Result<Summary, BackfillError> {
     let started = Instant::now();
-    let input_format = Format::resolve(options.input_format, &options.input)?;
-    let output_format = Format::resolve(options.output_format, &options.output)?;
-    let paths = OutputPaths::for_output(&options.output);
+    let input_topic = topic_of(&options.input)?;
+    let output_topic = topic_of(&options.output)?;
+    // Kafka records and decisions are JSON: for the fingerprint, they are JSON Lines.
+    let input_format = match input_topic {
+        Some(_) => Format::Jsonl,
+        None => Format::resolve(options.input_format, &options.input)?,
+    };
+    let output_format = match output_topic {
+        Some(_) => Format::Jsonl,
+        None => Format::resolve(options.output_format, &options.output)?,
+    };
+    if output_topic.is_some() && options.include_fields {
+        return Err(BackfillError::KafkaOutput(
+            "--include-fields does not apply to a Kafka output: decisions are published in \
+             the worker's decision format"
+                .into(),
+        ));
+    }
+    let paths = match (&options.state, &output_topic) {
+        (Some(state), _) => OutputPaths::for_output(state),
+        (None, None) => OutputPaths::for_output(&options.output),
+        (None, Some(_)) => {
+            return Err(BackfillError::KafkaOutput(
+                "a Kafka output needs --state PATH: where the checkpoint, reject file and \
+                 summary are kept (PATH.checkpoint.json, ...)"
+                    .into(),
+            ))
+        }
+    };
     let workers = match options.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
     let batch_size = options.batch_size.max(1);
-    let fingerprint = Fingerprint::of_input(
-        &options.input,
-        input_format,
-        &model.version,
-        model.threshold,
-        options.shard,
-        output_format,
-        options.include_fields,
-    )
-    .map_err(|source| BackfillError::Input {
-        path: options.input.clone(),
-        source,
-    })?;
+    let fingerprint = match &input_topic {
+        Some(address) => Fingerprint {
+            input_path: address.to_string(),
+            input_bytes: 0,
+            input_modified_ns: 0,
+            input_format,
+            model_version: model.version.clone(),
+            threshold: model.threshold,
+            shard: options.shard,
+            output_format,
+            include_fields: options.include_fields,
+            kafka_range: Some(format!(
+                "{:?}..{:?}",
+                options.kafka.from, options.kafka.until
+            )),
+        },
+        None => Fingerprint::of_input(
+            &options.input,
+            input_format,
+            &model.version,
+            model.threshold,
+            options.shard,
+            output_format,
+            options.include_fields,
+        )
+        .map_err(|source| BackfillError::Input {
+            path: options.input.clone(),
+            source,
+        })?,
+    };
+    let consumer = match &input_topic {
+        Some(address) => Some(Arc::new(
+            topic::consumer_config(address, &options.kafka.group, &options.kafka.settings)
+                .create::<BaseConsumer>()
+                .map_err(|error| topic::client_error(address, &error))?,
+        )),
+        None => None,
+    };
 
     // Resume, refuse, or start afresh.
     let previous = Checkpoint::load(&paths.checkpoint)?;
@@ -185,7 +289,7 @@ pub fn run(
                 differences,
             });
         }
-    } else if output_exists(&options.output) && !options.force {
+    } else if output_topic.is_none() && output_exists(&options.output) && !options.force {
         return Err(BackfillError::OutputExists {
             path: options.output.clone(),
         });
@@ -229,6 +333,20 @@ pub fn run(
         }
         Some(checkpoint) => checkpoint,
         None => {
+            // A Kafka input's range is fixed now, once: a resumed run reads the same records.
+            let kafka_ranges = match (&input_topic, &consumer) {
+                (Some(address), Some(consumer)) => {
+                    let partitions = topic::shard_partitions(consumer, address, options.shard)?;
+                    Some(topic::resolve_ranges(
+                        consumer,
+                        address,
+                        &partitions,
+                        options.kafka.from,
+                        options.kafka.until,
+                    )?)
+                }
+                _ => None,
+            };
             // A checkpoint at the very start, so that a crash before the first commit is
             // resumed (from zero) rather than refused as an unknown existing output.
             let fresh = Checkpoint {
@@ -238,6 +356,7 @@ pub fn run(
                 output: OutputState::default(),
                 rejects_bytes: 0,
                 stats: RunningStats::new(psi_bins),
+                kafka_ranges,
                 complete: false,
                 updated_at: now(),
             };
@@ -262,8 +381,40 @@ pub fn run(
         durable: options.durable,
         part_rows: options.part_rows,
     };
-    let (source, decoder) = source::open(&options.input, input_format, checkpoint.input)?;
-    let sink = sink::open(&options.output, output_format, spec, resume_state)?;
+    let (source, decoder): (Box<dyn source::Source>, Decoder) = match (&input_topic, &consumer) {
+        (Some(address), Some(consumer)) => {
+            let ranges = checkpoint.kafka_ranges.clone().ok_or_else(|| {
+                BackfillError::Internal("the checkpoint of a Kafka input has no ranges".into())
+            })?;
+            let source = source::kafka::KafkaSource::new(
+                Arc::clone(consumer),
+                address.clone(),
+                ranges,
+                checkpoint.input,
+                (options.kafka.from, options.kafka.until),
+            )?;
+            (
+                Box::new(source),
+                Decoder::Kafka(source::kafka::KafkaDecoder),
+            )
+        }
+        _ => source::open(&options.input, input_format, checkpoint.input)?,
+    };
+    let sink: Box<dyn Sink> = match &output_topic {
+        Some(address) => Box::new(sink::kafka::KafkaSink::open(
+            address,
+            &options.kafka.settings,
+            spec,
+        )?),
+        None => sink::open(&options.output, output_format, spec, resume_state)?,
+    };
+    let group_commits = match (&input_topic, &consumer) {
+        (Some(address), Some(consumer)) => Some(GroupCommits {
+            consumer: Arc::clone(consumer),
+            topic: address.topic.clone(),
+        }),
+        _ => None,
+    };
     let rejects = RejectFile::open(
         &paths.rejects,
         checkpoint.rejects_bytes,
@@ -291,6 +442,7 @@ pub fn run(
         rows_this_attempt: 0,
         extent,
         started,
+        group_commits,
     };
     progress(&writer.progress());
     let pipeline = Pipeline {
@@ -319,6 +471,39 @@ pub fn run(
     );
     write_summary(&paths.summary, &summary)?;
     Ok(summary)
+}
+
+/// The topic `path` names, if it is a `kafka://` address.
+fn topic_of(path: &Path) -> Result<Option<TopicAddress>, BackfillError> {
+    match path.to_str().and_then(TopicAddress::detect) {
+        Some(address) => Ok(Some(address?)),
+        None => Ok(None),
+    }
+}
+
+/// Hands a Kafka input's checkpointed position to its consumer group, so that Kafka's own
+/// tooling (`kafka-consumer-groups --describe`) shows the backfill's progress and lag. The
+/// checkpoint, not the group, is what a resumed run starts from: the two cannot be written
+/// atomically, and the checkpoint is the one kept consistent with the output.
+struct GroupCommits {
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+}
+
+impl GroupCommits {
+    fn commit(&self, position: &InputPosition) {
+        let Some(kafka) = position.kafka else { return };
+        let mut offsets = TopicPartitionList::new();
+        let added = offsets.add_partition_offset(
+            &self.topic,
+            kafka.partition,
+            Offset::Offset(kafka.offset),
+        );
+        let committed = added.and_then(|()| self.consumer.commit(&offsets, CommitMode::Async));
+        if let Err(error) = committed {
+            tracing::warn!(%error, partition = kafka.partition, "cannot commit the position to the group");
+        }
+    }
 }
 
 /// Whether something is at the output path already (a file, or a non-empty directory).
@@ -529,6 +714,7 @@ struct Writer<'a> {
     rows_this_attempt: u64,
     extent: Extent,
     started: Instant,
+    group_commits: Option<GroupCommits>,
 }
 
 impl Writer<'_> {
@@ -590,6 +776,9 @@ impl Writer<'_> {
         self.checkpoint.updated_at = now();
         self.checkpoint
             .save(&self.paths.checkpoint, self.options.durable)?;
+        if let Some(group) = &self.group_commits {
+            group.commit(&self.checkpoint.input);
+        }
         Ok(())
     }
 

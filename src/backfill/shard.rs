@@ -4,6 +4,12 @@
 //! Every machine reads the whole file but decodes and scores only its own rows, so the shards
 //! need no coordination, together cover every row exactly once, and a rerun of a shard always
 //! picks the same rows. Row numbers and default application ids stay those of the whole file.
+//!
+//! A Kafka input is split by partition instead (partition `p` to shard `p mod N`, see
+//! [`super::topic`]): every machine reads only its own partitions. The split is static rather
+//! than left to a consumer group's rebalancing because the exactly-once resume rests on the
+//! input position being saved together with the output; a rebalance that moved a partition
+//! from one machine's output to another's would break that.
 
 use std::fmt;
 use std::str::FromStr;

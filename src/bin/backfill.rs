@@ -3,6 +3,8 @@
 //! ```text
 //! backfill score loans.csv scored.parquet --include-fields
 //! backfill score loans.jsonl scored.csv --shard 2/4          # this machine's quarter
+//! backfill score kafka://kafka:9092/loan-applications kafka://kafka:9092/rescored \
+//!     --from time:2026-11-01T00:00:00Z --state /var/lib/backfill/november
 //! backfill generate --rows 10000000 --output synthetic.parquet --with-outcomes --seed 7
 //! ```
 //!
@@ -11,13 +13,21 @@
 //! with every input row exactly once. Rows that cannot be scored go to
 //! `<output>.rejects.jsonl`; the summary is printed and written to `<output>.summary.json`.
 //!
-//! Sharding: `--shard K/N` scores the rows whose 0-based position in the input is `K mod N`.
+//! A Kafka input (`kafka://HOST:PORT[,...]/TOPIC`) is read over the range `--from`..`--until`,
+//! fixed when the run starts; a Kafka output receives decisions in the worker's format. With
+//! a Kafka output, `--state PATH` says where the checkpoint, rejects and summary go.
+//!
+//! Sharding: `--shard K/N` scores the rows whose 0-based position in the input is `K mod N`
+//! (for a Kafka input: the partitions `p` with `p mod N = K`).
 //! Run the same command with `--shard 0/N` ... `--shard N-1/N` on N machines (each with its own
 //! output) and the outputs together hold every row exactly once.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use credit_risk::backfill::{self, BackfillModel, Format, Progress, ScoreOptions, Shard};
+use credit_risk::backfill::topic::{self, RangeEnd, RangeStart};
+use credit_risk::backfill::{
+    self, BackfillModel, Format, KafkaOptions, Progress, ScoreOptions, Shard,
+};
 use credit_risk::data::german_credit;
 use credit_risk::synthetic::{write, Generator};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,7 +37,7 @@ use std::time::Instant;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Backfill: score historical loans from files, resumably"
+    about = "Backfill: score historical loans from files or Kafka, resumably"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,18 +46,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Score every loan of a file (CSV, JSON Lines or Parquet) into an output file.
-    Score(ScoreArgs),
+    /// Score every loan of a file (CSV, JSON Lines, Parquet) or Kafka topic into a file or topic.
+    Score(Box<ScoreArgs>),
     /// Write synthetic applicants that resemble the German Credit data.
     Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]
 struct ScoreArgs {
-    /// Input file (.csv, .jsonl, .parquet, or a directory of .parquet files).
+    /// Input file (.csv, .jsonl, .parquet, or a directory of .parquet files), or
+    /// kafka://HOST:PORT[,HOST:PORT...]/TOPIC.
     input: PathBuf,
-    /// Output file (.csv, .jsonl) or Parquet output directory (.parquet).
+    /// Output file (.csv, .jsonl), Parquet output directory (.parquet), or
+    /// kafka://HOST:PORT[,HOST:PORT...]/TOPIC.
     output: PathBuf,
+    /// Base path of the checkpoint, reject file and summary (default: the output path);
+    /// required with a Kafka output.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// Kafka input: where the range starts in every partition.
+    #[arg(
+        long,
+        default_value = "earliest",
+        value_name = "earliest|offset:N|time:RFC3339"
+    )]
+    from: RangeStart,
+    /// Kafka input: where the range ends (exclusive); `end` is the high watermark at start.
+    #[arg(long, default_value = "end", value_name = "end|time:RFC3339")]
+    until: RangeEnd,
+    /// Kafka input: the consumer group that is shown the run's progress.
+    #[arg(long, default_value = "credit-risk-backfill", value_name = "GROUP")]
+    kafka_group: String,
+    /// A librdkafka setting for the Kafka clients (security.protocol, sasl.*, ssl.*, ...);
+    /// repeatable.
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = topic::parse_setting)]
+    kafka_config: Vec<(String, String)>,
     /// Input format, if the extension does not tell.
     #[arg(long, value_name = "csv|jsonl|parquet")]
     input_format: Option<Format>,
@@ -57,7 +90,7 @@ struct ScoreArgs {
     /// Also write each loan's 20 attributes and its outcome (if known).
     #[arg(long)]
     include_fields: bool,
-    /// Score only rows whose 0-based position is K mod N.
+    /// Score only rows whose 0-based position is K mod N (Kafka: partitions p mod N = K).
     #[arg(long, value_name = "K/N", default_value = "0/1")]
     shard: Shard,
     /// Rows per inference.
@@ -135,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Score(args) => score(args),
+        Command::Score(args) => score(*args),
         Command::Generate(args) => generate(args),
     }
 }
@@ -158,6 +191,13 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         input: args.input,
         input_format: args.input_format,
         output: args.output,
+        state: args.state,
+        kafka: KafkaOptions {
+            group: args.kafka_group,
+            from: args.from,
+            until: args.until,
+            settings: args.kafka_config,
+        },
         output_format: args.output_format,
         include_fields: args.include_fields,
         shard: args.shard,
@@ -197,7 +237,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
     if !summary.already_complete {
         println!(
             "  summary written to {}",
-            backfill::OutputPaths::for_output(&options.output)
+            backfill::OutputPaths::for_output(options.state.as_ref().unwrap_or(&options.output))
                 .summary
                 .display()
         );

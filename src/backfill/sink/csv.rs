@@ -124,6 +124,7 @@ impl Sink for CsvSink {
         Ok(OutputState {
             bytes: self.bytes,
             parts: 0,
+            messages: 0,
         })
     }
 

@@ -93,6 +93,7 @@ impl Sink for JsonlSink {
         Ok(OutputState {
             bytes: self.bytes,
             parts: 0,
+            messages: 0,
         })
     }
 

@@ -11,6 +11,7 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod kafka;
 pub mod parquet;
 
 use super::format::Format;
@@ -40,6 +41,10 @@ pub struct OutputState {
     pub bytes: u64,
     /// Number of complete Parquet part files.
     pub parts: u64,
+    /// Records acknowledged by the brokers, for a Kafka output (informational: a topic
+    /// cannot be cut back, so a resumed run may publish the uncommitted rows again).
+    #[serde(default)]
+    pub messages: u64,
 }
 
 /// Why the output could not be written.
@@ -57,6 +62,8 @@ pub enum SinkError {
     },
     #[error("cannot encode output row for {path}: {message}")]
     Encode { path: PathBuf, message: String },
+    #[error("cannot publish to {address}: {message}")]
+    Kafka { address: String, message: String },
     #[error("output {path} is {actual} bytes, shorter than the {committed} bytes the checkpoint says were committed; it was changed since, so the run cannot resume")]
     Shrunk {
         path: PathBuf,

@@ -229,6 +229,7 @@ impl Sink for ParquetSink {
         Ok(OutputState {
             bytes: 0,
             parts: self.parts,
+            messages: 0,
         })
     }
 

@@ -128,6 +128,7 @@ impl Source for CsvSource {
             end: InputPosition {
                 rows: self.next_index,
                 byte_offset: self.base_offset + self.reader.position().byte(),
+                kafka: None,
             },
         }))
     }

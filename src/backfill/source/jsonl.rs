@@ -72,6 +72,7 @@ impl Source for JsonlSource {
             end: InputPosition {
                 rows: self.next_index,
                 byte_offset: self.offset,
+                kafka: None,
             },
         }))
     }

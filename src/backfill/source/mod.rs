@@ -11,6 +11,7 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod kafka;
 pub mod parquet;
 
 use super::format::Format;
@@ -26,6 +27,8 @@ pub enum Payload {
     Lines { text: Vec<u8>, ends: Vec<usize> },
     /// A Parquet record batch.
     Parquet(arrow_array::RecordBatch),
+    /// Kafka records of one partition.
+    Messages(kafka::Records),
 }
 
 /// A run of consecutive input rows.
@@ -46,6 +49,7 @@ impl RawChunk {
             Payload::Csv(records) => records.len(),
             Payload::Lines { ends, .. } => ends.len(),
             Payload::Parquet(batch) => batch.num_rows(),
+            Payload::Messages(records) => records.spans.len(),
         }
     }
 
@@ -96,6 +100,26 @@ pub enum SourceError {
     NoParquetFiles { path: PathBuf },
     #[error("internal error: a chunk reached the decoder of another format")]
     DecoderMismatch,
+    #[error("cannot read {address} partition {partition} at offset {offset}: {source}")]
+    Kafka {
+        address: String,
+        partition: i32,
+        offset: i64,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "no record of {address} partition {partition} arrived for {waited:?} at offset {offset} \
+         (the range ends at {end}); is the broker reachable? Rerun the command to resume"
+    )]
+    KafkaStalled {
+        address: String,
+        partition: i32,
+        offset: i64,
+        end: i64,
+        waited: std::time::Duration,
+    },
+    #[error("the checkpoint's position is in partition {partition}, which is not in the range of {address}")]
+    KafkaPosition { address: String, partition: i32 },
     #[error("resume position {rows} is past the end of input {path} ({total} rows)")]
     PastEnd {
         path: PathBuf,
@@ -117,6 +141,7 @@ pub enum Decoder {
     Csv(csv::CsvDecoder),
     Jsonl(jsonl::JsonlDecoder),
     Parquet(parquet::ParquetDecoder),
+    Kafka(kafka::KafkaDecoder),
 }
 
 impl Decoder {
@@ -140,6 +165,10 @@ impl Decoder {
             }
             (Decoder::Parquet(decoder), Payload::Parquet(batch)) => {
                 decoder.decode(batch, chunk.first_index, shard, rows, rejections)
+            }
+            (Decoder::Kafka(decoder), Payload::Messages(records)) => {
+                decoder.decode(records, chunk.first_index, rows, rejections);
+                Ok(())
             }
             // A source and its decoder are created together by `open`, so this is a bug; it
             // must not pass silently, since the chunk's rows would be lost.

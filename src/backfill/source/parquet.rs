@@ -185,6 +185,7 @@ impl Source for ParquetSource {
                         end: InputPosition {
                             rows: self.next_index,
                             byte_offset: 0,
+                            kafka: None,
                         },
                     }));
                 }
