@@ -6,6 +6,7 @@
 //! ```sh
 //! scripts/crash-test.sh                       # 100,000 records, 5 kills, seed 1
 //! cargo bench --bench reliability -- --records 100000 --kills 8 --seed 7 --all
+//! cargo bench --bench reliability -- --records 100000 --hostile   # memory under hostile input
 //! ```
 //!
 //! The scenarios are those of `tests/reliability_tansu.rs` (`tests/support/reliability.rs`).
@@ -22,6 +23,7 @@ struct Args {
     seed: u64,
     feed_seconds: f64,
     all: bool,
+    hostile: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -31,6 +33,7 @@ fn parse() -> Result<Args, String> {
         seed: 1,
         feed_seconds: 60.0,
         all: false,
+        hostile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -57,6 +60,7 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--feed-seconds: {e}"))?
             }
             "--all" => args.all = true,
+            "--hostile" => args.hostile = true,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -72,7 +76,7 @@ fn main() {
     let args = match parse() {
         Ok(args) => args,
         Err(problem) => {
-            eprintln!("{problem}\nusage: reliability [--records N] [--kills K] [--seed S] [--feed-seconds T] [--all]");
+            eprintln!("{problem}\nusage: reliability [--records N] [--kills K] [--seed S] [--feed-seconds T] [--all] [--hostile]");
             std::process::exit(2);
         }
     };
@@ -88,6 +92,23 @@ fn main() {
         }
     };
     let mut failed = false;
+    if args.hostile {
+        println!(
+            "== hostile stream: {} records, every other one hostile, over {:.0} s",
+            args.records, args.feed_seconds
+        );
+        match runtime.block_on(reliability::hostile_stream(args.records, args.feed_seconds)) {
+            Ok(figures) => println!("{figures}\n"),
+            Err(failure) => {
+                println!("FAILED: {failure}\n");
+                failed = true;
+            }
+        }
+        if failed {
+            std::process::exit(1);
+        }
+        return;
+    }
     let plan = CrashPlan::new(args.records, args.kills, args.seed, args.feed_seconds);
     println!(
         "== crash test: {} records into {} partitions at {:.0}/s, {} kill -9s (seed {})",

@@ -1430,6 +1430,104 @@ pub async fn readiness_through_an_outage(down_for: Duration) -> Outcome<Readines
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hostile input at volume
+
+/// The hostile payload number `i`: cycles through records just over the size limit, deep
+/// nesting, very long strings, invalid UTF-8, truncated JSON, `"NaN"` and huge numbers.
+fn hostile_payload(i: usize) -> Vec<u8> {
+    let limit = credit_risk::applicant::MAX_RECORD_BYTES;
+    match i % 7 {
+        0 => {
+            let mut oversize = b"{\"purpose\":\"".to_vec();
+            oversize.extend(std::iter::repeat_n(b'x', limit + 100));
+            oversize.extend_from_slice(b"\"}");
+            oversize
+        }
+        1 => format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)).into_bytes(),
+        2 => format!("{{\"purpose\":\"{}\"}}", "y".repeat(12_000)).into_bytes(),
+        3 => vec![0xff, 0xfe, b'{', 0xc3, 0x28, b'}'],
+        4 => b"{\"checking_account\":\"below_0_dm\",\"duration_mon".to_vec(),
+        5 => b"{\"age_years\":\"NaN\",\"credit_amount_dm\":\"NaN\"}".to_vec(),
+        _ => b"{\"age_years\":1e308,\"credit_amount_dm\":-99999999999999999999999}".to_vec(),
+    }
+}
+
+/// The worker process's peak resident set (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A stream in which every other record is hostile (see [`hostile_payload`]): every record
+/// must be answered (decision or dead letter), and the worker's peak memory is reported.
+pub async fn hostile_stream(records: usize, feed_seconds: f64) -> Outcome<Figures> {
+    let started = Instant::now();
+    let logs = log_dir("hostile")?;
+    let mut broker = ScenarioBroker::start(BrokerKind::Tansu, &logs)?;
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::unique("hostile");
+    broker.create_topics(&topics).await?;
+    let mut inputs = applicant_records(records).map_err(|e| e.to_string())?;
+    for (i, record) in inputs.iter_mut().skip(1).step_by(2).enumerate() {
+        record.payload = Some(hostile_payload(i));
+    }
+    let hostile = records / 2;
+    let expected: Vec<String> = inputs.iter().map(key_of).collect();
+    let collector = Collector::start(&bootstrap, &topics).await?;
+    let mut worker = WorkerProcess::start(&bootstrap, &topics, "worker", &logs)?;
+    let feeding = start_feeding(
+        &bootstrap,
+        &topics.input,
+        inputs,
+        Some(records as f64 / feed_seconds),
+    );
+    collector
+        .wait_all_answered(&expected, || {
+            worker.check_alive()?;
+            broker.check_alive()
+        })
+        .await?;
+    let fed = finish_feeding(feeding).await?;
+    wait_fully_committed(&bootstrap, &topics, &fed).await?;
+    let peak = peak_rss_mib(worker.process().pid());
+    worker.stop_gracefully()?;
+    let outputs = collector.finish(Duration::from_millis(500)).await;
+    let mut figures = verdict(
+        "hostile stream (every other record hostile)",
+        &bootstrap,
+        &topics,
+        &expected,
+        &fed,
+        outputs,
+        started,
+        logs,
+    )
+    .await?;
+    ensure!(
+        figures.dead_letters >= hostile as u64,
+        "{} dead letters for {hostile} hostile records",
+        figures.dead_letters
+    );
+    figures.note(
+        "hostile",
+        format!("{hostile} records (over-limit, nested, long, non-UTF-8, truncated, NaN, huge)"),
+    );
+    figures.note(
+        "worker peak",
+        peak.map_or_else(|| "unknown".to_owned(), |mib| format!("{mib:.1} MiB RSS")),
+    );
+    Ok(figures)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Scenario 3: one of two replicas killed mid-stream
 
 /// Two `worker` processes share a group on a 6-partition topic while a stream flows; one is
