@@ -300,6 +300,9 @@ pub enum Storage {
 pub struct Tansu {
     process: Option<Process>,
     address: SocketAddr,
+    /// The address the broker tells clients to connect to (its own, unless a proxy sits in
+    /// front of it).
+    advertised: SocketAddr,
     storage: Storage,
     logs: PathBuf,
     starts: u32,
@@ -307,9 +310,22 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start(storage: Storage, logs: &Path) -> Outcome<Self> {
+        let address = free_address()?;
+        Self::start_advertising(storage, logs, address, address)
+    }
+
+    /// A broker listening on `address` that tells clients to connect to `advertised` (where
+    /// a proxy in front of it listens).
+    pub fn start_advertising(
+        storage: Storage,
+        logs: &Path,
+        address: SocketAddr,
+        advertised: SocketAddr,
+    ) -> Outcome<Self> {
         let mut tansu = Self {
             process: None,
-            address: free_address()?,
+            address,
+            advertised,
             storage,
             logs: logs.to_path_buf(),
             starts: 0,
@@ -324,14 +340,13 @@ impl Tansu {
              --version 0.6.0 --locked --features dynostore)"
                 .to_owned()
         })?;
-        let url = format!("tcp://{}", self.address);
         let mut command = Command::new(binary);
         command.args([
             "broker",
             "--listener-url",
-            &url,
+            &format!("tcp://{}", self.address),
             "--advertised-listener-url",
-            &url,
+            &format!("tcp://{}", self.advertised),
         ]);
         match &self.storage {
             Storage::Memory => {
