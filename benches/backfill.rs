@@ -17,6 +17,11 @@
 //! CPU-second (user + system time of the child, from /proc/self/stat) are printed too, as a
 //! measure of efficiency that other jobs' load does not distort.
 //! Targets on the 2-core reference machine: backfill ≥ 90% of ORT alone, peak RSS ≤ 500 MiB.
+//!
+//! With `--kill-resume`, it then runs the `backfill` binary on the same input, `kill -9`s it
+//! once `--kill-at` of the rows are committed, reruns the same command to the end, and reads
+//! the whole output back: every input row must be there exactly once (losses and duplicates
+//! are counted and printed). `--repeat 0` skips the throughput rounds.
 
 use credit_risk::backfill::{self, BackfillModel, Format, ScoreOptions};
 use credit_risk::data::german_credit;
@@ -34,6 +39,9 @@ struct Args {
     dir: Option<PathBuf>,
     ort_mode: String,
     repeat: usize,
+    kill_resume: bool,
+    /// Fraction of the rows committed when the run is killed.
+    kill_at: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +55,8 @@ fn parse_args() -> Result<Args, String> {
         dir: None,
         ort_mode: "sessions".into(),
         repeat: 3,
+        kill_resume: false,
+        kill_at: 0.4,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -65,6 +75,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("{e}"))?
             }
             "--child" => args.child = Some(value("--child")?),
+            "--kill-resume" => args.kill_resume = true,
+            "--kill-at" => {
+                args.kill_at = value("--kill-at")?.parse().map_err(|e| format!("{e}"))?
+            }
             "--dir" => args.dir = Some(PathBuf::from(value("--dir")?)),
             "--ort-mode" => args.ort_mode = value("--ort-mode")?,
             "--repeat" => args.repeat = value("--repeat")?.parse().map_err(|e| format!("{e}"))?,
@@ -302,6 +316,17 @@ fn real_main() -> Result<(), String> {
         args.batch_size, args.workers, args.intra_threads
     );
 
+    if args.repeat > 0 {
+        throughput(&args, dir.path())?;
+    }
+    if args.kill_resume {
+        kill_and_resume(&args, &input, dir.path())?;
+    }
+    Ok(())
+}
+
+/// The throughput rounds: ORT alone both ways and the full backfill, best of `--repeat`.
+fn throughput(args: &Args, dir: &Path) -> Result<(), String> {
     let best = |runs: &[Measurement]| {
         runs.iter()
             .copied()
@@ -309,9 +334,9 @@ fn real_main() -> Result<(), String> {
     };
     let (mut sessions, mut intra, mut full) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.repeat.max(1) {
-        sessions.push(run_child(&args, dir.path(), "ort", "sessions")?);
-        intra.push(run_child(&args, dir.path(), "ort", "intra")?);
-        full.push(run_child(&args, dir.path(), "backfill", "sessions")?);
+        sessions.push(run_child(args, dir, "ort", "sessions")?);
+        intra.push(run_child(args, dir, "ort", "intra")?);
+        full.push(run_child(args, dir, "backfill", "sessions")?);
         let rates = |runs: &[Measurement]| runs.last().map_or(0.0, |m| m.rows_per_second);
         println!(
             "round {round}: ORT {} sessions {:.0}, ORT 1 session x {} intra {:.0}, backfill {:.0} rows/s",
@@ -360,6 +385,104 @@ fn real_main() -> Result<(), String> {
         "backfill peak RSS {:.1} MiB (target <= 500 MiB): {}",
         full.peak_rss_mib,
         if full.peak_rss_mib <= 500.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}
+
+/// `kill -9` of the `backfill` binary once `--kill-at` of the rows are committed, a rerun of
+/// the same command, and a check of the whole output: each input row exactly once.
+fn kill_and_resume(args: &Args, input: &Path, dir: &Path) -> Result<(), String> {
+    let output = dir.join("resumed.parquet");
+    let checkpoint = backfill::OutputPaths::for_output(&output).checkpoint;
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backfill"));
+        command
+            .current_dir(manifest())
+            .args(["score", "--quiet", "--part-rows", "500000"])
+            .args(["--batch-size", &args.batch_size.to_string()])
+            .args(["--workers", &args.workers.to_string()])
+            .arg(input)
+            .arg(&output);
+        command
+    };
+    let committed = || {
+        backfill::checkpoint::Checkpoint::load(&checkpoint)
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.input.rows)
+    };
+    let target = (args.rows as f64 * args.kill_at) as u64;
+    let started = Instant::now();
+    let mut child = command().spawn().map_err(|e| e.to_string())?;
+    while committed() < target {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the run ended ({status}) before it could be killed"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().map_err(|e| e.to_string())?; // SIGKILL
+    let _ = child.wait();
+    let at_kill = committed();
+    println!(
+        "kill -9 after {:.1} s with {at_kill} of {} rows committed ({:.1}%)",
+        started.elapsed().as_secs_f64(),
+        args.rows,
+        at_kill as f64 / args.rows as f64 * 100.0
+    );
+    let resumed = Instant::now();
+    let status = command().status().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the resumed run failed: {status}"));
+    }
+    println!(
+        "resumed run finished in {:.1} s",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    // Every id is `gen-<row number>`: one bit per row.
+    let mut seen = vec![false; args.rows as usize];
+    let (mut read, mut duplicates, mut foreign) = (0u64, 0u64, 0u64);
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&output)
+        .map_err(|e| e.to_string())?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    parts.sort();
+    for part in &parts {
+        use arrow_array::cast::AsArray;
+        let file = std::fs::File::open(part).map_err(|e| e.to_string())?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.build())
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| e.to_string())?;
+            let ids = batch.column(0).as_string::<i32>();
+            for id in ids.iter().flatten() {
+                read += 1;
+                let slot = id
+                    .strip_prefix("gen-")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|n| seen.get_mut(n));
+                match slot {
+                    Some(slot) if *slot => duplicates += 1,
+                    Some(slot) => *slot = true,
+                    None => foreign += 1,
+                }
+            }
+        }
+    }
+    let losses = seen.iter().filter(|present| !**present).count();
+    println!(
+        "output: {} part files, {read} rows read back: {losses} losses, {duplicates} duplicates, \
+         {foreign} unknown ids (target: 0 and 0): {}",
+        parts.len(),
+        if losses == 0 && duplicates == 0 && foreign == 0 {
             "met"
         } else {
             "NOT met"
