@@ -16,7 +16,7 @@ use credit_risk::kafka::feed::{feed_blocking, FeedRecord};
 use credit_risk::kafka::tail::{committed_offsets_blocking, high_watermarks_blocking, Tail};
 use credit_risk::pipeline::decision::OwnedDecision;
 use credit_risk::pipeline::testkit::{applicant_records, Topics};
-use reliability::{BrokerKind, ScenarioBroker};
+use reliability::{runtime, BrokerKind, ScenarioBroker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -38,14 +38,6 @@ fn manifest() -> &'static Path {
 fn model() -> &'static BackfillModel {
     static MODEL: OnceLock<BackfillModel> = OnceLock::new();
     MODEL.get_or_init(|| BackfillModel::load(&manifest().join("models"), None, None).unwrap())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 /// A broker with the scenario's topics (input and output with 6 partitions).
@@ -335,6 +327,43 @@ fn a_time_range_reads_only_the_records_of_that_time(kind: BrokerKind) {
     );
 }
 
+/// Records written in transactions: each commit leaves a marker at the partition's end, so
+/// the range ends on an offset that holds no record. The run must see the partitions as done
+/// (not wait for records that never come) and score every committed record.
+fn transactional_inputs_are_read_to_the_end_of_their_range(kind: BrokerKind) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let setup = Setup::start(kind, "backfill-topic-transactional");
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", setup.broker.bootstrap())
+        .set("transactional.id", format!("{}-txn", setup.topics.group))
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).unwrap();
+    let (records, valid, _) = records(0, 301);
+    for chunk in records[..300].chunks(100) {
+        producer.begin_transaction().unwrap();
+        for record in chunk {
+            let mut pending = BaseRecord::<[u8], [u8]>::to(&setup.topics.input)
+                .key(record.key.as_deref().unwrap())
+                .payload(record.payload.as_deref().unwrap());
+            while let Err((_, back)) = producer.send(pending) {
+                producer.poll(Duration::from_millis(10));
+                pending = back;
+            }
+        }
+        producer.commit_transaction(timeout).unwrap();
+    }
+    let output = setup.dir.path().join("transactional.jsonl");
+    let summary = backfill::run(&setup.options(output.clone()), model(), &|_| {}).unwrap();
+    assert_same_ids(
+        &file_ids(&output),
+        &valid,
+        "every committed record scored once",
+    );
+    assert_eq!(summary.rejects, 0);
+}
+
 fn a_kafka_output_needs_a_state_path_and_a_missing_topic_is_named() {
     let options = ScoreOptions {
         input: PathBuf::from("data/german_credit.csv"),
@@ -365,6 +394,11 @@ fn mock_cluster_a_topic_is_rescored_once_over_a_fixed_range() {
 #[test]
 fn mock_cluster_a_crashed_topic_to_topic_run_resumes_and_answers_every_record() {
     a_crashed_topic_to_topic_run_resumes_and_answers_every_record(BrokerKind::Mock);
+}
+
+#[test]
+fn mock_cluster_transactional_inputs_are_read_to_the_end_of_their_range() {
+    transactional_inputs_are_read_to_the_end_of_their_range(BrokerKind::Mock);
 }
 
 #[test]

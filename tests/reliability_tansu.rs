@@ -11,7 +11,7 @@
 #[path = "support/reliability.rs"]
 mod reliability;
 
-use reliability::{BrokerKind, CrashPlan, Figures, OutagePlan, Outcome};
+use reliability::{runtime, BrokerKind, CrashPlan, Figures, OutagePlan, Outcome};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -23,14 +23,6 @@ fn passed<T>(outcome: Outcome<T>) -> T {
         Ok(value) => value,
         Err(failure) => panic!("{failure}"),
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 fn show(figures: &Figures) {

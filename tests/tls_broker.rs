@@ -156,11 +156,7 @@ fn reaches_the_broker(config: &ClientConfig) -> bool {
 
 #[test]
 fn the_worker_scores_every_record_over_tls_and_plaintext_or_untrusted_clients_are_refused() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = reliability::runtime();
     let dir = tempfile::tempdir().unwrap();
     let (ca, ca_key) = authority("credit-risk test CA");
     let (certificate, key) = server_certificate(&ca, &ca_key);

@@ -491,7 +491,9 @@ struct GroupCommits {
 }
 
 impl GroupCommits {
-    fn commit(&self, position: &InputPosition) {
+    /// Commits `position`; the last one (`wait`) synchronously, so that it is in before the
+    /// run reports completion and drops the consumer.
+    fn commit(&self, position: &InputPosition, wait: bool) {
         let Some(kafka) = position.kafka else { return };
         let mut offsets = TopicPartitionList::new();
         let added = offsets.add_partition_offset(
@@ -499,7 +501,12 @@ impl GroupCommits {
             kafka.partition,
             Offset::Offset(kafka.offset),
         );
-        let committed = added.and_then(|()| self.consumer.commit(&offsets, CommitMode::Async));
+        let mode = if wait {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        let committed = added.and_then(|()| self.consumer.commit(&offsets, mode));
         if let Err(error) = committed {
             tracing::warn!(%error, partition = kafka.partition, "cannot commit the position to the group");
         }
@@ -777,7 +784,7 @@ impl Writer<'_> {
         self.checkpoint
             .save(&self.paths.checkpoint, self.options.durable)?;
         if let Some(group) = &self.group_commits {
-            group.commit(&self.checkpoint.input);
+            group.commit(&self.checkpoint.input, complete);
         }
         Ok(())
     }

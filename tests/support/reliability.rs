@@ -40,6 +40,16 @@ use std::time::{Duration, Instant};
 /// A scenario's failure: what did not hold, with the evidence.
 pub type Outcome<T> = Result<T, String>;
 
+/// The runtime the scenarios' async parts (topic creation, readers) run on: two workers, like
+/// the machine's two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 macro_rules! ensure {
     ($condition:expr, $($message:tt)+) => {
         if !$condition {
