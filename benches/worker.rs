@@ -28,6 +28,10 @@
 //! (4 bytes a record) and this bench's few polling tasks. On a 2-core machine the broker and
 //! the feeder compete with the worker for the CPU, as they would on a shared host.
 //!
+//! `--paced-rates 5000,10000,...` adds one paced run per rate after (d), the same way, to show
+//! up to which load the latency stays low (`BENCH_WORKER_LATENCY_DUMP=PATH` writes each run's
+//! latencies in acknowledgement order, to see whether a queue builds up during a run).
+//!
 //! Figures are printed as a table and written to `target/bench-worker.json`.
 //! Targets on the 2-core reference machine: (c) ≥ 80% of (a); p99 at half load ≤ 25 ms; peak
 //! RSS ≤ 200 MiB.
@@ -63,6 +67,8 @@ const OUTPUT_PARTITIONS: i32 = 12;
 const HALF_LOAD_PARTITIONS: i32 = 24;
 /// Records answered before the half-load measurement starts.
 const HALF_LOAD_WARMUP: u64 = 2000;
+/// How long a paced feeder waits after connecting before its clock starts.
+const FEEDER_SETTLE: Duration = Duration::from_millis(1000);
 /// Mock brokers, as in embedded mode.
 const BROKERS: i32 = 3;
 /// Give up on an end-to-end run after this long.
@@ -82,6 +88,8 @@ struct Args {
     /// Records (fed before the measured ones) whose outputs are awaited before the worker
     /// reports `READY`, and left out of its latencies.
     warmup: u64,
+    /// Extra paced runs, records per second.
+    paced_rates: Vec<f64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -96,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
         first: 0,
         batch: None,
         warmup: 0,
+        paced_rates: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -117,6 +126,12 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(value("--rate")?, "--rate")?),
             "--first" => args.first = num(value("--first")?, "--first")?,
             "--warmup" => args.warmup = num(value("--warmup")?, "--warmup")?,
+            "--paced-rates" => {
+                args.paced_rates = value("--paced-rates")?
+                    .split(',')
+                    .map(|rate| num(rate.trim().to_owned(), "--paced-rates"))
+                    .collect::<Result<_, _>>()?
+            }
             // `cargo bench` passes `--bench`; other harness flags are ignored too.
             _ => {}
         }
@@ -344,6 +359,16 @@ fn child_feed(args: &Args) -> Result<String, String> {
         })
         .map_err(|e| e.to_string())?;
     let topic = format!("{}-in", args.prefix);
+    if args.rate.is_some() {
+        // A paced feed measures latency from each record's creation: the producer must be
+        // ready (metadata known, producer id acquired) before the clock starts, or the first
+        // records' latency is the feeder's start-up, not the worker's.
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        std::thread::sleep(FEEDER_SETTLE);
+    }
     let started = Instant::now();
     let mut key = String::new();
     for n in 0..args.records {
@@ -758,6 +783,11 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         ..half_args.clone()
     };
     let (half, half_fed) = run_worker(&half_args, Some(&feed_args))?;
+    let mut paced = Vec::new();
+    for (index, &rate) in args.paced_rates.iter().enumerate() {
+        let result = paced_run(&mut broker, args, &format!("bench-{run_id}-r{index}"), rate)?;
+        paced.push((rate, result));
+    }
     let broker_result = broker.stop().unwrap_or(serde_json::Value::Null);
 
     let ort_rate = number(&ort, "records_per_s");
@@ -796,6 +826,17 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         half_p99,
         number(&half, "peak_rss_mib")
     );
+    for (rate, result) in &paced {
+        println!(
+            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} |",
+            rate,
+            args.half_seconds,
+            number(result, "records_per_s"),
+            number(result, "latency_p50_ms"),
+            number(result, "latency_p99_ms"),
+            number(result, "peak_rss_mib")
+        );
+    }
     println!();
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
@@ -835,6 +876,13 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         "half_load_feed",
         half_fed.unwrap_or(serde_json::Value::Null),
     );
+    json.insert(
+        "paced",
+        serde_json::json!(paced
+            .iter()
+            .map(|(rate, result)| serde_json::json!({"rate": rate, "result": result}))
+            .collect::<Vec<_>>()),
+    );
     json.insert("broker", broker_result);
     json.insert("ratio_e2e_over_ort", serde_json::json!(ratio));
     let path = manifest().join("target/bench-worker.json");
@@ -869,4 +917,39 @@ fn real_main() -> Result<(), String> {
     };
     println!("RESULT {result}");
     Ok(())
+}
+
+/// One run of the worker fed at `rate` records per second for `--half-seconds`, after a
+/// warm-up, on topics named `prefix` (as (d), at another rate).
+fn paced_run(
+    broker: &mut Broker,
+    args: &Args,
+    prefix: &str,
+    rate: f64,
+) -> Result<serde_json::Value, String> {
+    let records = (rate * args.half_seconds).round().max(1.0) as u64;
+    let run_args = Args {
+        bootstrap: broker.bootstrap.clone(),
+        prefix: prefix.to_owned(),
+        records: HALF_LOAD_WARMUP + records,
+        warmup: HALF_LOAD_WARMUP,
+        ..args.clone()
+    };
+    broker.create_topics(prefix, HALF_LOAD_PARTITIONS)?;
+    run_child(
+        "feed",
+        &Args {
+            records: HALF_LOAD_WARMUP,
+            warmup: 0,
+            ..run_args.clone()
+        },
+    )?;
+    let feed_args = Args {
+        rate: Some(rate),
+        records,
+        first: HALF_LOAD_WARMUP,
+        warmup: 0,
+        ..run_args.clone()
+    };
+    Ok(run_worker(&run_args, Some(&feed_args))?.0)
 }
