@@ -25,7 +25,7 @@ use super::sink::{self, OutputSpec, OutputState, Sink};
 use super::source::{self, Decoder, Extent, RawChunk};
 use super::stats::RunningStats;
 use super::summary::Summary;
-use super::topic::{self, RangeEnd, RangeStart, TopicAddress};
+use super::topic::{self, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
 use crate::scoring::onnx_runtime::OnnxScorer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -51,29 +51,18 @@ pub struct KafkaOptions {
     /// End of the input range in every partition.
     pub until: RangeEnd,
     /// Pass-through librdkafka settings (security, tuning) for both clients.
-    pub settings: Vec<(String, String)>,
+    pub settings: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for KafkaOptions {
-    /// Secret settings (`sasl.password`, `ssl.key.password`...) are redacted.
+    /// Secret settings (`sasl.password`, `ssl.key.password`...) are redacted, as the
+    /// worker's `kafka.client` table is.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let settings: Vec<(&str, &str)> = self
-            .settings
-            .iter()
-            .map(|(key, value)| {
-                let shown = if crate::config::is_secret_key(key) {
-                    crate::config::REDACTED
-                } else {
-                    value.as_str()
-                };
-                (key.as_str(), shown)
-            })
-            .collect();
         f.debug_struct("KafkaOptions")
             .field("group", &self.group)
             .field("from", &self.from)
             .field("until", &self.until)
-            .field("settings", &settings)
+            .field("settings", &crate::config::redacted_client(&self.settings))
             .finish()
     }
 }
@@ -270,12 +259,8 @@ pub fn run(
             source,
         })?,
     };
-    let consumer = match &input_topic {
-        Some(address) => Some(Arc::new(
-            topic::consumer_config(address, &options.kafka.group, &options.kafka.settings)
-                .create::<BaseConsumer>()
-                .map_err(|error| topic::client_error(address, &error))?,
-        )),
+    let kafka_input = match input_topic {
+        Some(address) => Some(KafkaInput::connect(address, &options.kafka)?),
         None => None,
     };
 
@@ -334,18 +319,9 @@ pub fn run(
         Some(checkpoint) => checkpoint,
         None => {
             // A Kafka input's range is fixed now, once: a resumed run reads the same records.
-            let kafka_ranges = match (&input_topic, &consumer) {
-                (Some(address), Some(consumer)) => {
-                    let partitions = topic::shard_partitions(consumer, address, options.shard)?;
-                    Some(topic::resolve_ranges(
-                        consumer,
-                        address,
-                        &partitions,
-                        options.kafka.from,
-                        options.kafka.until,
-                    )?)
-                }
-                _ => None,
+            let kafka_ranges = match &kafka_input {
+                Some(input) => Some(input.resolve_ranges(options)?),
+                None => None,
             };
             // A checkpoint at the very start, so that a crash before the first commit is
             // resumed (from zero) rather than refused as an unknown existing output.
@@ -381,14 +357,14 @@ pub fn run(
         durable: options.durable,
         part_rows: options.part_rows,
     };
-    let (source, decoder): (Box<dyn source::Source>, Decoder) = match (&input_topic, &consumer) {
-        (Some(address), Some(consumer)) => {
+    let (source, decoder): (Box<dyn source::Source>, Decoder) = match &kafka_input {
+        Some(input) => {
             let ranges = checkpoint.kafka_ranges.clone().ok_or_else(|| {
                 BackfillError::Internal("the checkpoint of a Kafka input has no ranges".into())
             })?;
             let source = source::kafka::KafkaSource::new(
-                Arc::clone(consumer),
-                address.clone(),
+                Arc::clone(&input.consumer),
+                input.address.clone(),
                 ranges,
                 checkpoint.input,
                 (options.kafka.from, options.kafka.until),
@@ -398,7 +374,7 @@ pub fn run(
                 Decoder::Kafka(source::kafka::KafkaDecoder),
             )
         }
-        _ => source::open(&options.input, input_format, checkpoint.input)?,
+        None => source::open(&options.input, input_format, checkpoint.input)?,
     };
     let sink: Box<dyn Sink> = match &output_topic {
         Some(address) => Box::new(sink::kafka::KafkaSink::open(
@@ -407,13 +383,6 @@ pub fn run(
             spec,
         )?),
         None => sink::open(&options.output, output_format, spec, resume_state)?,
-    };
-    let group_commits = match (&input_topic, &consumer) {
-        (Some(address), Some(consumer)) => Some(GroupCommits {
-            consumer: Arc::clone(consumer),
-            topic: address.topic.clone(),
-        }),
-        _ => None,
     };
     let rejects = RejectFile::open(
         &paths.rejects,
@@ -442,7 +411,7 @@ pub fn run(
         rows_this_attempt: 0,
         extent,
         started,
-        group_commits,
+        kafka_input,
     };
     progress(&writer.progress());
     let pipeline = Pipeline {
@@ -481,23 +450,47 @@ fn topic_of(path: &Path) -> Result<Option<TopicAddress>, BackfillError> {
     }
 }
 
-/// Hands a Kafka input's checkpointed position to its consumer group, so that Kafka's own
-/// tooling (`kafka-consumer-groups --describe`) shows the backfill's progress and lag. The
-/// checkpoint, not the group, is what a resumed run starts from: the two cannot be written
-/// atomically, and the checkpoint is the one kept consistent with the output.
-struct GroupCommits {
+/// A Kafka input: its topic and the consumer that reads it (shared by the reader thread and
+/// the writer, which hands positions to the group).
+struct KafkaInput {
+    address: TopicAddress,
     consumer: Arc<BaseConsumer>,
-    topic: String,
 }
 
-impl GroupCommits {
-    /// Commits `position`; the last one (`wait`) synchronously, so that it is in before the
-    /// run reports completion and drops the consumer.
+impl KafkaInput {
+    fn connect(address: TopicAddress, options: &KafkaOptions) -> Result<Self, BackfillError> {
+        let consumer = topic::consumer_config(&address, &options.group, &options.settings)
+            .create::<BaseConsumer>()
+            .map_err(|error| topic::client_error(&address, &error))?;
+        Ok(Self {
+            address,
+            consumer: Arc::new(consumer),
+        })
+    }
+
+    /// This shard's partitions with the offset range each is read over.
+    fn resolve_ranges(&self, options: &ScoreOptions) -> Result<Vec<PartitionRange>, BackfillError> {
+        let partitions = topic::shard_partitions(&self.consumer, &self.address, options.shard)?;
+        Ok(topic::resolve_ranges(
+            &self.consumer,
+            &self.address,
+            &partitions,
+            options.kafka.from,
+            options.kafka.until,
+        )?)
+    }
+
+    /// Hands the checkpointed `position` to the consumer group, so that Kafka's own tooling
+    /// (`kafka-consumer-groups --describe`) shows the backfill's progress and lag. The
+    /// checkpoint, not the group, is what a resumed run starts from: the two cannot be
+    /// written atomically, and the checkpoint is the one kept consistent with the output.
+    /// The last commit (`wait`) is synchronous, so that it is in before the run reports
+    /// completion and drops the consumer.
     fn commit(&self, position: &InputPosition, wait: bool) {
         let Some(kafka) = position.kafka else { return };
         let mut offsets = TopicPartitionList::new();
         let added = offsets.add_partition_offset(
-            &self.topic,
+            &self.address.topic,
             kafka.partition,
             Offset::Offset(kafka.offset),
         );
@@ -721,7 +714,8 @@ struct Writer<'a> {
     rows_this_attempt: u64,
     extent: Extent,
     started: Instant,
-    group_commits: Option<GroupCommits>,
+    /// A Kafka input, whose group is told every committed position.
+    kafka_input: Option<KafkaInput>,
 }
 
 impl Writer<'_> {
@@ -783,8 +777,8 @@ impl Writer<'_> {
         self.checkpoint.updated_at = now();
         self.checkpoint
             .save(&self.paths.checkpoint, self.options.durable)?;
-        if let Some(group) = &self.group_commits {
-            group.commit(&self.checkpoint.input, complete);
+        if let Some(input) = &self.kafka_input {
+            input.commit(&self.checkpoint.input, complete);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -236,12 +237,12 @@ pub fn parse_setting(text: &str) -> Result<(String, String), TopicError> {
 }
 
 /// The consumer of a Kafka input: assigned partitions (no rebalancing), manual commits of
-/// the checkpointed position to `group`, and an end-of-partition signal, which is how the
-/// reader notices a range that ends in transaction markers rather than records.
+/// the checkpointed position to `group`, and an end-of-partition signal, on which (as on an
+/// idle poll) the reader checks whether the partition's range is done.
 pub fn consumer_config(
     address: &TopicAddress,
     group: &str,
-    settings: &[(String, String)],
+    settings: &BTreeMap<String, String>,
 ) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -265,7 +266,10 @@ pub fn consumer_config(
 
 /// The producer of a Kafka output: idempotent, Java-compatible key hashing (a key's
 /// decisions land in the partition the worker would put them in).
-pub fn producer_config(address: &TopicAddress, settings: &[(String, String)]) -> ClientConfig {
+pub fn producer_config(
+    address: &TopicAddress,
+    settings: &BTreeMap<String, String>,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("client.id", "credit-risk-backfill")
@@ -410,7 +414,7 @@ mod tests {
         let error = consumer_config(
             &address,
             "g",
-            &[("security.protocol".into(), "hunter2-not-a-protocol".into())],
+            &BTreeMap::from([("security.protocol".into(), "hunter2-not-a-protocol".into())]),
         )
         .create::<BaseConsumer>()
         .map(drop)
@@ -442,7 +446,7 @@ mod tests {
         let config = consumer_config(
             &TopicAddress::detect("kafka://b:1/t").unwrap().unwrap(),
             "nightly",
-            &[("isolation.level".into(), "read_uncommitted".into())],
+            &BTreeMap::from([("isolation.level".into(), "read_uncommitted".into())]),
         );
         assert_eq!(config.get("isolation.level"), Some("read_uncommitted"));
         assert_eq!(config.get("group.id"), Some("nightly"));

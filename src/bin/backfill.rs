@@ -196,7 +196,8 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
             group: args.kafka_group,
             from: args.from,
             until: args.until,
-            settings: args.kafka_config,
+            // A key given twice: the last value counts, as librdkafka would take it.
+            settings: args.kafka_config.into_iter().collect(),
         },
         output_format: args.output_format,
         include_fields: args.include_fields,

@@ -70,7 +70,7 @@ impl KafkaSink {
     /// A producer for `address` with the pass-through `settings`.
     pub fn open(
         address: &TopicAddress,
-        settings: &[(String, String)],
+        settings: &std::collections::BTreeMap<String, String>,
         spec: OutputSpec,
     ) -> Result<Self, SinkError> {
         let producer = topic::producer_config(address, settings)
