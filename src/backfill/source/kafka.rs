@@ -9,7 +9,7 @@
 //! not two per record) and ends every chunk at a partition boundary, so a chunk's end position
 //! is a single `(partition, next offset)`.
 //!
-//! A partition is finished when the consumer's fetch position reaches the range end, which
+//! A partition is finished when the consumer's position reaches the range end, which
 //! also covers ranges that end in transaction markers (no record ever has the last offsets).
 //! The end-of-partition event alone is not trusted: Tansu signals it early.
 //!
@@ -51,6 +51,41 @@ pub struct RecordSpan {
 pub struct Records {
     pub bytes: Vec<u8>,
     pub spans: Vec<RecordSpan>,
+}
+
+impl Records {
+    /// Room for `records` records of about `bytes_each` bytes.
+    pub fn with_capacity(records: usize, bytes_each: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(records * bytes_each),
+            spans: Vec::with_capacity(records),
+        }
+    }
+
+    /// Appends a record's key and payload (either may be absent).
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        partition: i32,
+        offset: i64,
+    ) {
+        let mut span = |part: Option<&[u8]>| {
+            part.map(|bytes| {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(bytes);
+                start..self.bytes.len()
+            })
+        };
+        let key = span(key);
+        let payload = span(payload);
+        self.spans.push(RecordSpan {
+            key,
+            payload,
+            partition,
+            offset,
+        });
+    }
 }
 
 /// Reads a topic's ranges, one partition after another.
@@ -128,9 +163,9 @@ impl KafkaSource {
             && self.not_after.is_none_or(|until| timestamp < until)
     }
 
-    /// The consumer's fetch position in `partition`: past every record and marker it has
-    /// fetched.
-    fn fetch_position(&self, partition: i32) -> Result<Option<i64>, SourceError> {
+    /// The consumer's position in `partition` (librdkafka's: the offset after the last record
+    /// handed out, moved past transaction markers as well).
+    fn consumer_position(&self, partition: i32) -> Result<Option<i64>, SourceError> {
         let positions = self
             .consumer
             .position()
@@ -143,16 +178,16 @@ impl KafkaSource {
             }))
     }
 
-    /// Marks the partition finished if the fetch position has reached the range end
-    /// (records and markers up to it were all fetched, and the records handed on).
+    /// Marks the partition finished if the consumer's position has reached the range end
+    /// (every record up to it handed on, and any markers after them passed).
     fn check_finished(&mut self, range: PartitionRange) -> Result<(), SourceError> {
-        if let Some(position) = self.fetch_position(range.partition)? {
+        if let Some(position) = self.consumer_position(range.partition)? {
             if position >= range.end && self.next_offset < range.end {
                 tracing::debug!(
                     partition = range.partition,
                     offset = self.next_offset,
                     end = range.end,
-                    "fetch position at the range end; the rest holds no records"
+                    "consumer position at the range end; the rest holds no records"
                 );
                 self.next_offset = range.end;
             }
@@ -242,21 +277,7 @@ impl KafkaSource {
                     if !self.in_time(message.timestamp().to_millis()) {
                         continue;
                     }
-                    let mut span = |part: Option<&[u8]>| {
-                        part.map(|bytes| {
-                            let start = records.bytes.len();
-                            records.bytes.extend_from_slice(bytes);
-                            start..records.bytes.len()
-                        })
-                    };
-                    let key = span(message.key());
-                    let payload = span(message.payload());
-                    records.spans.push(RecordSpan {
-                        key,
-                        payload,
-                        partition: range.partition,
-                        offset,
-                    });
+                    records.push(message.key(), message.payload(), range.partition, offset);
                 }
             }
         }
@@ -270,10 +291,7 @@ impl Source for KafkaSource {
             let Some(range) = self.current_range()? else {
                 return Ok(None);
             };
-            let mut records = Records {
-                bytes: Vec::with_capacity(max_rows.min(65_536) * 512),
-                spans: Vec::with_capacity(max_rows.min(65_536)),
-            };
+            let mut records = Records::with_capacity(max_rows.min(65_536), 512);
             self.fill(range, max_rows, &mut records)?;
             if records.spans.is_empty() {
                 // Markers or records outside the time bounds only: read on.
@@ -396,26 +414,9 @@ mod tests {
     type Parts<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
     fn records(items: &[Parts<'_>]) -> Records {
-        let mut records = Records {
-            bytes: Vec::new(),
-            spans: Vec::new(),
-        };
+        let mut records = Records::with_capacity(items.len(), 512);
         for (offset, (key, payload)) in items.iter().enumerate() {
-            let mut span = |part: &Option<&[u8]>| {
-                part.map(|bytes| {
-                    let start = records.bytes.len();
-                    records.bytes.extend_from_slice(bytes);
-                    start..records.bytes.len()
-                })
-            };
-            let key = span(key);
-            let payload = span(payload);
-            records.spans.push(RecordSpan {
-                key,
-                payload,
-                partition: 3,
-                offset: 100 + offset as i64,
-            });
+            records.push(*key, *payload, 3, 100 + offset as i64);
         }
         records
     }
