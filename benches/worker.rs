@@ -753,39 +753,15 @@ fn orchestrate(args: &Args) -> Result<(), String> {
 
     // (d) at half of the measured throughput, fed while the worker runs.
     let half_rate = (e2e_rate / 2.0).max(1.0);
-    let half_records = (half_rate * args.half_seconds).round().max(1.0) as u64;
-    let half_args = Args {
-        bootstrap: broker.bootstrap.clone(),
-        prefix: format!("bench-{run_id}-half"),
-        records: HALF_LOAD_WARMUP + half_records,
-        warmup: HALF_LOAD_WARMUP,
-        ..args.clone()
-    };
-    // The worker keeps up at half load, so the mock's retention only needs a few seconds of
-    // records per partition; a realistic partition count keeps the feeder's batches real
-    // (the mock answers a fetch with at most one producer batch per partition).
-    broker.create_topics(&half_args.prefix, HALF_LOAD_PARTITIONS)?;
-    // Warm-up records, fed first: the worker reports READY once it has answered them (group
-    // joined, fetching, model warm), and only then are the measured records fed.
-    run_child(
-        "feed",
-        &Args {
-            records: HALF_LOAD_WARMUP,
-            warmup: 0,
-            ..half_args.clone()
-        },
+    let (half, half_fed) = paced_run(
+        &mut broker,
+        args,
+        &format!("bench-{run_id}-half"),
+        half_rate,
     )?;
-    let feed_args = Args {
-        rate: Some(half_rate),
-        records: half_records,
-        first: HALF_LOAD_WARMUP,
-        warmup: 0,
-        ..half_args.clone()
-    };
-    let (half, half_fed) = run_worker(&half_args, Some(&feed_args))?;
     let mut paced = Vec::new();
     for (index, &rate) in args.paced_rates.iter().enumerate() {
-        let result = paced_run(&mut broker, args, &format!("bench-{run_id}-r{index}"), rate)?;
+        let (result, _) = paced_run(&mut broker, args, &format!("bench-{run_id}-r{index}"), rate)?;
         paced.push((rate, result));
     }
     let broker_result = broker.stop().unwrap_or(serde_json::Value::Null);
@@ -920,13 +896,14 @@ fn real_main() -> Result<(), String> {
 }
 
 /// One run of the worker fed at `rate` records per second for `--half-seconds`, after a
-/// warm-up, on topics named `prefix` (as (d), at another rate).
+/// warm-up, on topics named `prefix`: (d) at half of (c), and each `--paced-rates` run.
+/// Returns the worker's result and the feeder's.
 fn paced_run(
     broker: &mut Broker,
     args: &Args,
     prefix: &str,
     rate: f64,
-) -> Result<serde_json::Value, String> {
+) -> Result<(serde_json::Value, Option<serde_json::Value>), String> {
     let records = (rate * args.half_seconds).round().max(1.0) as u64;
     let run_args = Args {
         bootstrap: broker.bootstrap.clone(),
@@ -935,7 +912,12 @@ fn paced_run(
         warmup: HALF_LOAD_WARMUP,
         ..args.clone()
     };
+    // The worker keeps up at these rates, so the mock's retention only needs a few seconds of
+    // records per partition; a realistic partition count keeps the feeder's batches real
+    // (the mock answers a fetch with at most one producer batch per partition).
     broker.create_topics(prefix, HALF_LOAD_PARTITIONS)?;
+    // Warm-up records, fed first: the worker reports READY once it has answered them (group
+    // joined, fetching, model warm), and only then are the measured records fed.
     run_child(
         "feed",
         &Args {
@@ -951,5 +933,5 @@ fn paced_run(
         warmup: 0,
         ..run_args.clone()
     };
-    Ok(run_worker(&run_args, Some(&feed_args))?.0)
+    run_worker(&run_args, Some(&feed_args))
 }
