@@ -1476,11 +1476,15 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
     );
 
     // Phase 3: reload in the middle of a backlog, so the new model rides on a batch full of
-    // records rather than on an empty one.
+    // records rather than on an empty one. The backlog is sent in two halves and the second
+    // only once the reload is confirmed: on a fast machine the worker can clear the first half
+    // before the new model has loaded, and the phase would then have no records left for C.
     deploy_model(&staged("c"), model_dir)?;
+    let mut phase3_first = phase3;
+    let phase3_second = phase3_first.split_off(phase3_first.len() / 2);
     let (feed_bootstrap, feed_topic) = (bootstrap.clone(), topics.input.clone());
     let feeding = tokio::task::spawn_blocking(move || {
-        feed_blocking(&feed_bootstrap, &feed_topic, &phase3, None)
+        feed_blocking(&feed_bootstrap, &feed_topic, &phase3_first, None)
     });
     wait_for_consumed(&worker, (2 * per_phase + per_phase / 2) as u64).await?;
     worker.reload();
@@ -1489,8 +1493,9 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
             .await
             .map_err(|e| TestkitError::Task(e.to_string()))??,
     );
-    read_until(&tail, &mut outputs, "every output", |o| o.len() >= total).await?;
     wait_for_metric(&worker, "credit_risk_model_reloads_total{result=\"ok\"}", 2).await?;
+    fed.extend(feed(&bootstrap, &topics.input, phase3_second).await?);
+    read_until(&tail, &mut outputs, "every output", |o| o.len() >= total).await?;
     let (_, metrics) = worker.get("/metrics").await?;
     worker.stop().await?;
     tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
