@@ -8,6 +8,7 @@ use crate::applicant::Applicant;
 use crate::pipeline::decode::{RejectReason, Rejection};
 use crate::pipeline::inference::Scorer;
 use crate::preprocess::Preprocessor;
+use crate::scoring::onnx_runtime::ScoringError;
 use rdkafka::message::OwnedHeaders;
 
 /// Where a record came from: the input offset its output acknowledgement releases, and the
@@ -65,25 +66,30 @@ pub enum Outcome {
     },
 }
 
-/// A reloaded model on its way to the inference thread, riding on the first batch that was
+/// A reloaded model on its way to the scoring thread, riding on the first batch that was
 /// preprocessed with its preprocessor.
 ///
 /// Carrying the swap *in* the batch, rather than on a side channel, is what keeps
-/// preprocessing and scoring consistent: batches reach the inference thread in order through
-/// one channel, so every batch before this one is scored by the old model and this one and
-/// every later one by the new model.
+/// preprocessing, scoring and labelling consistent: batches pass the scoring thread and then
+/// the publishing thread in order through one channel each, so every batch before this one is
+/// scored and labelled by the old model and this one and every later one by the new model.
 pub struct ModelSwap {
     pub scorer: Box<dyn Scorer>,
+    pub label: ModelLabel,
+}
+
+/// What decisions say about the model that made them: its version and the threshold in force
+/// with it (its own, or the configured override).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLabel {
     pub version: String,
-    /// The threshold in force with the new model (its own, or the configured override).
     pub threshold: f32,
 }
 
 impl std::fmt::Debug for ModelSwap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelSwap")
-            .field("version", &self.version)
-            .field("threshold", &self.threshold)
+            .field("label", &self.label)
             .finish_non_exhaustive()
     }
 }
@@ -97,8 +103,12 @@ pub struct Batch {
     features: Vec<f32>,
     rows: usize,
     entries: Vec<Entry>,
+    /// The probability of `bad` of rows `0..rows`, once scored (allocated once, reused).
+    probabilities: Vec<f32>,
     /// The model to score this batch (and every later one) with, if it changes here.
     swap: Option<Box<ModelSwap>>,
+    /// The swap's label, left by the scoring thread for the publishing thread.
+    relabel: Option<ModelLabel>,
 }
 
 impl Batch {
@@ -111,7 +121,9 @@ impl Batch {
             features: vec![0.0; capacity * width],
             rows: 0,
             entries: Vec::with_capacity(capacity),
+            probabilities: Vec::with_capacity(capacity),
             swap: None,
+            relabel: None,
         }
     }
 
@@ -121,7 +133,7 @@ impl Batch {
         self.swap = Some(Box::new(swap));
     }
 
-    /// Takes the model change this batch carries, if any (the inference thread, before
+    /// Takes the model change this batch carries, if any (the scoring thread, before
     /// scoring).
     pub fn take_swap(&mut self) -> Option<Box<ModelSwap>> {
         self.swap.take()
@@ -130,6 +142,33 @@ impl Batch {
     /// Whether this batch carries a model change.
     pub fn has_swap(&self) -> bool {
         self.swap.is_some()
+    }
+
+    /// Passes a swap's label on to the publishing thread (the scoring thread, having put the
+    /// swap's scorer in service).
+    pub fn relabel(&mut self, label: ModelLabel) {
+        self.relabel = Some(label);
+    }
+
+    /// The label decisions carry from this batch on, if it changes here (the publishing
+    /// thread).
+    pub fn take_label(&mut self) -> Option<ModelLabel> {
+        self.relabel.take()
+    }
+
+    /// Scores rows `0..rows()` with `scorer`, keeping the probabilities in the batch.
+    pub fn score(&mut self, scorer: &mut dyn Scorer) -> Result<(), ScoringError> {
+        let rows = self.rows;
+        scorer.score_into(
+            &self.features[..rows * self.width],
+            rows,
+            &mut self.probabilities,
+        )
+    }
+
+    /// The probabilities [`Batch::score`] produced, by row.
+    pub fn probabilities(&self) -> &[f32] {
+        &self.probabilities
     }
 
     /// Adds a record, preprocessing a valid one straight into the next feature row.
@@ -233,14 +272,24 @@ impl Batch {
     /// their allocation.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Entry> {
         self.rows = 0;
+        self.probabilities.clear();
         self.entries.drain(..)
+    }
+
+    /// The entries (in consumption order) with the probabilities by row, leaving an empty
+    /// batch once the iterator is dropped.
+    pub fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32]) {
+        self.rows = 0;
+        (self.entries.drain(..), &self.probabilities)
     }
 
     /// Empties the batch, keeping its allocations.
     pub fn clear(&mut self) {
         self.rows = 0;
         self.entries.clear();
+        self.probabilities.clear();
         self.swap = None;
+        self.relabel = None;
     }
 }
 

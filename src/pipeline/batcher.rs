@@ -12,7 +12,7 @@
 //! batch ([`Batch::attach_swap`]); a batch is never preprocessed by two preprocessors, and
 //! never scored by a model other than the one whose preprocessor filled it.
 
-use crate::pipeline::batch::{Batch, Consumed, ModelSwap};
+use crate::pipeline::batch::{Batch, Consumed, ModelLabel, ModelSwap};
 use crate::pipeline::ServedModel;
 use crate::preprocess::Preprocessor;
 use std::sync::Arc;
@@ -70,8 +70,10 @@ impl Batcher {
                 }
                 batch.attach_swap(ModelSwap {
                     scorer: model.scorer,
-                    version: model.version,
-                    threshold: model.threshold,
+                    label: ModelLabel {
+                        version: model.version,
+                        threshold: model.threshold,
+                    },
                 });
             } else if batch.width() != self.preprocessor.width {
                 // A pooled batch from before a swap to a different width.
@@ -364,7 +366,10 @@ mod tests {
         let swap = second
             .take_swap()
             .expect("the next batch carries the new model");
-        assert_eq!((swap.version.as_str(), swap.threshold), ("v2", 0.25));
+        assert_eq!(
+            (swap.label.version.as_str(), swap.label.threshold),
+            ("v2", 0.25)
+        );
         assert_eq!(offsets(&second), vec![4, 5]);
         assert_eq!(
             second.features(),
@@ -389,7 +394,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(batch.is_empty());
-        assert_eq!(batch.take_swap().unwrap().version, "v2");
+        assert_eq!(batch.take_swap().unwrap().label.version, "v2");
         // Later batches carry no swap and keep flowing.
         records.send(record(0, applicants[0])).await.unwrap();
         let batch = batches.recv().await.unwrap();

@@ -2,8 +2,8 @@
 //! batch → decisions and dead letters, with input offsets committed only after delivery.
 //!
 //! One concern per module: [`decode`] (record → applicant or rejection), [`batch`] (the
-//! reusable batch buffer), [`decision`] (the output record), [`consume`], [`batcher`] and
-//! [`inference`] (the three stages), [`stop`] (the shared stop signal), [`worker`] (assembly
+//! reusable batch buffer), [`decision`] (the output record), [`consume`], [`batcher`],
+//! [`inference`] and [`publishing`] (the four stages), [`stop`] (the shared stop signal), [`worker`] (assembly
 //! and ordered shutdown) and [`testkit`] (scenarios shared by the integration tests).
 
 pub mod batch;
@@ -12,6 +12,7 @@ pub mod consume;
 pub mod decision;
 pub mod decode;
 pub mod inference;
+pub mod publishing;
 pub mod stop;
 pub mod testkit;
 pub mod worker;

@@ -1,20 +1,23 @@
 //! Assembling the pipeline, running it, and taking it down in order.
 //!
 //! ```text
-//!  Kafka ──► consumer task ──records──► batcher task ──batches──► inference thread ──► producer
-//!              (decode,                  (micro-batch,    ▲          (ONNX Runtime,        │
-//!               register offset)          preprocess)     └─ pool ◄── encode, produce)     │
-//!                     ▲                                                                    │
-//!   commits ◄── offset tracker ◄───────────── delivery reports (producer thread) ◄─────────┘
+//!  Kafka ──► consumer task ──records──► batcher task ──batches──► inference thread
+//!              (decode,                  (micro-batch,    ▲        (ONNX Runtime)
+//!               register offset)          preprocess)     │              │ scored batches
+//!                     ▲                                   │              ▼
+//!                     │                                   └─ pool ◄── publishing thread
+//!                     │                                             (encode, produce) ──► producer
+//!   commits ◄── offset tracker ◄───────────── delivery reports (producer thread) ◄──────────┘
 //! ```
 //!
 //! Shutdown is explicit and ordered (as in mini-redis): stop fetching; the record channel
 //! closes, so the batcher flushes its last batch and closes the batch channel; the inference
-//! thread scores what is left and ends; the producer is flushed, so every output has its
+//! thread scores what is left and ends, closing the channel of scored batches; the publishing
+//! thread produces what is left and ends; the producer is flushed, so every output has its
 //! delivery report; then the positions those reports allow are committed synchronously, and
 //! only then does the consumer leave the group.
 //!
-//! In exactly-once mode (`kafka.exactly_once`) the inference thread commits each batch's
+//! In exactly-once mode (`kafka.exactly_once`) the publishing thread commits each batch's
 //! outputs and input positions in one transaction ([`crate::kafka::transaction`]); the
 //! consumer-side commits (periodic, on revocation, at shutdown) are then not made at all.
 
@@ -26,10 +29,11 @@ use crate::kafka::offsets::SharedOffsets;
 use crate::kafka::publish::{DeliveryContext, Publisher};
 use crate::kafka::transaction::{TransactionError, Transactions};
 use crate::kafka::{lag, WorkerConsumer};
-use crate::pipeline::batch::Batch;
+use crate::pipeline::batch::{Batch, ModelLabel};
 use crate::pipeline::batcher::Batcher;
 use crate::pipeline::consume;
 use crate::pipeline::inference::{Inference, Scorer};
+use crate::pipeline::publishing::Publishing;
 use crate::pipeline::stop::Stop;
 use crate::preprocess::Preprocessor;
 use crate::service::health::Health;
@@ -42,9 +46,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
-/// Batches in circulation between the batcher and the inference thread: one filling, one
-/// queued, one being scored.
-const BATCH_POOL: usize = 3;
+/// Batches in circulation: one filling, one queued for scoring, one being scored, one queued
+/// for publishing, one being published.
+const BATCH_POOL: usize = 5;
 
 /// A model ready to serve: the scorer, the preprocessor it was trained with, and the decision
 /// rule.
@@ -213,22 +217,36 @@ pub async fn run(
     let max_batch = config.batching.max_batch;
     let (records_tx, records_rx) = mpsc::channel(max_batch.clamp(16, 4096));
     let (batches_tx, batches_rx) = mpsc::channel(1);
+    let (scored_tx, scored_rx) = mpsc::channel(1);
     let (pool_tx, pool_rx) = mpsc::unbounded_channel();
     for _ in 0..BATCH_POOL {
         // The receiver is alive: cannot fail.
         let _ = pool_tx.send(Batch::new(max_batch, model.preprocessor.width));
     }
-    let inference = Inference {
-        scorer: model.scorer,
-        batches: batches_rx,
+    // Publishing first: if the inference thread cannot start, dropping its channels ends
+    // this one.
+    let publishing = Publishing {
+        scored: scored_rx,
         pool: pool_tx,
         publisher: Arc::clone(&publisher),
         offsets: Arc::clone(&offsets),
-        model_version: model.version.clone(),
-        threshold: model.threshold,
+        label: ModelLabel {
+            version: model.version.clone(),
+            threshold: model.threshold,
+        },
         metrics: metrics.clone(),
         stop: stop.clone(),
         transactions,
+    }
+    .spawn()
+    .map_err(PipelineError::Thread)?;
+    let inference = Inference {
+        scorer: model.scorer,
+        batches: batches_rx,
+        scored: scored_tx,
+        offsets: Arc::clone(&offsets),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
     }
     .spawn()
     .map_err(PipelineError::Thread)?;
@@ -285,10 +303,15 @@ pub async fn run(
     }
     tracing::info!("stopping: no new records; finishing those in flight");
 
-    // 1. Stop fetching; the batcher flushes and the inference thread finishes what is left.
+    // 1. Stop fetching; the batcher flushes, the inference thread scores what is left and the
+    // publishing thread produces it.
     let _ = consuming.await;
     let _ = batcher.await;
-    let _ = tokio::task::spawn_blocking(move || inference.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = inference.join();
+        publishing.join()
+    })
+    .await;
     // 2. Every produced output gets its delivery report.
     let drain_timeout = kafka.drain_timeout();
     let flushing = Arc::clone(&publisher);
