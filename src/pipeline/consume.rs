@@ -9,6 +9,7 @@ use crate::kafka::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed, Source};
 use crate::pipeline::decode::decode;
 use crate::pipeline::stop::Stop;
+use futures::StreamExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
@@ -48,18 +49,22 @@ pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
 /// Consumes until `stop`, then returns, dropping `records` so the batcher drains and ends.
 pub async fn run(consumer: Arc<WorkerConsumer>, records: mpsc::Sender<Consumed>, stop: Stop) {
     let context = Arc::clone(consumer.context());
-    // One stop watcher for the whole run, not one per record.
+    // One stop watcher and one message stream for the whole run, not one per record:
+    // `recv()` registers and unregisters a waker under a lock for every message.
     let stopped = stop.stopped();
     tokio::pin!(stopped);
+    let mut messages = consumer.stream();
     loop {
         let message = tokio::select! {
             biased;
             () = &mut stopped => break,
-            message = consumer.recv() => message,
+            message = messages.next() => message,
         };
         let consumed = match message {
-            Ok(message) => to_consumed(&message),
-            Err(error) => {
+            Some(Ok(message)) => to_consumed(&message),
+            // A consumer's stream never ends; if it did, there would be nothing more to read.
+            None => break,
+            Some(Err(error)) => {
                 tracing::warn!(%error, "consumer error");
                 tokio::select! {
                     () = &mut stopped => break,
