@@ -347,12 +347,22 @@ impl ProducerContext for FeedContext {
 /// second if given; the records' Kafka timestamps are their produce times.
 fn child_feed(args: &Args) -> Result<String, String> {
     let payloads = payloads()?;
+    // A backlog is written in full producer batches (up to batch.size, 1 MB): the mock broker
+    // answers a fetch with one stored batch per partition, where a real broker returns up to
+    // max.partition.fetch.bytes (1 MiB) of them. Fed at full speed into ~200 partitions with
+    // a 5 ms linger, batches held ~7 records, and the worker paid a fetch round per 7 records
+    // and partition, an artefact of the mock, not a property of the worker. A paced feed
+    // keeps the 5 ms linger of an ordinary producer: its records' latency includes it.
+    let (linger_ms, queued) = match args.rate {
+        None => ("1000", "1000000"),
+        Some(_) => ("5", "200000"),
+    };
     let producer: ThreadedProducer<FeedContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
+        .set("linger.ms", linger_ms)
+        .set("queue.buffering.max.messages", queued)
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(FeedContext {
             failed: AtomicU64::new(0),
