@@ -15,30 +15,118 @@
 //! for the three threads that touch it: the consumer task registers offsets, librdkafka's
 //! producer thread acknowledges them, and the rebalance callback waits for them to drain.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// In-flight offsets of one partition.
+///
+/// Offsets arrive in increasing order, so they are kept in a window in that order: a
+/// registration appends, an acknowledgement is a binary search, and the committable position
+/// is the front once acknowledged offsets are released from it. No allocation per record, and
+/// this runs for every record on the consumer task and in every delivery report. The rare
+/// offset registered out of order (a seek back) goes to a set instead.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct PartitionState {
-    /// Consumed, output not yet acknowledged (includes `failed`).
-    in_flight: BTreeSet<i64>,
-    /// Subset of `in_flight` whose output could not be delivered.
+    /// Offsets in increasing order, each with whether its output is still awaited. The front
+    /// is always awaited: acknowledged offsets are released from the front at once.
+    window: VecDeque<(i64, Awaited)>,
+    /// In flight, registered at or below an offset already seen and not in `window`.
+    stragglers: BTreeSet<i64>,
+    /// In flight (window or stragglers) but with an output that could not be delivered.
     failed: BTreeSet<i64>,
+    /// Offsets in flight, including `failed`.
+    in_flight: usize,
     /// One past the highest offset registered: the position when nothing is in flight.
     next: i64,
     /// The last position handed to a commit, to skip commits that would change nothing.
     committed: Option<i64>,
 }
 
+/// Whether an offset's output is still awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    Yes,
+    No,
+}
+
 impl PartitionState {
+    fn register(&mut self, offset: i64) {
+        self.next = self.next.max(offset.saturating_add(1));
+        if self.stragglers.contains(&offset) {
+            return;
+        }
+        if self.window.back().is_none_or(|&(last, _)| offset > last) {
+            self.window.push_back((offset, Awaited::Yes));
+            self.in_flight += 1;
+            return;
+        }
+        match self.find(offset) {
+            Some(index) => {
+                if self.window[index].1 == Awaited::No {
+                    self.window[index].1 = Awaited::Yes;
+                    self.in_flight += 1;
+                }
+            }
+            None => {
+                if self.stragglers.insert(offset) {
+                    self.in_flight += 1;
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, offset: i64) -> bool {
+        if self.failed.contains(&offset) {
+            return false;
+        }
+        let known = match self.find(offset) {
+            Some(index) if self.window[index].1 == Awaited::Yes => {
+                self.window[index].1 = Awaited::No;
+                while self
+                    .window
+                    .front()
+                    .is_some_and(|&(_, awaited)| awaited == Awaited::No)
+                {
+                    self.window.pop_front();
+                }
+                true
+            }
+            Some(_) => false,
+            None => self.stragglers.remove(&offset),
+        };
+        if known {
+            self.in_flight -= 1;
+        }
+        known
+    }
+
+    fn fail(&mut self, offset: i64) -> bool {
+        let in_flight = match self.find(offset) {
+            Some(index) => self.window[index].1 == Awaited::Yes,
+            None => self.stragglers.contains(&offset),
+        };
+        in_flight && self.failed.insert(offset)
+    }
+
+    /// The index of `offset` in the window.
+    fn find(&self, offset: i64) -> Option<usize> {
+        self.window
+            .binary_search_by_key(&offset, |&(offset, _)| offset)
+            .ok()
+    }
+
     fn committable(&self) -> i64 {
-        self.in_flight.first().copied().unwrap_or(self.next)
+        let front = self.window.front().map(|&(offset, _)| offset);
+        match (front, self.stragglers.first().copied()) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => self.next,
+        }
     }
 
     fn pending(&self) -> usize {
-        self.in_flight.len() - self.failed.len()
+        self.in_flight - self.failed.len()
     }
 }
 
@@ -59,27 +147,26 @@ impl OffsetTracker {
     /// transaction markers) that need no special handling. An offset at or below one already
     /// seen (a seek back after a fetch error) is tracked like any other.
     pub fn register(&mut self, partition: i32, offset: i64) {
-        let state = self.partitions.entry(partition).or_default();
-        state.in_flight.insert(offset);
-        state.next = state.next.max(offset.saturating_add(1));
+        self.partitions
+            .entry(partition)
+            .or_default()
+            .register(offset);
     }
 
     /// Records that the output of `offset` was acknowledged. Returns false for an offset that
     /// was not in flight (unknown, already acknowledged, or of a partition since revoked).
     pub fn ack(&mut self, partition: i32, offset: i64) -> bool {
-        match self.partitions.get_mut(&partition) {
-            Some(state) if !state.failed.contains(&offset) => state.in_flight.remove(&offset),
-            _ => false,
-        }
+        self.partitions
+            .get_mut(&partition)
+            .is_some_and(|state| state.ack(offset))
     }
 
     /// Records that the output of `offset` could not be delivered: the offset stays in flight,
     /// so no commit of this partition will ever pass it. Returns false if it was not in flight.
     pub fn fail(&mut self, partition: i32, offset: i64) -> bool {
-        match self.partitions.get_mut(&partition) {
-            Some(state) if state.in_flight.contains(&offset) => state.failed.insert(offset),
-            _ => false,
-        }
+        self.partitions
+            .get_mut(&partition)
+            .is_some_and(|state| state.fail(offset))
     }
 
     /// The position that may be committed for `partition` (the next offset to consume after a
@@ -423,6 +510,84 @@ mod tests {
             assert!(position == 500 || !acked.contains(&position));
         }
         assert_eq!(tracker.committable(0), Some(500));
+    }
+
+    /// The definition the window implements: a set of in-flight offsets and a set of failed
+    /// ones; the position is the lowest in flight, else one past the highest registered.
+    #[derive(Default)]
+    struct SetModel {
+        in_flight: BTreeSet<i64>,
+        failed: BTreeSet<i64>,
+        next: i64,
+    }
+
+    impl SetModel {
+        fn register(&mut self, offset: i64) {
+            self.in_flight.insert(offset);
+            self.next = self.next.max(offset + 1);
+        }
+        fn ack(&mut self, offset: i64) -> bool {
+            !self.failed.contains(&offset) && self.in_flight.remove(&offset)
+        }
+        fn fail(&mut self, offset: i64) -> bool {
+            self.in_flight.contains(&offset) && self.failed.insert(offset)
+        }
+        fn committable(&self) -> i64 {
+            self.in_flight.first().copied().unwrap_or(self.next)
+        }
+    }
+
+    #[test]
+    fn the_window_answers_as_the_set_definition_under_seek_backs_and_failures() {
+        let mut state = 987654321u64;
+        let mut random = |bound: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        let mut tracker = OffsetTracker::new();
+        let mut model = SetModel::default();
+        let mut fetched = 0i64;
+        tracker.register(0, 0);
+        model.register(0);
+        for step in 0..20_000 {
+            match random(100) {
+                // Mostly the next offsets in order, with gaps (compaction, markers).
+                0..=44 => {
+                    fetched += 1 + random(3) as i64;
+                    tracker.register(0, fetched);
+                    model.register(fetched);
+                }
+                // Now and then a seek back redelivers recent offsets.
+                45..=46 => {
+                    let back = fetched - random(20) as i64;
+                    for offset in back.max(0)..=fetched {
+                        tracker.register(0, offset);
+                        model.register(offset);
+                    }
+                }
+                47..=48 => {
+                    let offset = fetched - random(30) as i64;
+                    assert_eq!(tracker.fail(0, offset), model.fail(offset), "step {step}");
+                }
+                _ => {
+                    let offset = fetched - random(40) as i64;
+                    assert_eq!(tracker.ack(0, offset), model.ack(offset), "step {step}");
+                }
+            }
+            assert_eq!(
+                tracker.committable(0),
+                Some(model.committable()),
+                "step {step}"
+            );
+            assert_eq!(
+                tracker.pending(0),
+                model.in_flight.len() - model.failed.len(),
+                "step {step}"
+            );
+        }
+        assert!(model.failed.len() > 10 && model.in_flight.len() > 10);
     }
 
     #[test]
