@@ -99,7 +99,10 @@ pub fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
     config
         .set("client.id", "credit-risk-worker")
         .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
+        // Every millisecond of linger is a millisecond of end-to-end latency; outputs leave
+        // in batches of up to a whole micro-batch anyway. 1 ms against librdkafka's 5 ms gave
+        // the lowest p50 at 5,000-40,000 records/s in the worker bench, for the same CPU.
+        .set("linger.ms", "1")
         .set(
             "message.timeout.ms",
             if kafka.exactly_once {
@@ -196,13 +199,13 @@ mod tests {
             None,
             HashMap::from([(
                 "CREDIT_RISK__KAFKA__CLIENT__PRODUCER_LINGER_MS".to_owned(),
-                "1".to_owned(),
+                "20".to_owned(),
             )]),
         )
         .unwrap();
         assert_eq!(
             producer_config(&config.kafka, "b").get("linger.ms"),
-            Some("1")
+            Some("20")
         );
     }
 }
