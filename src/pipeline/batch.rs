@@ -277,7 +277,8 @@ impl Batch {
     }
 
     /// The entries (in consumption order) with the probabilities by row, leaving an empty
-    /// batch once the iterator is dropped.
+    /// batch once the iterator is dropped (the probabilities stay until the next
+    /// [`Batch::score`]).
     pub fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32]) {
         self.rows = 0;
         (self.entries.drain(..), &self.probabilities)
@@ -372,6 +373,52 @@ mod tests {
         assert!(batch.is_full());
         let refused = batch.push(valid(2, rows[1]), &preprocessor).unwrap_err();
         assert_eq!(refused.source.offset, 2);
+    }
+
+    /// Scores each row as `row / 10`, so a probability names the row it came from.
+    struct RowNumbers;
+
+    impl Scorer for RowNumbers {
+        fn input_width(&self) -> usize {
+            0
+        }
+
+        fn score_into(
+            &mut self,
+            _: &[f32],
+            batch: usize,
+            out: &mut Vec<f32>,
+        ) -> Result<(), ScoringError> {
+            out.clear();
+            out.extend((0..batch).map(|row| row as f32 / 10.0));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn scored_entries_meet_their_own_row_probability_and_rejects_take_no_row() {
+        let rows = applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(4, preprocessor.width);
+        batch.push(invalid(0), &preprocessor).unwrap();
+        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
+        batch.push(invalid(2), &preprocessor).unwrap();
+        batch.push(valid(3, rows[1]), &preprocessor).unwrap();
+        batch.score(&mut RowNumbers).unwrap();
+        assert_eq!(batch.probabilities(), &[0.0, 0.1]);
+        let (entries, probabilities) = batch.drain_scored();
+        let answered: Vec<(i64, Option<f32>)> = entries
+            .map(|entry| match entry.outcome {
+                Outcome::Scored { row, .. } => (entry.source.offset, Some(probabilities[row])),
+                Outcome::Rejected { .. } => (entry.source.offset, None),
+            })
+            .collect();
+        assert_eq!(
+            answered,
+            vec![(0, None), (1, Some(0.0)), (2, None), (3, Some(0.1))]
+        );
+        assert!(batch.is_empty());
+        assert_eq!(batch.rows(), 0);
     }
 
     #[test]
