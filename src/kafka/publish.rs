@@ -1,6 +1,6 @@
 //! Publishing decisions and dead letters, and learning when the broker has them.
 //!
-//! The producer is a `ThreadedProducer`: `send` only enqueues (no await, so the inference
+//! The producer is a `ThreadedProducer`: `send` only enqueues (no await, so the publishing
 //! thread can call it), and librdkafka's delivery report for each record arrives on the
 //! producer's polling thread, in [`DeliveryContext::delivery`]. That callback is where an input
 //! offset becomes committable (rust-rdkafka's at-least-once example stores offsets at the same
@@ -254,7 +254,7 @@ impl Publisher {
     }
 
     /// Enqueues a record, waiting while librdkafka's queue is full (backpressure: the
-    /// inference thread slows down, the batch channel fills, consumption pauses).
+    /// publishing thread slows down, the batch channels fill, consumption pauses).
     fn send(
         &self,
         mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryToken>>,

@@ -2,7 +2,7 @@
 //!
 //! At-least-once (the default) commits input offsets after the outputs are acknowledged, so a
 //! crash between the two answers some records twice. With `kafka.exactly_once` the worker's
-//! producer is transactional and the inference thread wraps every batch in a transaction:
+//! producer is transactional and the publishing thread wraps every batch in a transaction:
 //! `begin`, produce the batch's decisions and dead letters, send the batch's next input
 //! positions to the transaction (`send_offsets_to_transaction`, with the consumer's group
 //! metadata, so a fenced or revoked generation cannot commit), `commit`. Either all of it
@@ -49,7 +49,7 @@ pub enum TransactionError {
     NoGroupMetadata,
 }
 
-/// The exactly-once machinery the inference thread drives.
+/// The exactly-once machinery the publishing thread drives.
 pub struct Transactions {
     publisher: Arc<Publisher>,
     consumer: Arc<WorkerConsumer>,

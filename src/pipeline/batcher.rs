@@ -2,8 +2,8 @@
 //!
 //! A batch is sent to the inference thread when it holds `max_batch` records, when `max_wait`
 //! has passed since its first record, or when a rebalance asks for an immediate flush. Batches
-//! come from a small pool that the inference thread refills, so feature buffers are allocated
-//! once; an empty pool means the inference thread is behind, and waiting for it is the
+//! come from a small pool that the publishing thread refills, so feature buffers are allocated
+//! once; an empty pool means scoring or publishing is behind, and waiting for it is the
 //! backpressure that eventually pauses consumption.
 //!
 //! A reloaded model arrives here, not at the inference thread: the batcher owns the
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 /// The batcher's inputs and outputs.
 pub struct Batcher {
     pub records: mpsc::Receiver<Consumed>,
-    /// Empty batches returned by the inference thread.
+    /// Empty batches returned by the publishing thread.
     pub pool: mpsc::UnboundedReceiver<Batch>,
     /// Full (or timed-out) batches for the inference thread.
     pub batches: mpsc::Sender<Batch>,

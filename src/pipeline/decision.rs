@@ -5,7 +5,7 @@
 //!  "threshold":0.35,"model_version":"lstm-3f2a...","scored_at":"2024-05-01T12:00:00.123Z"}
 //! ```
 //!
-//! Encoding writes into a caller-owned buffer, so the inference thread reuses one allocation
+//! Encoding writes into a caller-owned buffer, so the publishing thread reuses one allocation
 //! for every record it publishes.
 
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ impl OwnedDecision {
 }
 
 /// Writes the current time as RFC 3339 (UTC, milliseconds) into `buffer`, replacing its
-/// contents; the inference thread stamps each batch once.
+/// contents; the publishing thread stamps each batch once.
 pub fn write_timestamp(now: chrono::DateTime<chrono::Utc>, buffer: &mut String) {
     buffer.clear();
     // Writing into a String cannot fail.
