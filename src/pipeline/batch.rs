@@ -283,15 +283,6 @@ impl Batch {
         self.rows = 0;
         (self.entries.drain(..), &self.probabilities)
     }
-
-    /// Empties the batch, keeping its allocations.
-    pub fn clear(&mut self) {
-        self.rows = 0;
-        self.entries.clear();
-        self.probabilities.clear();
-        self.swap = None;
-        self.relabel = None;
-    }
 }
 
 #[cfg(test)]
