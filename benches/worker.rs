@@ -751,7 +751,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // that the ratio compares like with like on a machine whose speed varies from run to run.
     let partitions = input_partitions(args.records, &payloads);
     let mut full_runs = Vec::new();
-    let mut fed = serde_json::Value::Null;
+    let mut feeds = Vec::new();
     for round in 0..args.repeat.max(1) {
         let full_args = Args {
             bootstrap: broker.bootstrap.clone(),
@@ -759,12 +759,13 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             ..args.clone()
         };
         broker.create_topics(&full_args.prefix, partitions)?;
-        fed = run_child("feed", &full_args)?;
+        let fed = run_child("feed", &full_args)?;
         println!(
             "pre-produced {} records into {partitions} partitions in {:.1} s",
             args.records,
             number(&fed, "seconds")
         );
+        feeds.push(fed);
         let (full, _) = run_worker(&full_args, None)?;
         println!(
             "(c) end to end {:.0} rec/s over {:.2} s; p50 {:.1} ms p99 {:.1} ms (backlog); peak RSS {:.1} MiB",
@@ -877,7 +878,8 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     json.insert("ort_alone_runs", serde_json::json!(ort_runs));
     json.insert("decode_preprocess", decoding);
     json.insert("decode_preprocess_runs", serde_json::json!(decode_runs));
-    json.insert("feed", fed);
+    // One per full-load round, in the order of `end_to_end_full_load_runs`.
+    json.insert("feeds", serde_json::json!(feeds));
     json.insert("end_to_end_full_load", full);
     json.insert("end_to_end_full_load_runs", serde_json::json!(full_runs));
     json.insert("half_load", half);
