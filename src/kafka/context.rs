@@ -13,6 +13,7 @@
 
 use crate::kafka::commit::{commit_tracked, Scope};
 use crate::kafka::offsets::SharedOffsets;
+use crate::pipeline::batcher::OpenBatch;
 use crate::pipeline::stop::Stop;
 use crate::service::health::Health;
 use crate::service::metrics::Metrics;
@@ -25,7 +26,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tokio::sync::Notify;
 
 /// The part of librdkafka's statistics JSON that says which brokers are connected.
 #[derive(Debug, Deserialize)]
@@ -95,9 +95,10 @@ impl ConsumerContext for LoggingContext {}
 
 /// Runs `wait`, a blocking call, from inside a librdkafka callback.
 ///
-/// The rebalance callback runs inside the consumer task's `recv()`, i.e. on a runtime worker
-/// thread; blocking there would also stall the tasks being waited for. On the multi-thread
-/// runtime `block_in_place` hands this thread's other tasks to another worker first. On a
+/// The worker's rebalance callback runs inside the intake thread's poll, outside any runtime,
+/// and simply blocks. Should a consumer be polled from a task instead (a runtime worker
+/// thread), blocking there would also stall the tasks being waited for: on the multi-thread
+/// runtime `block_in_place` hands this thread's other tasks to another worker first; on a
 /// current-thread runtime nothing else could run while we block, so there is no point in
 /// waiting: `None`.
 fn block_if_possible<R>(wait: impl FnOnce() -> R) -> Option<R> {
@@ -120,8 +121,9 @@ pub struct WorkerConsumerContext {
     pub health: Arc<Health>,
     /// How long a revocation waits for in-flight records.
     pub drain_timeout: Duration,
-    /// Asks the batcher to flush its partial batch now rather than after `max_wait`.
-    pub flush: Arc<Notify>,
+    /// The batch being filled: a revocation sends it on at once rather than after
+    /// `max_wait`, since the callback runs on the intake thread that would otherwise send it.
+    pub open_batch: Arc<OpenBatch>,
     /// Once the worker is stopping, its own shutdown drains and commits; a revocation then
     /// (the consumer leaving the group) has nothing to wait for.
     pub stop: Stop,
@@ -146,7 +148,7 @@ impl WorkerConsumerContext {
             ?partitions,
             "partitions revoked; draining in-flight records"
         );
-        self.flush.notify_one();
+        self.open_batch.flush();
         let offsets = Arc::clone(&self.offsets);
         let timeout = if self.stop.is_stopping() {
             Duration::ZERO

@@ -15,5 +15,6 @@ pub mod publish;
 pub mod tail;
 pub mod transaction;
 
-/// The worker's consumer type.
-pub type WorkerConsumer = rdkafka::consumer::StreamConsumer<context::WorkerConsumerContext>;
+/// The worker's consumer type: polled from a thread of its own (the intake thread), not a
+/// stream on the async runtime.
+pub type WorkerConsumer = rdkafka::consumer::BaseConsumer<context::WorkerConsumerContext>;

@@ -12,7 +12,7 @@
 //! what at-least-once means); losses are not.
 //!
 //! [`OffsetTracker`] is plain bookkeeping, unit-tested on its own; [`SharedOffsets`] wraps it
-//! for the three threads that touch it: the consumer task registers offsets, librdkafka's
+//! for the three threads that touch it: the intake thread registers offsets, librdkafka's
 //! producer thread acknowledges them, and the rebalance callback waits for them to drain.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Offsets arrive in increasing order, so they are kept in a window in that order: a
 /// registration appends, an acknowledgement is a binary search, and the committable position
 /// is the front once acknowledged offsets are released from it. No allocation per record, and
-/// this runs for every record on the consumer task and in every delivery report. The rare
+/// this runs for every record on the intake thread and in every delivery report. The rare
 /// offset registered out of order (a seek back) goes to a set instead.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct PartitionState {

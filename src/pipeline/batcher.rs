@@ -1,10 +1,21 @@
-//! The batcher task: gathers consumed records into micro-batches.
+//! The intake thread: takes consumed records from a [`RecordSource`] and gathers them into
+//! micro-batches.
 //!
-//! A batch is sent to the inference thread when it holds `max_batch` records, when `max_wait`
-//! has passed since its first record, or when a rebalance asks for an immediate flush. Batches
-//! come from a small pool that the publishing thread refills, so feature buffers are allocated
-//! once; an empty pool means scoring or publishing is behind, and waiting for it is the
-//! backpressure that eventually pauses consumption.
+//! A batch goes to the inference thread when it holds `max_batch` records, when `max_wait` has
+//! passed since its first record and nothing more is ready, or when a partition revocation asks
+//! for it ([`OpenBatch::flush`]). Batches come from a small pool that the publishing thread
+//! refills, so feature buffers are allocated once; an empty pool means scoring or publishing is
+//! behind, and waiting for it is the backpressure that eventually pauses consumption.
+//!
+//! Why a thread of its own and not tokio tasks: fetching, decoding and batching used to be two
+//! tasks joined by a channel, and a profile of the full-load benchmark showed those tasks
+//! spending most of their CPU parking and waking each other (epoll, futex, wakers) rather than
+//! on the records. Here one thread blocks in librdkafka's poll until a record or its batch's
+//! deadline, and a record goes from the consumer's queue to a feature row without a hand-over.
+//!
+//! The rebalance callback runs inside that poll, on this thread, while a batch may be half
+//! full. It must wait until the revoked partitions' records are delivered, so it first sends the
+//! open batch on: the batch lives in [`OpenBatch`], where the callback can reach it.
 //!
 //! A reloaded model arrives here, not at the inference thread: the batcher owns the
 //! preprocessor, so it is the one place that can switch preprocessing and scoring together. It
@@ -13,122 +24,239 @@
 //! never scored by a model other than the one whose preprocessor filled it.
 
 use crate::pipeline::batch::{Batch, Consumed, ModelLabel, ModelSwap};
+use crate::pipeline::stop::Stop;
 use crate::pipeline::ServedModel;
 use crate::preprocess::Preprocessor;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long an idle batcher waits for a record before it looks at the stop signal and for a
+/// reloaded model again: the bound on how late either is noticed without traffic.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// What a [`RecordSource`] answers when asked for a record.
+pub enum Polled {
+    Record(Consumed),
+    /// Nothing arrived within the timeout.
+    Idle,
+    /// The source has ended: no record will ever come.
+    Closed,
+}
+
+/// Where the batcher's records come from: the Kafka consumer in the worker
+/// ([`crate::pipeline::consume::KafkaSource`]), a channel in tests.
+pub trait RecordSource {
+    /// The next record, waiting at most `timeout` for one.
+    fn next(&mut self, timeout: Duration) -> Polled;
+}
+
+/// The batch being filled, and the channel it goes to, shared between the batcher and the
+/// consumer's rebalance callback (see the module docs). Both run on the intake thread, so the
+/// lock is never contended; it makes the sharing safe, not slower.
+pub struct OpenBatch {
+    state: Mutex<OpenState>,
+}
+
+struct OpenState {
+    filling: Option<Filling>,
+    /// `None` once the batcher has ended, so the inference thread sees the channel close.
+    batches: Option<mpsc::Sender<Batch>>,
+}
+
+struct Filling {
+    batch: Batch,
+    /// When the batch goes even if not full (once nothing more is ready).
+    deadline: Instant,
+}
+
+impl OpenBatch {
+    pub fn new(batches: mpsc::Sender<Batch>) -> Self {
+        Self {
+            state: Mutex::new(OpenState {
+                filling: None,
+                batches: Some(batches),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OpenState> {
+        // Nothing panics while holding it; if something did, the batch is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends the batch being filled (if any) to the inference thread now. The rebalance
+    /// callback calls it before waiting for the revoked partitions' records. Returns `false`
+    /// once the inference thread (or the batcher) is gone.
+    pub fn flush(&self) -> bool {
+        let mut state = self.lock();
+        let Some(filling) = state.filling.take() else {
+            return state.batches.is_some();
+        };
+        state.send(filling.batch)
+    }
+
+    /// The open batch's deadline, `None` when no batch is open.
+    fn deadline(&self) -> Option<Instant> {
+        self.lock().filling.as_ref().map(|filling| filling.deadline)
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().filling.is_some()
+    }
+
+    fn open(&self, batch: Batch, deadline: Instant) {
+        self.lock().filling = Some(Filling { batch, deadline });
+    }
+
+    /// Adds `record` to the open batch (there is one: [`Batcher`] opens it first) and sends the
+    /// batch on if that filled it. Returns `false` once the inference thread is gone.
+    fn push(&self, record: Consumed, preprocessor: &Preprocessor) -> bool {
+        let mut state = self.lock();
+        let Some(filling) = state.filling.as_mut() else {
+            return state.batches.is_some();
+        };
+        // Cannot fail: a batch is sent on as soon as it is full.
+        let _ = filling.batch.push(record, preprocessor);
+        if !filling.batch.is_full() {
+            return true;
+        }
+        match state.filling.take() {
+            Some(filling) => state.send(filling.batch),
+            None => true,
+        }
+    }
+
+    /// Sends a batch straight on (a model change on an empty batch).
+    fn send(&self, batch: Batch) -> bool {
+        self.lock().send(batch)
+    }
+
+    /// Sends the open batch on and closes the channel: the batcher has ended.
+    fn close(&self) {
+        self.flush();
+        self.lock().batches = None;
+    }
+}
+
+impl OpenState {
+    fn send(&mut self, batch: Batch) -> bool {
+        let sent = match &self.batches {
+            Some(batches) => batches.blocking_send(batch).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.batches = None;
+        }
+        sent
+    }
+}
 
 /// The batcher's inputs and outputs.
 pub struct Batcher {
-    pub records: mpsc::Receiver<Consumed>,
+    /// The batch being filled, and where full batches go (the inference thread).
+    pub open: Arc<OpenBatch>,
     /// Empty batches returned by the publishing thread.
     pub pool: mpsc::UnboundedReceiver<Batch>,
-    /// Full (or timed-out) batches for the inference thread.
-    pub batches: mpsc::Sender<Batch>,
     pub preprocessor: Arc<Preprocessor>,
     /// Reloaded models, already loaded and checked, to serve from the next batch on. A closed
     /// channel just means no more reloads.
     pub models: mpsc::Receiver<ServedModel>,
     pub max_wait: Duration,
-    /// Flush the current batch now (partition revocation).
-    pub flush: Arc<Notify>,
+    /// Once stopping, the batcher sends its open batch on and ends.
+    pub stop: Stop,
 }
 
 impl Batcher {
-    /// Runs until the record channel closes (after flushing the last batch) or the inference
-    /// thread is gone.
-    pub async fn run(mut self) {
-        loop {
-            // Wait for the first record of the next batch, or for a new model: when idle, a
-            // reload goes into service at once (on an empty batch), so `model_info` and the
-            // logs do not wait for traffic to show it.
-            let (mut next, mut model) = tokio::select! {
-                biased;
-                record = self.records.recv() => match record {
-                    Some(record) => (Some(record), None),
-                    None => break,
-                },
-                // Disabled (for this wait) once the channel is closed.
-                Some(model) = self.models.recv() => (None, Some(model)),
-            };
+    /// Starts the intake thread on `source`. It ends when the pipeline stops, the source
+    /// closes, or the inference thread is gone; its last batch is sent on and the batch
+    /// channel closed, so the inference thread ends after it.
+    pub fn spawn(
+        self,
+        source: impl RecordSource + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("intake".to_owned())
+            .spawn(move || self.run(source))
+    }
+
+    /// Runs the batcher on the calling thread (see [`Batcher::spawn`]).
+    pub fn run(mut self, mut source: impl RecordSource) {
+        let mut model: Option<ServedModel> = None;
+        while !self.stop.is_stopping() {
             if model.is_none() {
                 model = self.models.try_recv().ok();
             }
-            let Some(mut batch) = self.pool.recv().await else {
-                break;
-            };
-            if let Some(model) = model {
-                self.preprocessor = model.preprocessor;
-                tracing::debug!(version = %model.version, "next batch scored by the new model");
-                // Every build's preprocessors have the same width; reallocating keeps a
-                // mismatch from turning records into dead letters anyway.
-                if batch.width() != self.preprocessor.width {
-                    batch = Batch::new(batch.capacity(), self.preprocessor.width);
-                }
-                batch.attach_swap(ModelSwap {
-                    scorer: model.scorer,
-                    label: ModelLabel {
-                        version: model.version,
-                        threshold: model.threshold,
-                    },
-                });
-            } else if batch.width() != self.preprocessor.width {
-                // A pooled batch from before a swap to a different width.
-                batch = Batch::new(batch.capacity(), self.preprocessor.width);
+            let deadline = self.open.deadline();
+            // With a new model and no open batch, only look at what is already there: if
+            // nothing is, the model goes into service at once (below).
+            let timeout = match deadline {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                None if model.is_some() => Duration::ZERO,
+                None => IDLE_POLL,
             }
-            if next.is_none() {
-                // Only a model change: deliver it now, on an empty batch.
-                if self.batches.send(batch).await.is_err() {
-                    break;
+            .min(IDLE_POLL);
+            match source.next(timeout) {
+                Polled::Record(record) => {
+                    if !self.open.is_open() {
+                        let Some(batch) = self.start(model.take()) else {
+                            break;
+                        };
+                        self.open.open(batch, Instant::now() + self.max_wait);
+                    }
+                    if !self.open.push(record, &self.preprocessor) {
+                        break;
+                    }
                 }
-                continue;
-            }
-            let mut closed = false;
-            // One timer per batch, not one per record.
-            let deadline = tokio::time::sleep_until(Instant::now() + self.max_wait);
-            tokio::pin!(deadline);
-            'fill: loop {
-                if let Some(record) = next.take() {
-                    // Cannot fail: the loop stops before the batch is full.
-                    let _ = batch.push(record, &self.preprocessor);
-                }
-                // Take what is already queued without going through the scheduler.
-                while !batch.is_full() {
-                    match self.records.try_recv() {
-                        Ok(record) => {
-                            let _ = batch.push(record, &self.preprocessor);
+                Polled::Idle => {
+                    if let Some(at) = deadline {
+                        // Nothing more is ready: a batch past its deadline goes now (before
+                        // it, the poll was only cut short to look at the stop signal).
+                        if Instant::now() >= at && !self.open.flush() {
+                            break;
                         }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => {
-                            closed = true;
-                            break 'fill;
+                    } else if let Some(model) = model.take() {
+                        // Idle with a new model: put it in service at once, on an empty batch,
+                        // so `model_info` and the logs do not wait for traffic to show it.
+                        let Some(batch) = self.start(Some(model)) else {
+                            break;
+                        };
+                        if !self.open.send(batch) {
+                            break;
                         }
                     }
                 }
-                if batch.is_full() {
-                    break;
-                }
-                tokio::select! {
-                    biased;
-                    record = self.records.recv() => match record {
-                        Some(record) => next = Some(record),
-                        None => {
-                            closed = true;
-                            break;
-                        }
-                    },
-                    () = &mut deadline => break,
-                    () = self.flush.notified() => break,
-                }
-            }
-            if self.batches.send(batch).await.is_err() || closed {
-                break;
+                Polled::Closed => break,
             }
         }
+        self.open.close();
         tracing::debug!("batcher stopped");
+    }
+
+    /// Takes an empty batch from the pool for the next records, putting `model` in service on
+    /// it if one arrived. `None` if the publishing thread is gone.
+    fn start(&mut self, model: Option<ServedModel>) -> Option<Batch> {
+        let mut batch = self.pool.blocking_recv()?;
+        if let Some(model) = model {
+            self.preprocessor = model.preprocessor;
+            tracing::debug!(version = %model.version, "next batch scored by the new model");
+            // Every build's preprocessors have the same width; reallocating keeps a mismatch
+            // from turning records into dead letters anyway.
+            if batch.width() != self.preprocessor.width {
+                batch = Batch::new(batch.capacity(), self.preprocessor.width);
+            }
+            batch.attach_swap(ModelSwap {
+                scorer: model.scorer,
+                label: ModelLabel {
+                    version: model.version,
+                    threshold: model.threshold,
+                },
+            });
+        } else if batch.width() != self.preprocessor.width {
+            // A pooled batch from before a swap to a different width.
+            batch = Batch::new(batch.capacity(), self.preprocessor.width);
+        }
+        Some(batch)
     }
 }
 
@@ -139,20 +267,46 @@ mod tests {
     use crate::data::german_credit;
     use crate::pipeline::batch::{Body, Source};
     use std::path::Path;
+    use std::time::Instant;
 
-    /// A running batcher and its channels.
+    /// A running batcher (on its own thread) and its channels.
     struct Harness {
-        records: mpsc::Sender<Consumed>,
+        /// Each send arrives at once, as one fetched chunk.
+        records: std::sync::mpsc::Sender<Vec<Consumed>>,
         models: mpsc::Sender<ServedModel>,
         batches: mpsc::Receiver<Batch>,
-        flush: Arc<Notify>,
+        open: Arc<OpenBatch>,
+        stop: Stop,
         applicants: Vec<Applicant>,
-        task: tokio::task::JoinHandle<()>,
+        thread: std::thread::JoinHandle<()>,
         /// The pool's sender (the batches it queued stay available even once it is dropped).
         _pool: mpsc::UnboundedSender<Batch>,
     }
 
-    fn setup(max_batch: usize, max_wait: Duration) -> Harness {
+    /// Records sent through a channel in chunks (like a fetch); dropping the sender closes the
+    /// source once its records are taken.
+    struct ChannelSource {
+        chunks: std::sync::mpsc::Receiver<Vec<Consumed>>,
+        fetched: std::collections::VecDeque<Consumed>,
+    }
+
+    impl RecordSource for ChannelSource {
+        fn next(&mut self, timeout: Duration) -> Polled {
+            if self.fetched.is_empty() {
+                match self.chunks.recv_timeout(timeout) {
+                    Ok(chunk) => self.fetched.extend(chunk),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Polled::Idle,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Polled::Closed,
+                }
+            }
+            self.fetched
+                .pop_front()
+                .map_or(Polled::Idle, Polled::Record)
+        }
+    }
+
+    /// A batcher whose source already holds records at offsets `0..queued` when it starts.
+    fn setup(max_batch: usize, max_wait: Duration, queued: i64) -> Harness {
         let applicants: Vec<Applicant> = german_credit::load(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"),
         )
@@ -161,7 +315,7 @@ mod tests {
         .map(|row| row.applicant)
         .collect();
         let preprocessor = Arc::new(Preprocessor::fit(&applicants).unwrap());
-        let (records_tx, records_rx) = mpsc::channel(64);
+        let (records_tx, records_rx) = std::sync::mpsc::channel();
         let (batches_tx, batches_rx) = mpsc::channel(8);
         let (pool_tx, pool_rx) = mpsc::unbounded_channel();
         for _ in 0..8 {
@@ -169,26 +323,51 @@ mod tests {
                 .send(Batch::new(max_batch, preprocessor.width))
                 .unwrap();
         }
-        let flush = Arc::new(Notify::new());
+        let open = Arc::new(OpenBatch::new(batches_tx));
+        let stop = Stop::new();
         let (models_tx, models_rx) = mpsc::channel(1);
         let batcher = Batcher {
-            records: records_rx,
+            open: Arc::clone(&open),
             pool: pool_rx,
-            batches: batches_tx,
             preprocessor,
             models: models_rx,
             max_wait,
-            flush: Arc::clone(&flush),
+            stop: stop.clone(),
         };
-        let task = tokio::spawn(batcher.run());
+        records_tx
+            .send(
+                (0..queued)
+                    .map(|offset| record(offset, applicants[offset as usize]))
+                    .collect(),
+            )
+            .unwrap();
+        let thread = batcher
+            .spawn(ChannelSource {
+                chunks: records_rx,
+                fetched: Default::default(),
+            })
+            .unwrap();
         Harness {
             records: records_tx,
             models: models_tx,
             batches: batches_rx,
-            flush,
+            open,
+            stop,
             applicants,
-            task,
+            thread,
             _pool: pool_tx,
+        }
+    }
+
+    /// Waits until the batcher has opened a batch (it took a sent record).
+    fn wait_open(open: &OpenBatch) {
+        let started = std::time::Instant::now();
+        while !open.is_open() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no batch opened"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -213,20 +392,13 @@ mod tests {
 
     #[tokio::test]
     async fn full_batches_go_at_once_and_the_rest_after_max_wait() {
+        let started = Instant::now();
         let Harness {
             records,
             mut batches,
-            applicants,
-            task,
+            thread,
             ..
-        } = setup(4, Duration::from_millis(50));
-        for offset in 0..10 {
-            records
-                .send(record(offset, applicants[offset as usize]))
-                .await
-                .unwrap();
-        }
-        let started = Instant::now();
+        } = setup(4, Duration::from_millis(50), 10);
         assert_eq!(offsets(&batches.recv().await.unwrap()), vec![0, 1, 2, 3]);
         assert_eq!(offsets(&batches.recv().await.unwrap()), vec![4, 5, 6, 7]);
         assert!(started.elapsed() < Duration::from_millis(50));
@@ -234,7 +406,7 @@ mod tests {
         assert_eq!(offsets(&batches.recv().await.unwrap()), vec![8, 9]);
         assert!(started.elapsed() >= Duration::from_millis(45));
         drop(records);
-        task.await.unwrap();
+        thread.join().unwrap();
         assert!(batches.recv().await.is_none());
     }
 
@@ -244,11 +416,11 @@ mod tests {
             records,
             mut batches,
             applicants,
-            task,
+            thread,
             ..
-        } = setup(100, Duration::from_secs(3600));
-        records.send(record(0, applicants[0])).await.unwrap();
-        records.send(record(1, applicants[1])).await.unwrap();
+        } = setup(100, Duration::from_secs(3600), 0);
+        records.send(vec![record(0, applicants[0])]).unwrap();
+        records.send(vec![record(1, applicants[1])]).unwrap();
         drop(records);
         let batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
             .await
@@ -256,7 +428,7 @@ mod tests {
             .unwrap();
         assert_eq!(offsets(&batch), vec![0, 1]);
         assert_eq!(batch.rows(), 2);
-        task.await.unwrap();
+        thread.join().unwrap();
     }
 
     #[tokio::test]
@@ -264,13 +436,17 @@ mod tests {
         let Harness {
             records,
             mut batches,
-            flush,
+            open,
             applicants,
             ..
-        } = setup(100, Duration::from_secs(3600));
-        records.send(record(0, applicants[0])).await.unwrap();
-        tokio::task::yield_now().await;
-        flush.notify_one();
+        } = setup(100, Duration::from_secs(3600), 0);
+        records.send(vec![record(0, applicants[0])]).unwrap();
+        wait_open(&open);
+        // The rebalance callback calls it from the intake thread, never from a task.
+        let flushing = Arc::clone(&open);
+        assert!(tokio::task::spawn_blocking(move || flushing.flush())
+            .await
+            .unwrap());
         let batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
             .await
             .unwrap()
@@ -280,20 +456,41 @@ mod tests {
 
     #[tokio::test]
     async fn zero_max_wait_batches_what_is_already_queued() {
+        let Harness { mut batches, .. } = setup(100, Duration::ZERO, 5);
+        let batch = batches.recv().await.unwrap();
+        assert_eq!(offsets(&batch), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_sends_the_open_batch_on_and_closes_the_channel() {
         let Harness {
             records,
             mut batches,
+            open,
+            stop,
             applicants,
+            thread,
             ..
-        } = setup(100, Duration::ZERO);
-        for offset in 0..5 {
-            records
-                .send(record(offset, applicants[offset as usize]))
+        } = setup(100, Duration::from_secs(3600), 0);
+        records.send(vec![record(0, applicants[0])]).unwrap();
+        wait_open(&open);
+        stop.request();
+        let batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(offsets(&batch), vec![0]);
+        thread.join().unwrap();
+        assert!(
+            batches.recv().await.is_none(),
+            "the batch channel is closed"
+        );
+        assert!(
+            !tokio::task::spawn_blocking(move || open.flush())
                 .await
-                .unwrap();
-        }
-        let batch = batches.recv().await.unwrap();
-        assert_eq!(offsets(&batch), vec![0, 1, 2, 3, 4]);
+                .unwrap(),
+            "nothing can be flushed once the batcher has ended"
+        );
     }
 
     /// A stand-in model (the batcher never scores).
@@ -331,25 +528,28 @@ mod tests {
             records,
             models,
             mut batches,
+            open,
             applicants,
-            task,
+            thread,
             ..
-        } = setup(4, Duration::from_secs(3600));
+        } = setup(4, Duration::from_secs(3600), 0);
         let old = Preprocessor::fit(&applicants).unwrap();
         let new = model(&applicants, 100, "v2");
         let new_preprocessor = Arc::clone(&new.preprocessor);
         assert_ne!(*new_preprocessor, old);
-        records.send(record(0, applicants[0])).await.unwrap();
-        records.send(record(1, applicants[1])).await.unwrap();
+        records.send(vec![record(0, applicants[0])]).unwrap();
+        records.send(vec![record(1, applicants[1])]).unwrap();
         // Let the batcher start the batch before the model arrives.
-        tokio::task::yield_now().await;
+        wait_open(&open);
         models.send(new).await.unwrap();
-        for offset in 2..6 {
-            records
-                .send(record(offset, applicants[offset as usize]))
-                .await
-                .unwrap();
-        }
+        // Records 2-5 arrive together: the batch the model waits for is not idle.
+        records
+            .send(
+                (2..6)
+                    .map(|offset| record(offset, applicants[offset as usize]))
+                    .collect(),
+            )
+            .unwrap();
         // Closing the input flushes the second batch.
         drop(records);
         let first = batches.recv().await.unwrap();
@@ -376,7 +576,7 @@ mod tests {
             &new_preprocessor.transform_batch(&applicants[4..6]).unwrap()[..],
             "preprocessed by the new model's preprocessor"
         );
-        task.await.unwrap();
+        thread.join().unwrap();
     }
 
     #[tokio::test]
@@ -387,7 +587,7 @@ mod tests {
             mut batches,
             applicants,
             ..
-        } = setup(4, Duration::from_millis(1));
+        } = setup(4, Duration::from_millis(1), 0);
         models.send(model(&applicants, 100, "v2")).await.unwrap();
         let mut batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
             .await
@@ -396,7 +596,7 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(batch.take_swap().unwrap().label.version, "v2");
         // Later batches carry no swap and keep flowing.
-        records.send(record(0, applicants[0])).await.unwrap();
+        records.send(vec![record(0, applicants[0])]).unwrap();
         let batch = batches.recv().await.unwrap();
         assert_eq!(offsets(&batch), vec![0]);
         assert!(!batch.has_swap());

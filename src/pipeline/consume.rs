@@ -1,24 +1,28 @@
-//! The consumer task: fetch, decode, register the offset, hand over to the batcher.
+//! Fetching from Kafka: the batcher's [`RecordSource`] in the worker.
 //!
-//! Decoding happens here, on the borrowed message, so a valid record's payload is parsed in
-//! place and never copied; only a record bound for the dead-letter topic keeps its bytes.
-//! The offset is registered as in flight *before* the record leaves this task, so no commit
-//! can pass it until its output is acknowledged.
+//! Each fetched message is decoded here, on the borrowed message, so a valid record's payload
+//! is parsed in place and never copied; only a record bound for the dead-letter topic keeps its
+//! bytes. The offset is registered as in flight *before* the record goes to the batcher, so no
+//! commit can pass it until its output is acknowledged.
+//!
+//! Polling also serves the consumer's callbacks (rebalances, commit results, statistics): they
+//! run inside [`KafkaSource::next`], on the intake thread.
 
 use crate::kafka::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed, Source};
+use crate::pipeline::batcher::{Polled, RecordSource};
 use crate::pipeline::decode::decode;
-use crate::pipeline::stop::Stop;
-use futures::StreamExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-/// Pause after a consumer error, so a persistent one (unknown topic, broker down) does not
-/// spin the task.
+/// Pause after a consumer error, at most: a persistent one (unknown topic, broker down) must
+/// not spin the intake thread, and a batch waiting for its deadline should not wait much
+/// longer than that.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
+/// Pause after a consumer error, at least.
+const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Turns a fetched message into a [`Consumed`] record.
 pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
@@ -46,32 +50,30 @@ pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
     }
 }
 
-/// Consumes until `stop`, then returns, dropping `records` so the batcher drains and ends.
-pub async fn run(consumer: Arc<WorkerConsumer>, records: mpsc::Sender<Consumed>, stop: Stop) {
-    let context = Arc::clone(consumer.context());
-    // One stop watcher and one message stream for the whole run, not one per record:
-    // `recv()` registers and unregisters a waker under a lock for every message.
-    let stopped = stop.stopped();
-    tokio::pin!(stopped);
-    let mut messages = consumer.stream();
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            message = messages.next() => message,
-        };
-        let consumed = match message {
+/// The worker's consumer as a record source.
+pub struct KafkaSource {
+    consumer: Arc<WorkerConsumer>,
+}
+
+impl KafkaSource {
+    pub fn new(consumer: Arc<WorkerConsumer>) -> Self {
+        Self { consumer }
+    }
+}
+
+impl RecordSource for KafkaSource {
+    fn next(&mut self, timeout: Duration) -> Polled {
+        let consumed = match self.consumer.poll(timeout) {
+            None => return Polled::Idle,
             Some(Ok(message)) => to_consumed(&message),
-            // A consumer's stream never ends; if it did, there would be nothing more to read.
-            None => break,
             Some(Err(error)) => {
+                // A persistent error (unknown topic, broker down) must not spin the thread.
                 tracing::warn!(%error, "consumer error");
-                tokio::select! {
-                    () = &mut stopped => break,
-                    () = tokio::time::sleep(ERROR_BACKOFF) => continue,
-                }
+                std::thread::sleep(ERROR_BACKOFF.min(timeout.max(MIN_ERROR_BACKOFF)));
+                return Polled::Idle;
             }
         };
+        let context = self.consumer.context();
         let source = consumed.source;
         tracing::trace!(
             partition = source.partition,
@@ -91,11 +93,6 @@ pub async fn run(consumer: Arc<WorkerConsumer>, records: mpsc::Sender<Consumed>,
                 "record rejected; sending it to the dead-letter topic"
             );
         }
-        if records.send(consumed).await.is_err() {
-            // The batcher is gone: the pipeline is failing. The record stays in flight, so its
-            // offset is never committed and it is consumed again after a restart.
-            break;
-        }
+        Polled::Record(consumed)
     }
-    tracing::info!("consumer stopped fetching");
 }

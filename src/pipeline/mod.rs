@@ -2,9 +2,10 @@
 //! batch → decisions and dead letters, with input offsets committed only after delivery.
 //!
 //! One concern per module: [`decode`] (record → applicant or rejection), [`batch`] (the
-//! reusable batch buffer), [`decision`] (the output record), [`consume`], [`batcher`],
-//! [`inference`] and [`publishing`] (the four stages), [`stop`] (the shared stop signal), [`worker`] (assembly
-//! and ordered shutdown) and [`testkit`] (scenarios shared by the integration tests).
+//! reusable batch buffer), [`decision`] (the output record), [`consume`] (Kafka as the
+//! batcher's record source), [`batcher`], [`inference`] and [`publishing`] (the three threads:
+//! intake, scoring, publishing), [`stop`] (the shared stop signal), [`worker`] (assembly and
+//! ordered shutdown) and [`testkit`] (scenarios shared by the integration tests).
 
 pub mod batch;
 pub mod batcher;

@@ -1,17 +1,17 @@
 //! Assembling the pipeline, running it, and taking it down in order.
 //!
 //! ```text
-//!  Kafka ──► consumer task ──records──► batcher task ──batches──► inference thread
-//!              (decode,                  (micro-batch,    ▲        (ONNX Runtime)
-//!               register offset)          preprocess)     │              │ scored batches
-//!                     ▲                                   │              ▼
-//!                     │                                   └─ pool ◄── publishing thread
-//!                     │                                             (encode, produce) ──► producer
-//!   commits ◄── offset tracker ◄───────────── delivery reports (producer thread) ◄──────────┘
+//!  Kafka ──► intake thread ──────────batches──► inference thread
+//!            (poll, decode, register   ▲        (ONNX Runtime)
+//!             offset, preprocess,      │              │ scored batches
+//!             micro-batch)             │              ▼
+//!                  ▲                   └─ pool ◄── publishing thread
+//!                  │                             (encode, produce) ──► producer
+//!   commits ◄── offset tracker ◄───── delivery reports (producer thread) ◄──┘
 //! ```
 //!
-//! Shutdown is explicit and ordered (as in mini-redis): stop fetching; the record channel
-//! closes, so the batcher flushes its last batch and closes the batch channel; the inference
+//! Shutdown is explicit and ordered (as in mini-redis): the intake thread stops fetching,
+//! sends its last batch on and closes the batch channel; the inference
 //! thread scores what is left and ends, closing the channel of scored batches; the publishing
 //! thread produces what is left and ends; the producer is flushed, so every output has its
 //! delivery report; then the positions those reports allow are committed synchronously, and
@@ -30,8 +30,8 @@ use crate::kafka::publish::{DeliveryContext, Publisher};
 use crate::kafka::transaction::{TransactionError, Transactions};
 use crate::kafka::{lag, WorkerConsumer};
 use crate::pipeline::batch::{Batch, ModelLabel};
-use crate::pipeline::batcher::Batcher;
-use crate::pipeline::consume;
+use crate::pipeline::batcher::{Batcher, OpenBatch};
+use crate::pipeline::consume::KafkaSource;
 use crate::pipeline::inference::{Inference, Scorer};
 use crate::pipeline::publishing::Publishing;
 use crate::pipeline::stop::Stop;
@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// Batches in circulation: one filling, one queued for scoring, one being scored, one queued
 /// for publishing, one being published.
@@ -120,8 +120,8 @@ impl Baseline {
 }
 
 /// Runs the pipeline against `bootstrap` until `shutdown` resolves or a fatal failure, then
-/// drains and commits. Must run on tokio's multi-thread runtime (the rebalance callback needs
-/// `block_in_place` to wait for in-flight records).
+/// drains and commits. Fetching, scoring and publishing run on threads of their own; the
+/// runtime carries the periodic commits, the lag gauge and the shutdown sequence.
 ///
 /// `reloads` delivers models to serve instead of `model`, already loaded and checked (see
 /// [`crate::service::reload`]); the batcher switches to each at its next batch boundary. Pass
@@ -146,7 +146,10 @@ pub async fn run(
     }
     let stop = Stop::new();
     let offsets = Arc::new(SharedOffsets::new());
-    let flush = Arc::new(Notify::new());
+    let max_batch = config.batching.max_batch;
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    // The batch being filled, where the revocation callback can send it on.
+    let open_batch = Arc::new(OpenBatch::new(batches_tx));
 
     let exactly_once = kafka.exactly_once;
     let delivery = DeliveryContext::new(
@@ -179,7 +182,7 @@ pub async fn run(
                 metrics: metrics.clone(),
                 health: Arc::clone(&health),
                 drain_timeout: kafka.drain_timeout(),
-                flush: Arc::clone(&flush),
+                open_batch: Arc::clone(&open_batch),
                 stop: stop.clone(),
                 commits: !exactly_once,
             })
@@ -214,9 +217,6 @@ pub async fn run(
         None
     };
 
-    let max_batch = config.batching.max_batch;
-    let (records_tx, records_rx) = mpsc::channel(max_batch.clamp(16, 4096));
-    let (batches_tx, batches_rx) = mpsc::channel(1);
     let (scored_tx, scored_rx) = mpsc::channel(1);
     let (pool_tx, pool_rx) = mpsc::unbounded_channel();
     for _ in 0..BATCH_POOL {
@@ -250,23 +250,16 @@ pub async fn run(
     }
     .spawn()
     .map_err(PipelineError::Thread)?;
-    let batcher = tokio::spawn(
-        Batcher {
-            records: records_rx,
-            pool: pool_rx,
-            batches: batches_tx,
-            preprocessor: Arc::clone(&model.preprocessor),
-            models: reloads,
-            max_wait: config.batching.max_wait(),
-            flush,
-        }
-        .run(),
-    );
-    let consuming = tokio::spawn(consume::run(
-        Arc::clone(&consumer),
-        records_tx,
-        stop.clone(),
-    ));
+    let intake = Batcher {
+        open: open_batch,
+        pool: pool_rx,
+        preprocessor: Arc::clone(&model.preprocessor),
+        models: reloads,
+        max_wait: config.batching.max_wait(),
+        stop: stop.clone(),
+    }
+    .spawn(KafkaSource::new(Arc::clone(&consumer)))
+    .map_err(PipelineError::Thread)?;
     let committer = (!exactly_once).then(|| {
         tokio::spawn(commit_periodically(
             Arc::clone(&consumer),
@@ -303,11 +296,10 @@ pub async fn run(
     }
     tracing::info!("stopping: no new records; finishing those in flight");
 
-    // 1. Stop fetching; the batcher flushes, the inference thread scores what is left and the
-    // publishing thread produces it.
-    let _ = consuming.await;
-    let _ = batcher.await;
+    // 1. Stop fetching; the batcher sends its last batch on, the inference thread scores what
+    // is left and the publishing thread produces it.
     let _ = tokio::task::spawn_blocking(move || {
+        let _ = intake.join();
         let _ = inference.join();
         publishing.join()
     })
