@@ -132,8 +132,9 @@ impl OpenBatch {
         self.lock().send(batch)
     }
 
-    /// Sends the open batch on and closes the channel: the batcher has ended.
-    fn close(&self) {
+    /// Sends the open batch on and closes the channel: the batcher has ended (or never
+    /// started).
+    pub fn close(&self) {
         self.flush();
         self.lock().batches = None;
     }
@@ -149,6 +150,29 @@ impl OpenState {
             self.batches = None;
         }
         sent
+    }
+}
+
+/// Ends the batcher however [`Batcher::run`] ends. Normally the open batch is sent on and the
+/// batch channel closed. If the thread panics, nothing else would notice that records are no
+/// longer read: the pipeline is failed, and the channel closed without sending the batch (its
+/// records are re-read after a restart), so the inference thread still ends and shutdown does
+/// not wait for it forever.
+struct Ending {
+    open: Arc<OpenBatch>,
+    stop: Stop,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop.fail("the intake thread panicked");
+            let mut state = self.open.lock();
+            state.filling = None;
+            state.batches = None;
+        } else {
+            self.open.close();
+        }
     }
 }
 
@@ -182,6 +206,10 @@ impl Batcher {
 
     /// Runs the batcher on the calling thread (see [`Batcher::spawn`]).
     pub fn run(mut self, mut source: impl RecordSource) {
+        let _ending = Ending {
+            open: Arc::clone(&self.open),
+            stop: self.stop.clone(),
+        };
         let mut model: Option<ServedModel> = None;
         while !self.stop.is_stopping() {
             if model.is_none() {
@@ -229,7 +257,6 @@ impl Batcher {
                 Polled::Closed => break,
             }
         }
-        self.open.close();
         tracing::debug!("batcher stopped");
     }
 
@@ -306,14 +333,16 @@ mod tests {
     }
 
     /// A batcher whose source already holds records at offsets `0..queued` when it starts.
+    fn data_set() -> Vec<Applicant> {
+        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|row| row.applicant)
+            .collect()
+    }
+
     fn setup(max_batch: usize, max_wait: Duration, queued: i64) -> Harness {
-        let applicants: Vec<Applicant> = german_credit::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"),
-        )
-        .unwrap()
-        .into_iter()
-        .map(|row| row.applicant)
-        .collect();
+        let applicants = data_set();
         let preprocessor = Arc::new(Preprocessor::fit(&applicants).unwrap());
         let (records_tx, records_rx) = std::sync::mpsc::channel();
         let (batches_tx, batches_rx) = mpsc::channel(8);
@@ -490,6 +519,43 @@ mod tests {
                 .await
                 .unwrap(),
             "nothing can be flushed once the batcher has ended"
+        );
+    }
+
+    /// A source whose poll panics.
+    struct Panicking;
+
+    impl RecordSource for Panicking {
+        fn next(&mut self, _: Duration) -> Polled {
+            panic!("poll failed");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_intake_fails_the_pipeline_and_still_closes_the_batch_channel() {
+        let (batches_tx, mut batches) = mpsc::channel(1);
+        let (_pool_tx, pool) = mpsc::unbounded_channel();
+        let (_models_tx, models) = mpsc::channel(1);
+        let stop = Stop::new();
+        // Held elsewhere too, as the consumer's context does: dropping the batcher's handle
+        // alone does not close the channel.
+        let open = Arc::new(OpenBatch::new(batches_tx));
+        let batcher = Batcher {
+            open: Arc::clone(&open),
+            pool,
+            preprocessor: Arc::new(Preprocessor::fit(&data_set()).unwrap()),
+            models,
+            max_wait: Duration::ZERO,
+            stop: stop.clone(),
+        };
+        assert!(batcher.spawn(Panicking).unwrap().join().is_err());
+        assert!(
+            batches.recv().await.is_none(),
+            "the batch channel is closed"
+        );
+        assert_eq!(
+            stop.failure().as_deref(),
+            Some("the intake thread panicked")
         );
     }
 

@@ -251,7 +251,7 @@ pub async fn run(
     .spawn()
     .map_err(PipelineError::Thread)?;
     let intake = Batcher {
-        open: open_batch,
+        open: Arc::clone(&open_batch),
         pool: pool_rx,
         preprocessor: Arc::clone(&model.preprocessor),
         models: reloads,
@@ -259,7 +259,12 @@ pub async fn run(
         stop: stop.clone(),
     }
     .spawn(KafkaSource::new(Arc::clone(&consumer)))
-    .map_err(PipelineError::Thread)?;
+    .map_err(|error| {
+        // Nothing will close the batch channel otherwise (the consumer's context holds it),
+        // and the inference and publishing threads would wait on it for good.
+        open_batch.close();
+        PipelineError::Thread(error)
+    })?;
     let committer = (!exactly_once).then(|| {
         tokio::spawn(commit_periodically(
             Arc::clone(&consumer),
