@@ -211,14 +211,18 @@ pub fn client_error(address: &TopicAddress, error: &KafkaError) -> TopicError {
     }
 }
 
-/// Settings the backfill's Kafka clients rely on; `--kafka-config` cannot change them.
-pub const RESERVED_SETTINGS: [&str; 6] = [
+/// Settings the backfill's Kafka clients rely on; `--kafka-config` cannot change them. The
+/// worker's reserved keys ([`crate::config::RESERVED_CLIENT_KEYS`]) plus the end-of-partition
+/// signal the reader stops on. `transactional.id` among them: a transactional producer refuses
+/// every record sent outside a transaction, and the backfill runs none.
+pub const RESERVED_SETTINGS: [&str; 7] = [
     "bootstrap.servers",
     "group.id",
     "enable.auto.commit",
     "enable.auto.offset.store",
     "enable.partition.eof",
     "enable.idempotence",
+    "transactional.id",
 ];
 
 /// Parses `--kafka-config KEY=VALUE` pass-through settings (security.protocol, sasl.*,
@@ -439,6 +443,16 @@ mod tests {
             parse_setting("enable.auto.commit=true"),
             Err(TopicError::ReservedSetting(_))
         ));
+        // Everything the worker reserves is reserved here too.
+        for key in crate::config::RESERVED_CLIENT_KEYS {
+            assert!(
+                matches!(
+                    parse_setting(&format!("{key}=x")),
+                    Err(TopicError::ReservedSetting(named)) if named == *key
+                ),
+                "{key} is accepted"
+            );
+        }
         assert!(matches!(
             parse_setting("no-equals-sign"),
             Err(TopicError::Setting(_))
