@@ -357,17 +357,9 @@ mod tests {
     use super::*;
     use crate::data::german_credit;
 
-    fn applicants() -> Vec<Applicant> {
-        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
-            .unwrap()
-            .into_iter()
-            .map(|row| row.applicant)
-            .collect()
-    }
-
     #[test]
     fn width_is_one_hot_categories_plus_numerics() {
-        let preprocessor = Preprocessor::fit(&applicants()).unwrap();
+        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
         // 13 categorical attributes with 4+5+11+5+5+5+3+4+3+3+4+2+2 values, 7 numerics.
         assert_eq!(preprocessor.width, 56 + 7);
         assert_eq!(preprocessor.attribute_blocks().len(), 20);
@@ -377,7 +369,7 @@ mod tests {
 
     #[test]
     fn numeric_columns_are_standardised_on_the_fitted_rows() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let features = preprocessor.transform_batch(&rows).unwrap();
         let column = 4; // duration_months
@@ -393,7 +385,7 @@ mod tests {
 
     #[test]
     fn one_hot_sets_exactly_one_column_per_categorical_attribute() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut out = vec![0.0; preprocessor.width];
         preprocessor.transform_into(&rows[0], &mut out).unwrap();
@@ -410,7 +402,7 @@ mod tests {
 
     #[test]
     fn transform_into_rejects_a_buffer_of_the_wrong_width() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut out = vec![0.0; preprocessor.width - 1];
         assert!(matches!(
@@ -421,7 +413,7 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip() {
-        let preprocessor = Preprocessor::fit(&applicants()).unwrap();
+        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         preprocessor.save(&path).unwrap();
@@ -430,7 +422,7 @@ mod tests {
 
     #[test]
     fn load_rejects_an_artifact_from_another_schema() {
-        let mut preprocessor = Preprocessor::fit(&applicants()).unwrap();
+        let mut preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
         if let Encoding::OneHot { categories } = &mut preprocessor.attributes[3].encoding {
             categories.pop();
         }

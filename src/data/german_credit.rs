@@ -156,6 +156,16 @@ fn dataset_label_index(attribute: usize, label: &str) -> Option<usize> {
     }
 }
 
+/// The applicants of the data set shipped in `data/`, for unit tests across the crate.
+#[cfg(test)]
+pub fn shipped_applicants() -> Vec<Applicant> {
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
+        .expect("the shipped data set loads")
+        .into_iter()
+        .map(|row| row.applicant)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

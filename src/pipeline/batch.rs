@@ -289,15 +289,6 @@ impl Batch {
 mod tests {
     use super::*;
     use crate::data::german_credit;
-    use std::path::Path;
-
-    fn applicants() -> Vec<Applicant> {
-        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
-            .unwrap()
-            .into_iter()
-            .map(|row| row.applicant)
-            .collect()
-    }
 
     fn source(offset: i64) -> Source {
         Source {
@@ -332,7 +323,7 @@ mod tests {
 
     #[test]
     fn rows_hold_exactly_the_preprocessed_features_of_valid_records() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut batch = Batch::new(4, preprocessor.width);
         batch.push(valid(0, rows[0]), &preprocessor).unwrap();
@@ -356,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_full_batch_refuses_more_and_counts_rejected_records() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut batch = Batch::new(2, preprocessor.width);
         batch.push(invalid(0), &preprocessor).unwrap();
@@ -388,7 +379,7 @@ mod tests {
 
     #[test]
     fn scored_entries_meet_their_own_row_probability_and_rejects_take_no_row() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut batch = Batch::new(4, preprocessor.width);
         batch.push(invalid(0), &preprocessor).unwrap();
@@ -414,7 +405,7 @@ mod tests {
 
     #[test]
     fn drained_batches_are_reused_without_reallocating() {
-        let rows = applicants();
+        let rows = german_credit::shipped_applicants();
         let preprocessor = Preprocessor::fit(&rows).unwrap();
         let mut batch = Batch::new(8, preprocessor.width);
         let features_ptr = batch.features.as_ptr();

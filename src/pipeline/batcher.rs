@@ -293,7 +293,6 @@ mod tests {
     use crate::applicant::Applicant;
     use crate::data::german_credit;
     use crate::pipeline::batch::{Body, Source};
-    use std::path::Path;
     use std::time::Instant;
 
     /// A running batcher (on its own thread) and its channels.
@@ -333,16 +332,8 @@ mod tests {
     }
 
     /// A batcher whose source already holds records at offsets `0..queued` when it starts.
-    fn data_set() -> Vec<Applicant> {
-        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
-            .unwrap()
-            .into_iter()
-            .map(|row| row.applicant)
-            .collect()
-    }
-
     fn setup(max_batch: usize, max_wait: Duration, queued: i64) -> Harness {
-        let applicants = data_set();
+        let applicants = german_credit::shipped_applicants();
         let preprocessor = Arc::new(Preprocessor::fit(&applicants).unwrap());
         let (records_tx, records_rx) = std::sync::mpsc::channel();
         let (batches_tx, batches_rx) = mpsc::channel(8);
@@ -543,7 +534,9 @@ mod tests {
         let batcher = Batcher {
             open: Arc::clone(&open),
             pool,
-            preprocessor: Arc::new(Preprocessor::fit(&data_set()).unwrap()),
+            preprocessor: Arc::new(
+                Preprocessor::fit(&german_credit::shipped_applicants()).unwrap(),
+            ),
             models,
             max_wait: Duration::ZERO,
             stop: stop.clone(),
