@@ -61,9 +61,19 @@ impl KafkaSource {
     }
 }
 
+/// `timeout` rounded up to whole milliseconds, librdkafka's unit. rust-rdkafka truncates: a
+/// batch 0.9 ms from its deadline would be polled with no wait at all, again and again, and
+/// the intake thread would spin until the deadline passed, up to a millisecond per batch.
+/// Under light load, where batches close on their deadline, that spin was most of the
+/// thread's CPU. Rounding up sends such a batch under a millisecond late instead.
+fn whole_millis_up(timeout: Duration) -> Duration {
+    let millis = timeout.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
 impl RecordSource for KafkaSource {
     fn next(&mut self, timeout: Duration) -> Polled {
-        let consumed = match self.consumer.poll(timeout) {
+        let consumed = match self.consumer.poll(whole_millis_up(timeout)) {
             None => return Polled::Idle,
             Some(Ok(message)) => to_consumed(&message),
             Some(Err(error)) => {
@@ -94,5 +104,35 @@ impl RecordSource for KafkaSource {
             );
         }
         Polled::Record(consumed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_timeouts_round_up_to_whole_milliseconds_so_a_near_deadline_does_not_spin() {
+        assert_eq!(whole_millis_up(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            whole_millis_up(Duration::from_nanos(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            whole_millis_up(Duration::from_micros(900)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            whole_millis_up(Duration::from_millis(2)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            whole_millis_up(Duration::from_micros(1100)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            whole_millis_up(Duration::MAX),
+            Duration::from_millis(u64::MAX)
+        );
     }
 }
