@@ -546,8 +546,9 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let mut micros = micros.split_off((args.warmup as usize).min(micros.len()));
         micros.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
+            acked.saturating_sub(args.warmup),
             report.dead_lettered,
             percentile_ms(&micros, 0.50),
             percentile_ms(&micros, 0.99),
@@ -803,46 +804,61 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         .map(|run| number(run, "peak_rss_mib"))
         .fold(number(&half, "peak_rss_mib"), f64::max);
     println!();
-    println!("| measurement | records/s | p50 ms | p99 ms | peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|");
+    // CPU time of the measurement's process per record: the worker's own cost, whatever the
+    // machine's speed at the time; a light load that costs more per record than a full one
+    // shows polling or spinning, not work.
+    // A worker's CPU is counted from its first record after the warm-up (`measured`).
+    let cpu_us = |result: &serde_json::Value| {
+        let records = result
+            .get("measured")
+            .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
+        number(result, "cpu_s") / records.max(1.0) * 1e6
+    };
+    println!("| measurement | records/s | p50 ms | p99 ms | CPU-µs/record | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
     println!(
-        "| (a) ORT alone, batch {}, {} intra thread(s) | {:.0} | | | {:.1} |",
+        "| (a) ORT alone, batch {}, {} intra thread(s) | {:.0} | | | {:.1} | {:.1} |",
         number(&ort, "batch"),
         number(&ort, "intra_threads"),
         ort_rate,
+        cpu_us(&ort),
         number(&ort, "peak_rss_mib")
     );
     println!(
-        "| (b) decode + preprocess, 1 thread | {:.0} | | | {:.1} |",
+        "| (b) decode + preprocess, 1 thread | {:.0} | | | {:.1} | {:.1} |",
         number(&decoding, "records_per_s"),
+        cpu_us(&decoding),
         number(&decoding, "peak_rss_mib")
     );
     println!(
-        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {:.1} |",
+        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
         args.records,
         args.repeat.max(1),
         e2e_rate,
         number(&full, "latency_p50_ms"),
         number(&full, "latency_p99_ms"),
+        cpu_us(&full),
         number(&full, "peak_rss_mib")
     );
     println!(
-        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} |",
+        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
         half_rate,
         args.half_seconds,
         number(&half, "records_per_s"),
         number(&half, "latency_p50_ms"),
         half_p99,
+        cpu_us(&half),
         number(&half, "peak_rss_mib")
     );
     for (rate, result) in &paced {
         println!(
-            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} |",
+            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
             rate,
             args.half_seconds,
             number(result, "records_per_s"),
             number(result, "latency_p50_ms"),
             number(result, "latency_p99_ms"),
+            cpu_us(result),
             number(result, "peak_rss_mib")
         );
     }
