@@ -16,6 +16,7 @@
 //! producer thread acknowledges them, and the rebalance callback waits for them to drain.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -250,8 +251,12 @@ impl OffsetTracker {
 #[derive(Debug, Default)]
 pub struct SharedOffsets {
     tracker: Mutex<OffsetTracker>,
-    /// Signalled whenever an offset is acknowledged or fails.
+    /// Signalled when an offset is acknowledged or fails while someone waits for a drain.
     settled: Condvar,
+    /// Threads in [`wait_drained`](Self::wait_drained), changed only under the tracker's lock.
+    /// A notification is a `futex` system call even when nobody waits, and delivery reports
+    /// settle every record: without this count the worker made one such call per record.
+    drain_waiters: AtomicUsize,
     /// Held by a commit from reading the positions until the broker has answered, so commits
     /// are sent one at a time in the order their positions were read (see
     /// [`commit_tracked`](crate::kafka::commit::commit_tracked)). Separate from `tracker` so
@@ -280,14 +285,24 @@ impl SharedOffsets {
     }
 
     pub fn ack(&self, partition: i32, offset: i64) -> bool {
-        let known = self.lock().ack(partition, offset);
-        self.settled.notify_all();
-        known
+        self.settle(|tracker| tracker.ack(partition, offset))
     }
 
     pub fn fail(&self, partition: i32, offset: i64) -> bool {
-        let known = self.lock().fail(partition, offset);
-        self.settled.notify_all();
+        self.settle(|tracker| tracker.fail(partition, offset))
+    }
+
+    /// Applies a settlement and wakes the drain waiters, if any. The waiter count is read
+    /// under the same lock the waiters change it under, so a waiter either sees this
+    /// settlement when it checks the tracker or is counted here and woken.
+    fn settle(&self, apply: impl FnOnce(&mut OffsetTracker) -> bool) -> bool {
+        let mut tracker = self.lock();
+        let known = apply(&mut tracker);
+        let waited_on = self.drain_waiters.load(Ordering::Relaxed) > 0;
+        drop(tracker);
+        if waited_on {
+            self.settled.notify_all();
+        }
         known
     }
 
@@ -308,18 +323,21 @@ impl SharedOffsets {
             None => tracker.total_pending(),
         };
         let mut tracker = self.lock();
-        loop {
+        self.drain_waiters.fetch_add(1, Ordering::Relaxed);
+        let left = loop {
             let left = pending(&tracker);
             let now = Instant::now();
             if left == 0 || now >= deadline {
-                return left;
+                break left;
             }
             tracker = self
                 .settled
                 .wait_timeout(tracker, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        }
+        };
+        self.drain_waiters.fetch_sub(1, Ordering::Relaxed);
+        left
     }
 }
 
@@ -612,5 +630,30 @@ mod tests {
         shared.fail(1, 0);
         assert_eq!(shared.wait_drained(None, Duration::from_secs(1)), 0);
         assert_eq!(shared.snapshot().committable(1), Some(0));
+        // Every wait has left: settlements go back to not notifying anyone.
+        assert_eq!(shared.drain_waiters.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_drain_waiter_is_woken_by_each_settlement_not_by_its_timeout() {
+        // The waiter's timeout is an hour: were a settlement not to wake it, the test would
+        // hang rather than pass late.
+        let shared = Arc::new(SharedOffsets::new());
+        for offset in 0..200 {
+            shared.register(0, offset);
+        }
+        let waiter = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || shared.wait_drained(None, Duration::from_secs(3600)))
+        };
+        for offset in 0..200 {
+            if offset % 2 == 0 {
+                shared.ack(0, offset);
+            } else {
+                shared.fail(0, offset);
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(waiter.join().unwrap(), 0);
     }
 }
