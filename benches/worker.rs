@@ -83,6 +83,10 @@ const MOCK_FETCH_WAIT_MS: &str = "2";
 const BROKERS: i32 = 3;
 /// Give up on an end-to-end run after this long.
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
+/// Give up when no output has been acknowledged for this long once records flow: the mock
+/// keeps at most 5 MiB per partition, so a worker that falls that far behind a paced feed
+/// never sees the records the mock dropped, and would otherwise wait out `RUN_TIMEOUT`.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -500,6 +504,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let mut ready_reported = false;
         let mut first_consumed: Option<(Instant, f64)> = None;
         let mut ticker = tokio::time::interval(Duration::from_millis(1));
+        let (mut last_outputs, mut last_progress) = (0, Instant::now());
         let finished = loop {
             ticker.tick().await;
             if !ready_reported && health.ready() && log.len() as u64 >= args.warmup {
@@ -520,7 +525,19 @@ fn child_worker(args: &Args) -> Result<String, String> {
             if acked >= expected {
                 break Some((Instant::now(), cpu_seconds(), acked));
             }
-            if worker.is_finished() || started.elapsed() > RUN_TIMEOUT {
+            let outputs = log.len();
+            if outputs != last_outputs {
+                (last_outputs, last_progress) = (outputs, Instant::now());
+            }
+            let stalled = first_consumed.is_some() && last_progress.elapsed() > STALL_TIMEOUT;
+            if stalled {
+                eprintln!(
+                    "no output for {} s at {outputs} of {expected}: were records dropped by \
+                     the mock's retention (5 MiB per partition) before the worker read them?",
+                    STALL_TIMEOUT.as_secs()
+                );
+            }
+            if stalled || worker.is_finished() || started.elapsed() > RUN_TIMEOUT {
                 break None;
             }
         };
