@@ -323,21 +323,37 @@ impl SharedOffsets {
             None => tracker.total_pending(),
         };
         let mut tracker = self.lock();
-        self.drain_waiters.fetch_add(1, Ordering::Relaxed);
-        let left = loop {
+        // Counted out by a guard, so that even a panic here leaves the count right; declared
+        // after the lock's guard, it is dropped first, still under the lock.
+        let _waiting = DrainWaiter::enter(&self.drain_waiters);
+        loop {
             let left = pending(&tracker);
             let now = Instant::now();
             if left == 0 || now >= deadline {
-                break left;
+                return left;
             }
             tracker = self
                 .settled
                 .wait_timeout(tracker, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        };
-        self.drain_waiters.fetch_sub(1, Ordering::Relaxed);
-        left
+        }
+    }
+}
+
+/// A thread inside [`SharedOffsets::wait_drained`], counted in `drain_waiters` while it lives.
+struct DrainWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> DrainWaiter<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for DrainWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -635,25 +651,35 @@ mod tests {
     }
 
     #[test]
-    fn a_drain_waiter_is_woken_by_each_settlement_not_by_its_timeout() {
-        // The waiter's timeout is an hour: were a settlement not to wake it, the test would
-        // hang rather than pass late.
+    fn a_drain_waiter_is_woken_by_a_settlement_not_by_its_timeout() {
         let shared = Arc::new(SharedOffsets::new());
         for offset in 0..200 {
             shared.register(0, offset);
         }
+        let timeout = Duration::from_secs(60);
         let waiter = {
             let shared = Arc::clone(&shared);
-            std::thread::spawn(move || shared.wait_drained(None, Duration::from_secs(3600)))
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (shared.wait_drained(None, timeout), started.elapsed())
+            })
         };
+        // Settle only once the waiter is inside the wait, so the wake-up path is what is
+        // tested (not a waiter that finds everything settled on its first look).
+        while shared.drain_waiters.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
         for offset in 0..200 {
             if offset % 2 == 0 {
                 shared.ack(0, offset);
             } else {
                 shared.fail(0, offset);
             }
-            std::thread::yield_now();
         }
-        assert_eq!(waiter.join().unwrap(), 0);
+        let (left, waited) = waiter.join().unwrap();
+        assert_eq!(left, 0);
+        // Woken by the last settlement, not released by the timeout a minute later.
+        assert!(waited < timeout / 2, "waited {waited:?}");
+        assert_eq!(shared.drain_waiters.load(Ordering::Relaxed), 0);
     }
 }

@@ -65,7 +65,9 @@ impl KafkaSource {
 /// batch 0.9 ms from its deadline would be polled with no wait at all, again and again, and
 /// the intake thread would spin until the deadline passed, up to a millisecond per batch.
 /// Under light load, where batches close on their deadline, that spin was most of the
-/// thread's CPU. Rounding up sends such a batch under a millisecond late instead.
+/// thread's CPU. Rounding up sends such a batch under a millisecond late instead. (rdkafka's
+/// poll loop still truncates what is left after serving a log or statistics event, a rare
+/// case.)
 fn whole_millis_up(timeout: Duration) -> Duration {
     let millis = timeout.as_nanos().div_ceil(1_000_000);
     Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
