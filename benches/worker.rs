@@ -522,6 +522,8 @@ fn child_worker(args: &Args) -> Result<String, String> {
             }
             if first_consumed.is_none() && metrics.records_consumed.get() > args.warmup {
                 first_consumed = Some((Instant::now(), cpu_seconds()));
+                // The stall window starts with the measured records, not with start-up.
+                last_progress = Instant::now();
             }
             // The exact log counts every acknowledged output (all inputs carry timestamps):
             // one atomic load per tick; the labelled totals confirm it.
@@ -782,7 +784,8 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         let ort_round = run_child("ort", args)?;
         let decode_round = run_child("decode", args)?;
         println!(
-            "(a) ORT alone {:.0} rec/s; (b) decode + preprocess {:.0} rec/s",
+            "round {}: (a) ORT alone {:.0} rec/s; (b) decode + preprocess {:.0} rec/s",
+            round + 1,
             number(&ort_round, "records_per_s"),
             number(&decode_round, "records_per_s"),
         );
@@ -826,7 +829,12 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(", ");
     round_ratios.sort_by(f64::total_cmp);
-    let median_ratio = median(&round_ratios);
+    // A round without a figure makes the verdict unknown rather than sorting it to an end.
+    let median_ratio = if round_ratios.iter().any(|ratio| ratio.is_nan()) {
+        f64::NAN
+    } else {
+        median(&round_ratios)
+    };
 
     // (d) at half of the measured throughput, fed while the worker runs.
     let half_rate = (e2e_rate / 2.0).max(1.0);
@@ -859,20 +867,26 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         let records = result
             .get("measured")
             .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
-        number(result, "cpu_s") / records.max(1.0) * 1e6
+        if records > 0.0 {
+            number(result, "cpu_s") / records * 1e6
+        } else {
+            f64::NAN
+        }
     };
     println!("| measurement | records/s | p50 ms | p99 ms | CPU-µs/record | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
-        "| (a) ORT alone, batch {}, {} intra thread(s) | {:.0} | | | {:.1} | {:.1} |",
+        "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | {:.1} | {:.1} |",
         number(&ort, "batch"),
         number(&ort, "intra_threads"),
+        args.repeat.max(1),
         ort_rate,
         cpu_us(&ort),
         number(&ort, "peak_rss_mib")
     );
     println!(
-        "| (b) decode + preprocess, 1 thread | {:.0} | | | {:.1} | {:.1} |",
+        "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | {:.1} | {:.1} |",
+        args.repeat.max(1),
         number(&decoding, "records_per_s"),
         cpu_us(&decoding),
         number(&decoding, "peak_rss_mib")
