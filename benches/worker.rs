@@ -515,7 +515,10 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let (mut last_outputs, mut last_progress) = (0, Instant::now());
         let finished = loop {
             ticker.tick().await;
-            if !ready_reported && health.ready() && log.len() as u64 >= args.warmup {
+            // The exact log counts every acknowledged output (all inputs carry timestamps):
+            // one atomic load per tick; the labelled totals confirm it.
+            let outputs = log.len();
+            if !ready_reported && health.ready() && outputs as u64 >= args.warmup {
                 println!("READY");
                 let _ = std::io::stdout().flush();
                 ready_reported = true;
@@ -525,9 +528,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 // The stall window starts with the measured records, not with start-up.
                 last_progress = Instant::now();
             }
-            // The exact log counts every acknowledged output (all inputs carry timestamps):
-            // one atomic load per tick; the labelled totals confirm it.
-            let acked = if log.len() as u64 >= expected {
+            let acked = if outputs as u64 >= expected {
                 metrics.decisions_total() + metrics.dead_lettered_total()
             } else {
                 0
@@ -535,7 +536,6 @@ fn child_worker(args: &Args) -> Result<String, String> {
             if acked >= expected {
                 break Some((Instant::now(), cpu_seconds(), acked));
             }
-            let outputs = log.len();
             if outputs != last_outputs {
                 (last_outputs, last_progress) = (outputs, Instant::now());
             }
@@ -736,9 +736,12 @@ fn number(value: &serde_json::Value, key: &str) -> f64 {
     value.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
-/// The median of sorted values (the mean of the middle two for an even count).
+/// The median of sorted values (the mean of the middle two for an even count); NaN if any
+/// value is, so that a round without a figure makes a verdict unknown rather than sorting
+/// to an end.
 fn median(sorted: &[f64]) -> f64 {
     match sorted.len() {
+        _ if sorted.iter().any(|value| value.is_nan()) => f64::NAN,
         0 => f64::NAN,
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
@@ -829,12 +832,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(", ");
     round_ratios.sort_by(f64::total_cmp);
-    // A round without a figure makes the verdict unknown rather than sorting it to an end.
-    let median_ratio = if round_ratios.iter().any(|ratio| ratio.is_nan()) {
-        f64::NAN
-    } else {
-        median(&round_ratios)
-    };
+    let median_ratio = median(&round_ratios);
 
     // (d) at half of the measured throughput, fed while the worker runs.
     let half_rate = (e2e_rate / 2.0).max(1.0);
