@@ -25,6 +25,10 @@
 //!     (c), so it includes the time records waited in the backlog) and at half of (c)'s
 //!     throughput (records fed at that rate while the worker runs, `--half-seconds`).
 //! (e) Peak RSS (VmHWM) of each measurement's process.
+//! (f) Beside each worker run: the broker process's CPU per record, and the share of the whole
+//!     machine (both cores, every process) that was busy, and that the host stole, meanwhile
+//!     (`/proc/stat`). A tail measured with the machine near saturation, or while the host
+//!     took the cores, is queueing for the CPU rather than a wait in the worker.
 //!
 //! Every measurement runs in a process of its own (this binary again, `--child ...`), so each
 //! peak RSS is that measurement's alone. The broker runs in a separate process too, and so does
@@ -109,6 +113,8 @@ struct Args {
     warmup: u64,
     /// Extra paced runs, records per second.
     paced_rates: Vec<f64>,
+    /// The broker process, whose CPU time a worker child reports for its run.
+    broker_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -124,6 +130,7 @@ fn parse_args() -> Result<Args, String> {
         batch: None,
         warmup: 0,
         paced_rates: Vec::new(),
+        broker_pid: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -145,6 +152,7 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(value("--rate")?, "--rate")?),
             "--first" => args.first = num(value("--first")?, "--first")?,
             "--warmup" => args.warmup = num(value("--warmup")?, "--warmup")?,
+            "--broker-pid" => args.broker_pid = Some(num(value("--broker-pid")?, "--broker-pid")?),
             "--paced-rates" => {
                 args.paced_rates = value("--paced-rates")?
                     .split(',')
@@ -177,16 +185,46 @@ fn peak_rss_mib() -> f64 {
 
 /// CPU seconds (user + system) used by this process so far.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("self")
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`self`: this one); NaN if it
+/// cannot be read.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+            .unwrap_or(f64::NAN)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The whole machine's CPU time so far, in clock ticks summed over its cores, from the first
+/// line of /proc/stat: `(busy, stolen, total)`. Busy counts user, nice, system, irq and softirq
+/// time (guest time is inside user); stolen is time the hypervisor gave the cores to others.
+fn machine_ticks() -> (f64, f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
+    // user nice system idle iowait irq softirq steal
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+    let total = busy + field(3) + field(4) + field(7);
+    (busy, field(7), total)
 }
 
 /// The worker's configuration: the shipped defaults with any `CREDIT_RISK__...` environment
@@ -456,6 +494,29 @@ fn percentile_ms(sorted: &[u32], fraction: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
 }
 
+/// The clocks a worker run is measured with, read at its start and at its end.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    /// This process's CPU seconds.
+    cpu: f64,
+    /// The whole machine's ticks (see [`machine_ticks`]).
+    machine: (f64, f64, f64),
+    /// The broker process's CPU seconds (NaN if unknown).
+    broker_cpu: f64,
+}
+
+impl Mark {
+    fn now(broker_pid: Option<&str>) -> Self {
+        Self {
+            at: Instant::now(),
+            cpu: cpu_seconds(),
+            machine: machine_ticks(),
+            broker_cpu: broker_pid.map_or(f64::NAN, process_cpu_seconds),
+        }
+    }
+}
+
 /// Runs the worker until `--records` outputs are acknowledged. Prints `READY` once it has its
 /// partitions (the orchestrator starts a paced feed then).
 fn child_worker(args: &Args) -> Result<String, String> {
@@ -507,7 +568,9 @@ fn child_worker(args: &Args) -> Result<String, String> {
             })
         };
         let mut ready_reported = false;
-        let mut first_consumed: Option<(Instant, f64)> = None;
+        let mut first_consumed: Option<Mark> = None;
+        // The broker's CPU over the same window (the broker serves only this run meanwhile).
+        let broker_pid = args.broker_pid.map(|pid| pid.to_string());
         // The bench's own watch over the worker, in the worker's process: every tick is a
         // wake-up charged to the worker's CPU and cores. 10 ms puts the start and end of a run
         // within 0.1% of a 10-second measurement; a 1 ms tick cost about 4% of a core.
@@ -524,7 +587,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 ready_reported = true;
             }
             if first_consumed.is_none() && metrics.records_consumed.get() > args.warmup {
-                first_consumed = Some((Instant::now(), cpu_seconds()));
+                first_consumed = Some(Mark::now(broker_pid.as_deref()));
                 // The stall window starts with the measured records, not with start-up.
                 last_progress = Instant::now();
             }
@@ -534,7 +597,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 0
             };
             if acked >= expected {
-                break Some((Instant::now(), cpu_seconds(), acked));
+                break Some((Mark::now(broker_pid.as_deref()), acked));
             }
             if outputs != last_outputs {
                 (last_outputs, last_progress) = (outputs, Instant::now());
@@ -555,14 +618,23 @@ fn child_worker(args: &Args) -> Result<String, String> {
         stop.notify_one();
         let report = worker.await.map_err(|e| e.to_string())?;
         let report = report.map_err(|e| e.to_string())?;
-        let Some((ended, cpu_ended, acked)) = finished else {
+        let Some((end, acked)) = finished else {
             return Err(format!(
                 "worker stopped or timed out: {} of {expected} acknowledged",
                 report.decided + report.dead_lettered
             ));
         };
-        let (first, cpu_first) = first_consumed.unwrap_or((started, 0.0));
-        let seconds = ended.duration_since(first).as_secs_f64();
+        let start = first_consumed.unwrap_or(Mark {
+            at: started,
+            cpu: 0.0,
+            machine: (f64::NAN, f64::NAN, f64::NAN),
+            broker_cpu: f64::NAN,
+        });
+        // The share of all cores that was busy (every process) or stolen during the run.
+        let machine_total = end.machine.2 - start.machine.2;
+        let machine_busy = (end.machine.0 - start.machine.0) / machine_total;
+        let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
+        let seconds = end.at.duration_since(start.at).as_secs_f64();
         let mut micros = log.micros();
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
             // Acknowledgement order, one latency in microseconds a line (for plots).
@@ -573,7 +645,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let mut micros = micros.split_off((args.warmup as usize).min(micros.len()));
         micros.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
             acked.saturating_sub(args.warmup),
             report.dead_lettered,
@@ -582,8 +654,12 @@ fn child_worker(args: &Args) -> Result<String, String> {
             micros.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
             micros.len(),
             peak_rss_mib(),
-            cpu_ended - cpu_first,
-            first.duration_since(started).as_secs_f64()
+            end.cpu - start.cpu,
+            // JSON has no NaN: an unknown figure is null.
+            serde_json::json!(end.broker_cpu - start.broker_cpu),
+            serde_json::json!(machine_busy),
+            serde_json::json!(machine_steal),
+            start.at.duration_since(started).as_secs_f64()
         ))
     })
 }
@@ -613,6 +689,9 @@ fn child_command(role: &str, args: &Args) -> Result<Command, String> {
     }
     if let Some(batch) = args.batch {
         command.args(["--batch", &batch.to_string()]);
+    }
+    if let Some(pid) = args.broker_pid {
+        command.args(["--broker-pid", &pid.to_string()]);
     }
     Ok(command)
 }
@@ -772,6 +851,10 @@ fn orchestrate(args: &Args) -> Result<(), String> {
 
     let payloads = payloads()?;
     let mut broker = Broker::start(args)?;
+    let args = &Args {
+        broker_pid: Some(broker.child.id()),
+        ..args.clone()
+    };
     let run_id = std::process::id();
 
     // `--repeat` rounds of (a), (b) and (c) at full load (a pre-produced backlog), each round's
@@ -861,20 +944,34 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // machine's speed at the time; a light load that costs more per record than a full one
     // shows polling or spinning, not work.
     // A worker's CPU is counted from its first record after the warm-up (`measured`).
-    let cpu_us = |result: &serde_json::Value| {
+    let per_record_us = |result: &serde_json::Value, cpu_key: &str| {
         let records = result
             .get("measured")
             .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
         if records > 0.0 {
-            number(result, "cpu_s") / records * 1e6
+            number(result, cpu_key) / records * 1e6
         } else {
             f64::NAN
         }
     };
-    println!("| measurement | records/s | p50 ms | p99 ms | CPU-µs/record | peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let cpu_us = |result: &serde_json::Value| per_record_us(result, "cpu_s");
+    // The broker's CPU per record over a worker run, and the whole machine's (every process,
+    // both cores): how close to saturation the run was, and how much the host took. A tail
+    // with the machine near 100% is queueing for the CPU, not a wait in the worker.
+    let machine = |result: &serde_json::Value| {
+        format!(
+            "{:.1} | {:.0} ({:.1})",
+            per_record_us(result, "broker_cpu_s"),
+            number(result, "machine_busy") * 100.0,
+            number(result, "machine_steal") * 100.0
+        )
+    };
     println!(
-        "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | {:.1} | {:.1} |",
+        "| measurement | records/s | p50 ms | p99 ms | CPU-µs/record | broker CPU-µs/record | machine busy % (stolen) | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | {:.1} | | | {:.1} |",
         number(&ort, "batch"),
         number(&ort, "intra_threads"),
         args.repeat.max(1),
@@ -883,41 +980,44 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         number(&ort, "peak_rss_mib")
     );
     println!(
-        "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | {:.1} | {:.1} |",
+        "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | {:.1} | | | {:.1} |",
         args.repeat.max(1),
         number(&decoding, "records_per_s"),
         cpu_us(&decoding),
         number(&decoding, "peak_rss_mib")
     );
     println!(
-        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
         args.records,
         args.repeat.max(1),
         e2e_rate,
         number(&full, "latency_p50_ms"),
         number(&full, "latency_p99_ms"),
         cpu_us(&full),
+        machine(&full),
         number(&full, "peak_rss_mib")
     );
     println!(
-        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
         half_rate,
         args.half_seconds,
         number(&half, "records_per_s"),
         number(&half, "latency_p50_ms"),
         half_p99,
         cpu_us(&half),
+        machine(&half),
         number(&half, "peak_rss_mib")
     );
     for (rate, result) in &paced {
         println!(
-            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
             rate,
             args.half_seconds,
             number(result, "records_per_s"),
             number(result, "latency_p50_ms"),
             number(result, "latency_p99_ms"),
             cpu_us(result),
+            machine(result),
             number(result, "peak_rss_mib")
         );
     }
