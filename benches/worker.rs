@@ -315,7 +315,8 @@ fn child_ort(args: &Args) -> Result<String, String> {
         scored as f64 / seconds,
         config.model.inference_threads,
         peak_rss_mib(),
-        cpu_seconds() - cpu_started
+        // JSON has no NaN: an unreadable CPU time is null.
+        serde_json::json!(cpu_seconds() - cpu_started)
     ))
 }
 
@@ -358,7 +359,8 @@ fn child_decode(args: &Args) -> Result<String, String> {
         args.records as f64 / seconds,
         args.records,
         peak_rss_mib(),
-        cpu_seconds() - cpu_started
+        // JSON has no NaN: an unreadable CPU time is null.
+        serde_json::json!(cpu_seconds() - cpu_started)
     ))
 }
 
@@ -569,7 +571,8 @@ fn child_worker(args: &Args) -> Result<String, String> {
         };
         let mut ready_reported = false;
         let mut first_consumed: Option<Mark> = None;
-        // The broker's CPU over the same window (the broker serves only this run meanwhile).
+        // The broker's CPU over the same window: it serves only this run meanwhile (in a paced
+        // run, the feeder's produce requests too, part of the run's cost).
         let broker_pid = args.broker_pid.map(|pid| pid.to_string());
         // The bench's own watch over the worker, in the worker's process: every tick is a
         // wake-up charged to the worker's CPU and cores. 10 ms puts the start and end of a run
@@ -654,8 +657,8 @@ fn child_worker(args: &Args) -> Result<String, String> {
             micros.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
             micros.len(),
             peak_rss_mib(),
-            end.cpu - start.cpu,
             // JSON has no NaN: an unknown figure is null.
+            serde_json::json!(end.cpu - start.cpu),
             serde_json::json!(end.broker_cpu - start.broker_cpu),
             serde_json::json!(machine_busy),
             serde_json::json!(machine_steal),
@@ -958,7 +961,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // The broker's CPU per record over a worker run, and the whole machine's (every process,
     // both cores): how close to saturation the run was, and how much the host took. A tail
     // with the machine near 100% is queueing for the CPU, not a wait in the worker.
-    let machine = |result: &serde_json::Value| {
+    let broker_and_machine = |result: &serde_json::Value| {
         format!(
             "{:.1} | {:.0} ({:.1})",
             per_record_us(result, "broker_cpu_s"),
@@ -994,7 +997,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         number(&full, "latency_p50_ms"),
         number(&full, "latency_p99_ms"),
         cpu_us(&full),
-        machine(&full),
+        broker_and_machine(&full),
         number(&full, "peak_rss_mib")
     );
     println!(
@@ -1005,7 +1008,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         number(&half, "latency_p50_ms"),
         half_p99,
         cpu_us(&half),
-        machine(&half),
+        broker_and_machine(&half),
         number(&half, "peak_rss_mib")
     );
     for (rate, result) in &paced {
@@ -1017,7 +1020,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             number(result, "latency_p50_ms"),
             number(result, "latency_p99_ms"),
             cpu_us(result),
-            machine(result),
+            broker_and_machine(result),
             number(result, "peak_rss_mib")
         );
     }
