@@ -23,9 +23,13 @@
 //! the whole output back: every input row must be there exactly once (losses and duplicates
 //! are counted and printed). `--repeat 0` skips the throughput rounds.
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+
 use credit_risk::backfill::{self, BackfillModel, Format, ScoreOptions};
 use credit_risk::data::german_credit;
 use credit_risk::synthetic::{write, Generator};
+use proc_stats::peak_rss_mib;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -93,35 +97,9 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// CPU seconds (user + system) used by this process so far.
+/// CPU seconds (user + system) used by this process so far (0 if unreadable).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    (ticks(11) + ticks(12)) / 100.0
+    proc_stats::process_cpu_seconds("self").unwrap_or(0.0)
 }
 
 fn load_model() -> Result<BackfillModel, String> {

@@ -48,6 +48,9 @@
 //! Targets on the 2-core reference machine: (c) ≥ 80% of (a); p99 at half load ≤ 25 ms; peak
 //! RSS ≤ 200 MiB.
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+
 use credit_risk::config::Config;
 use credit_risk::data::german_credit;
 use credit_risk::kafka::mock::EmbeddedCluster;
@@ -56,6 +59,7 @@ use credit_risk::pipeline::decode::decode;
 use credit_risk::service::health::Health;
 use credit_risk::service::metrics::{LatencyLog, Metrics};
 use credit_risk::service::model;
+use proc_stats::peak_rss_mib;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -170,39 +174,15 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn status_kib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-fn peak_rss_mib() -> f64 {
-    status_kib("VmHWM:") / 1024.0
+/// CPU seconds (user + system) used so far by process `pid` (`self`: this one); NaN if it
+/// cannot be read.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    proc_stats::process_cpu_seconds(pid).unwrap_or(f64::NAN)
 }
 
 /// CPU seconds (user + system) used by this process so far.
 fn cpu_seconds() -> f64 {
     process_cpu_seconds("self")
-}
-
-/// CPU seconds (user + system) used so far by process `pid` (`self`: this one); NaN if it
-/// cannot be read.
-fn process_cpu_seconds(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The whole machine's CPU time so far, in clock ticks summed over its cores, from the first
