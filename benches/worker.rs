@@ -24,6 +24,9 @@
 //!     worker's delivery callback (`Metrics::with_latency_log`): at full load (the backlog of
 //!     (c), so it includes the time records waited in the backlog) and at half of (c)'s
 //!     throughput (records fed at that rate while the worker runs, `--half-seconds`).
+//!     Beside it, the worker's share (`credit_risk_worker_latency_seconds`): from the intake
+//!     thread taking the record from the consumer to the acknowledgement. The difference is
+//!     the feeder's linger, the broker, the fetch, and any wait in the consumer's queue.
 //! (e) Peak RSS (VmHWM) of each measurement's process.
 //! (f) Beside each worker run: the broker process's CPU per record, and the share of the whole
 //!     machine (both cores, every process) that was busy, and that the host stole, meanwhile
@@ -34,7 +37,7 @@
 //! peak RSS is that measurement's alone. The broker runs in a separate process too, and so does
 //! the feeder: the worker process's RSS is the worker's (ONNX Runtime and the model, librdkafka's
 //! consumer prefetch queue and producer queue, tokio, the batches) plus the exact latency log
-//! (4 bytes a record) and this bench's few polling tasks. On a 2-core machine the broker and
+//! (8 bytes a record) and this bench's few polling tasks. On a 2-core machine the broker and
 //! the feeder compete with the worker for the CPU, as they would on a shared host.
 //!
 //! The worker reads `CREDIT_RISK__...` environment overrides as the `worker` binary does, e.g.
@@ -42,7 +45,8 @@
 //!
 //! `--paced-rates 5000,10000,...` adds one paced run per rate after (d), the same way, to show
 //! up to which load the latency stays low (`BENCH_WORKER_LATENCY_DUMP=PATH` writes each run's
-//! latencies in acknowledgement order, to see whether a queue builds up during a run).
+//! end-to-end and in-worker latencies in acknowledgement order, to see whether a queue builds
+//! up during a run and where).
 //!
 //! Figures are printed as a table and written to `target/bench-worker.json`.
 //! Targets on the 2-core reference machine: (c) ≥ 80% of (a); p99 at half load ≤ 25 ms; peak
@@ -618,23 +622,33 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let machine_busy = (end.machine.0 - start.machine.0) / machine_total;
         let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
         let seconds = end.at.duration_since(start.at).as_secs_f64();
-        let mut micros = log.micros();
+        let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
-            // Acknowledgement order, one latency in microseconds a line (for plots).
-            let text: String = micros.iter().map(|m| format!("{m}\n")).collect();
+            // Acknowledgement order, one output a line: end-to-end and in-worker latency in
+            // microseconds (for plots).
+            let text: String = micros
+                .iter()
+                .zip(&in_worker)
+                .map(|(end_to_end, worker)| format!("{end_to_end} {worker}\n"))
+                .collect();
             let _ = std::fs::write(format!("{path}.{}", args.prefix), text);
         }
         // Warm-up outputs were all acknowledged before the measured records were fed.
-        let mut micros = micros.split_off((args.warmup as usize).min(micros.len()));
+        let warmup = (args.warmup as usize).min(micros.len());
+        let mut micros = micros.split_off(warmup);
+        let mut in_worker = in_worker.split_off(warmup);
         micros.sort_unstable();
+        in_worker.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
             acked.saturating_sub(args.warmup),
             report.dead_lettered,
             percentile_ms(&micros, 0.50),
             percentile_ms(&micros, 0.99),
             micros.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
+            percentile_ms(&in_worker, 0.50),
+            percentile_ms(&in_worker, 0.99),
             micros.len(),
             peak_rss_mib(),
             // JSON has no NaN: an unknown figure is null.
@@ -949,12 +963,22 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             number(result, "machine_steal") * 100.0
         )
     };
+    // The worker's own share of the latency: from taking a record from the consumer to the
+    // acknowledgement of its output. The rest of the end-to-end figure is the feeder's
+    // linger, the broker and the fetch.
+    let in_worker = |result: &serde_json::Value| {
+        format!(
+            "{:.1} / {:.1}",
+            number(result, "worker_latency_p50_ms"),
+            number(result, "worker_latency_p99_ms")
+        )
+    };
     println!(
-        "| measurement | records/s | p50 ms | p99 ms | CPU-µs/record | broker CPU-µs/record | machine busy % (stolen) | peak RSS MiB |"
+        "| measurement | records/s | p50 ms | p99 ms | in worker p50 / p99 ms | CPU-µs/record | broker CPU-µs/record | machine busy % (stolen) | peak RSS MiB |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | {:.1} | | | {:.1} |",
+        "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | | {:.1} | | | {:.1} |",
         number(&ort, "batch"),
         number(&ort, "intra_threads"),
         args.repeat.max(1),
@@ -963,42 +987,45 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         number(&ort, "peak_rss_mib")
     );
     println!(
-        "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | {:.1} | | | {:.1} |",
+        "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | | {:.1} | | | {:.1} |",
         args.repeat.max(1),
         number(&decoding, "records_per_s"),
         cpu_us(&decoding),
         number(&decoding, "peak_rss_mib")
     );
     println!(
-        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
+        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
         args.records,
         args.repeat.max(1),
         e2e_rate,
         number(&full, "latency_p50_ms"),
         number(&full, "latency_p99_ms"),
+        in_worker(&full),
         cpu_us(&full),
         broker_and_machine(&full),
         number(&full, "peak_rss_mib")
     );
     println!(
-        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
+        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
         half_rate,
         args.half_seconds,
         number(&half, "records_per_s"),
         number(&half, "latency_p50_ms"),
         half_p99,
+        in_worker(&half),
         cpu_us(&half),
         broker_and_machine(&half),
         number(&half, "peak_rss_mib")
     );
     for (rate, result) in &paced {
         println!(
-            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
+            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
             rate,
             args.half_seconds,
             number(result, "records_per_s"),
             number(result, "latency_p50_ms"),
             number(result, "latency_p99_ms"),
+            in_worker(result),
             cpu_us(result),
             broker_and_machine(result),
             number(result, "peak_rss_mib")

@@ -91,7 +91,7 @@ impl Exposition {
         metrics.offset_commits.with_label_values(&["ok"]).inc();
         metrics.batch_size.observe(8.0);
         metrics.inference_latency.observe(0.000_3);
-        metrics.end_to_end_latency.observe(0.004);
+        metrics.observe_latency(Some(0.004), 0.002);
         metrics.consumer_lag.with_label_values(&["0"]).set(5);
         metrics.assigned_partitions.set(3);
         metrics.set_model_version("lstm-test");

@@ -118,6 +118,7 @@ mod tests {
             partition: 2,
             offset: 41,
             timestamp_ms: None,
+            consumed_at: std::time::Instant::now(),
         };
         let headers = dead_letter_headers(Some(input()), &rejection, "in", &source);
         assert_eq!(last_text(&headers, "trace-id"), Some("abc"));

@@ -157,9 +157,10 @@ impl ProducerContext for DeliveryContext {
                         .ack(token.source.partition, token.source.offset);
                 }
                 self.counters.count(token.kind);
-                if let Some(seconds) = token.source.timestamp_ms.and_then(seconds_since) {
-                    self.metrics.observe_end_to_end(seconds);
-                }
+                self.metrics.observe_latency(
+                    token.source.timestamp_ms.and_then(seconds_since),
+                    token.source.consumed_at.elapsed().as_secs_f64(),
+                );
             }
             Err((error, _)) => self.failed(&token, error),
         }

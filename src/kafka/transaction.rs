@@ -189,6 +189,7 @@ mod tests {
             partition,
             offset,
             timestamp_ms: None,
+            consumed_at: std::time::Instant::now(),
         }
     }
 

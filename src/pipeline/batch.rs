@@ -10,15 +10,22 @@ use crate::pipeline::inference::Scorer;
 use crate::preprocess::Preprocessor;
 use crate::scoring::onnx_runtime::ScoringError;
 use rdkafka::message::OwnedHeaders;
+use std::time::Instant;
 
 /// Where a record came from: the input offset its output acknowledgement releases, and the
-/// timestamp end-to-end latency is measured from.
+/// two instants its latencies are measured from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     pub partition: i32,
     pub offset: i64,
-    /// The input record's Kafka timestamp (create or log-append time), milliseconds.
+    /// The input record's Kafka timestamp (create or log-append time), milliseconds:
+    /// end-to-end latency starts here.
     pub timestamp_ms: Option<i64>,
+    /// When the worker took the record from its consumer: the worker's own share of the
+    /// latency starts here. What lies before it (the upstream producer's linger, the broker,
+    /// the fetch, any consumer lag) is not the worker's doing, and an SRE needs to tell the
+    /// two apart.
+    pub consumed_at: Instant,
 }
 
 /// A consumed and decoded record on its way into a batch.
@@ -295,6 +302,7 @@ mod tests {
             partition: 0,
             offset,
             timestamp_ms: Some(1_000 + offset),
+            consumed_at: Instant::now(),
         }
     }
 

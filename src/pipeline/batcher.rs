@@ -397,6 +397,7 @@ mod tests {
                 partition: 0,
                 offset,
                 timestamp_ms: None,
+                consumed_at: std::time::Instant::now(),
             },
             headers: None,
             body: Body::Valid {

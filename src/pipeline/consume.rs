@@ -15,7 +15,7 @@ use crate::pipeline::decode::decode;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Pause after a consumer error, at most: a persistent one (unknown topic, broker down) must
 /// not spin the intake thread, and a batch waiting for its deadline should not wait much
@@ -30,6 +30,7 @@ pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
+        consumed_at: Instant::now(),
     };
     let headers = message.headers().map(|headers| headers.detach());
     let body = match decode(message.key(), message.payload()) {

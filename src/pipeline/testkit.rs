@@ -496,6 +496,7 @@ pub async fn every_record_gets_exactly_one_decision<B: TestBroker>(
         format!("credit_risk_model_info{{version=\"{model_version}\"}} 1"),
         "credit_risk_batch_size_count".to_owned(),
         "credit_risk_end_to_end_latency_seconds_count".to_owned(),
+        "credit_risk_worker_latency_seconds_count".to_owned(),
     ] {
         ensure!(
             metrics.contains(&expected),

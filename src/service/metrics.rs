@@ -15,6 +15,7 @@
 //! | `credit_risk_batch_size` | histogram (records per inference) | |
 //! | `credit_risk_inference_latency_seconds` | histogram (one ONNX Runtime run) | |
 //! | `credit_risk_end_to_end_latency_seconds` | histogram (input timestamp → output acked) | |
+//! | `credit_risk_worker_latency_seconds` | histogram (input consumed → output acked) | |
 //! | `credit_risk_consumer_lag` | gauge (high watermark − position) | `partition` |
 //! | `credit_risk_assigned_partitions` | gauge | |
 //! | `credit_risk_brokers_up` | gauge (consumer's connected brokers) | |
@@ -46,39 +47,48 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub inference_latency: Histogram,
     pub end_to_end_latency: Histogram,
+    /// The worker's share of `end_to_end_latency`: from taking the record from the consumer
+    /// to the acknowledgement of its output.
+    pub worker_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
     pub brokers_up: IntGauge,
     pub model_info: IntGaugeVec,
     /// Reload attempts (SIGHUP), by whether the new model loaded and passed its self-check.
     pub model_reloads: IntCounterVec,
-    /// Exact end-to-end latencies, one per acknowledged output, when a caller (the worker
-    /// benchmark) asked for them; `None` in production.
+    /// Exact latencies, one pair per acknowledged output with a timestamp, when a caller (the
+    /// worker benchmark) asked for them; `None` in production.
     pub latency_log: Option<Arc<LatencyLog>>,
 }
 
-/// A fixed-capacity, lock-free record of every end-to-end latency, in microseconds, for
-/// exact percentiles (the histogram only has buckets). Entries past the capacity are counted
-/// but not kept.
+/// A fixed-capacity, lock-free record of every acknowledged output's end-to-end and worker
+/// latency, in microseconds, for exact percentiles (the histograms only have buckets).
+/// Entries past the capacity are counted but not kept.
 pub struct LatencyLog {
-    micros: Box<[AtomicU32]>,
+    end_to_end: Box<[AtomicU32]>,
+    in_worker: Box<[AtomicU32]>,
     next: AtomicUsize,
 }
 
 impl LatencyLog {
     pub fn with_capacity(capacity: usize) -> Self {
+        let slots = || (0..capacity).map(|_| AtomicU32::new(0)).collect();
         Self {
-            micros: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            end_to_end: slots(),
+            in_worker: slots(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Records one latency.
-    pub fn record(&self, seconds: f64) {
+    /// Records one output's end-to-end and worker latencies.
+    pub fn record(&self, end_to_end_seconds: f64, in_worker_seconds: f64) {
+        let micros = |seconds: f64| (seconds * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32;
         let index = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some(slot) = self.micros.get(index) {
-            let micros = (seconds * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32;
-            slot.store(micros, Ordering::Relaxed);
+        if let (Some(end_to_end), Some(in_worker)) =
+            (self.end_to_end.get(index), self.in_worker.get(index))
+        {
+            end_to_end.store(micros(end_to_end_seconds), Ordering::Relaxed);
+            in_worker.store(micros(in_worker_seconds), Ordering::Relaxed);
         }
     }
 
@@ -91,10 +101,19 @@ impl LatencyLog {
         self.len() == 0
     }
 
-    /// The kept latencies, in microseconds, in recording order.
-    pub fn micros(&self) -> Vec<u32> {
-        let kept = self.len().min(self.micros.len());
-        self.micros[..kept]
+    /// The kept end-to-end latencies, in microseconds, in recording order.
+    pub fn end_to_end_micros(&self) -> Vec<u32> {
+        self.kept(&self.end_to_end)
+    }
+
+    /// The kept worker latencies, in microseconds, in the same order.
+    pub fn in_worker_micros(&self) -> Vec<u32> {
+        self.kept(&self.in_worker)
+    }
+
+    fn kept(&self, slots: &[AtomicU32]) -> Vec<u32> {
+        let kept = self.len().min(slots.len());
+        slots[..kept]
             .iter()
             .map(|slot| slot.load(Ordering::Relaxed))
             .collect()
@@ -164,6 +183,15 @@ impl Metrics {
             )
             .buckets(exponential_buckets(0.000_5, 2.0, 18)?),
         )?;
+        let worker_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "worker_latency_seconds",
+                "From the worker taking the input record from its consumer to the broker's \
+                 acknowledgement of its output: end-to-end latency less what happened before \
+                 the worker had the record (upstream producer, broker, fetch, consumer lag).",
+            )
+            .buckets(exponential_buckets(0.000_5, 2.0, 18)?),
+        )?;
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "consumer_lag",
@@ -203,6 +231,7 @@ impl Metrics {
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(inference_latency.clone()))?;
         registry.register(Box::new(end_to_end_latency.clone()))?;
+        registry.register(Box::new(worker_latency.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(assigned_partitions.clone()))?;
         registry.register(Box::new(brokers_up.clone()))?;
@@ -238,6 +267,7 @@ impl Metrics {
             batch_size,
             inference_latency,
             end_to_end_latency,
+            worker_latency,
             consumer_lag,
             assigned_partitions,
             brokers_up,
@@ -247,17 +277,21 @@ impl Metrics {
         })
     }
 
-    /// Also records every end-to-end latency exactly in `log` (benchmarks).
+    /// Also records every output's latencies exactly in `log` (benchmarks).
     pub fn with_latency_log(mut self, log: Arc<LatencyLog>) -> Self {
         self.latency_log = Some(log);
         self
     }
 
-    /// Observes one end-to-end latency (histogram, and the exact log if any).
-    pub fn observe_end_to_end(&self, seconds: f64) {
-        self.end_to_end_latency.observe(seconds);
-        if let Some(log) = &self.latency_log {
-            log.record(seconds);
+    /// Observes one acknowledged output's latencies: end to end when its input had a
+    /// timestamp, and in the worker (histograms, and the exact log if any).
+    pub fn observe_latency(&self, end_to_end_seconds: Option<f64>, in_worker_seconds: f64) {
+        self.worker_latency.observe(in_worker_seconds);
+        if let Some(end_to_end) = end_to_end_seconds {
+            self.end_to_end_latency.observe(end_to_end);
+            if let Some(log) = &self.latency_log {
+                log.record(end_to_end, in_worker_seconds);
+            }
         }
     }
 
@@ -341,6 +375,7 @@ mod tests {
             "credit_risk_batch_size_bucket",
             "credit_risk_inference_latency_seconds_bucket",
             "credit_risk_end_to_end_latency_seconds_bucket",
+            "credit_risk_worker_latency_seconds_bucket",
             "credit_risk_consumer_lag{partition=\"0\"} 7",
             "credit_risk_assigned_partitions 0",
             "credit_risk_brokers_up 0",
@@ -350,6 +385,31 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn worker_latency_is_observed_for_every_output_end_to_end_only_with_a_timestamp() {
+        let log = Arc::new(LatencyLog::with_capacity(4));
+        let metrics = Metrics::new().unwrap().with_latency_log(Arc::clone(&log));
+        metrics.observe_latency(Some(0.030), 0.004);
+        metrics.observe_latency(None, 0.002);
+        metrics.observe_latency(Some(0.010), 0.001);
+        assert_eq!(metrics.worker_latency.get_sample_count(), 3);
+        assert!((metrics.worker_latency.get_sample_sum() - 0.007).abs() < 1e-9);
+        assert_eq!(metrics.end_to_end_latency.get_sample_count(), 2);
+        // The log keeps each timed output's pair, in order.
+        assert_eq!(log.end_to_end_micros(), vec![30_000, 10_000]);
+        assert_eq!(log.in_worker_micros(), vec![4_000, 1_000]);
+    }
+
+    #[test]
+    fn a_full_latency_log_counts_but_does_not_keep() {
+        let log = LatencyLog::with_capacity(1);
+        log.record(0.5, 0.25);
+        log.record(1.0, 0.5);
+        assert_eq!(log.len(), 2);
+        assert_eq!(log.end_to_end_micros(), vec![500_000]);
+        assert_eq!(log.in_worker_micros(), vec![250_000]);
     }
 
     #[test]
