@@ -189,6 +189,38 @@ fn cpu_seconds() -> f64 {
     process_cpu_seconds("self")
 }
 
+/// CPU seconds used so far by this process's threads, summed by role: the pipeline's own
+/// threads by name (`intake`, `inference`, `publishing`), librdkafka's (`rdk:...`) as
+/// `librdkafka`, rust-rdkafka's delivery-report poller as `delivery reports`, tokio's workers
+/// as `tokio`, anything else as `other`. Where a live feed's extra CPU per record goes.
+fn thread_cpu_seconds() -> BTreeMap<&'static str, f64> {
+    let mut by_role = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_role;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("", |(name, _)| name);
+        let role = match name {
+            "intake" => "intake",
+            "inference" => "inference",
+            "publishing" => "publishing",
+            _ if name.starts_with("rdk:") => "librdkafka",
+            // rust-rdkafka's ThreadedProducer thread, "producer polling thread" cut to 15 bytes.
+            "producer pollin" => "delivery reports",
+            _ if name.starts_with("tokio") => "tokio",
+            _ => "other",
+        };
+        *by_role.entry(role).or_insert(0.0) += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
+    }
+    by_role
+}
+
 /// The whole machine's CPU time so far, in clock ticks summed over its cores, from the first
 /// line of /proc/stat: `(busy, stolen, total)`. Busy counts user, nice, system, irq and softirq
 /// time (guest time is inside user); stolen is time the hypervisor gave the cores to others.
@@ -481,7 +513,7 @@ fn percentile_ms(sorted: &[u32], fraction: f64) -> f64 {
 }
 
 /// The clocks a worker run is measured with, read at its start and at its end.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Mark {
     at: Instant,
     /// This process's CPU seconds.
@@ -490,6 +522,8 @@ struct Mark {
     machine: (f64, f64, f64),
     /// The broker process's CPU seconds (NaN if unknown).
     broker_cpu: f64,
+    /// This process's CPU seconds by thread role (see [`thread_cpu_seconds`]).
+    threads: BTreeMap<&'static str, f64>,
 }
 
 impl Mark {
@@ -499,6 +533,7 @@ impl Mark {
             cpu: cpu_seconds(),
             machine: machine_ticks(),
             broker_cpu: broker_pid.map_or(f64::NAN, process_cpu_seconds),
+            threads: thread_cpu_seconds(),
         }
     }
 }
@@ -616,12 +651,19 @@ fn child_worker(args: &Args) -> Result<String, String> {
             cpu: 0.0,
             machine: (f64::NAN, f64::NAN, f64::NAN),
             broker_cpu: f64::NAN,
+            threads: BTreeMap::new(),
         });
         // The share of all cores that was busy (every process) or stolen during the run.
         let machine_total = end.machine.2 - start.machine.2;
         let machine_busy = (end.machine.0 - start.machine.0) / machine_total;
         let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
         let seconds = end.at.duration_since(start.at).as_secs_f64();
+        // Roles seen at both marks (the worker's threads live through the run).
+        let thread_cpu: BTreeMap<&str, f64> = end
+            .threads
+            .iter()
+            .filter_map(|(role, cpu)| Some((*role, cpu - start.threads.get(role)?)))
+            .collect();
         let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
             // Acknowledgement order, one output a line: end-to-end and in-worker latency in
@@ -640,7 +682,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
         micros.sort_unstable();
         in_worker.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
             acked.saturating_sub(args.warmup),
             report.dead_lettered,
@@ -656,6 +698,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
             serde_json::json!(end.broker_cpu - start.broker_cpu),
             serde_json::json!(machine_busy),
             serde_json::json!(machine_steal),
+            serde_json::json!(thread_cpu),
             start.at.duration_since(started).as_secs_f64()
         ))
     })
@@ -1055,6 +1098,34 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         args.records,
         number(&full, "records") / number(&full, "cpu_s"),
         number(&ort, "records") / number(&ort, "cpu_s")
+    );
+
+    // Where the worker's CPU goes, by thread: a live feed costs more per record than a
+    // backlog, and this says which threads pay for it.
+    let by_thread = |result: &serde_json::Value| {
+        let records = number(result, "measured");
+        result
+            .get("thread_cpu_s")
+            .and_then(serde_json::Value::as_object)
+            .map(|threads| {
+                threads
+                    .iter()
+                    .map(|(role, cpu)| {
+                        let cpu = cpu.as_f64().unwrap_or(f64::NAN);
+                        format!("{role} {:.1}", cpu / records * 1e6)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "worker CPU-µs per record by thread, (c): {}",
+        by_thread(&full)
+    );
+    println!(
+        "worker CPU-µs per record by thread, (d): {}",
+        by_thread(&half)
     );
 
     let mut json = BTreeMap::new();

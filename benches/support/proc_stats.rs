@@ -22,7 +22,12 @@ pub fn peak_rss_mib() -> f64 {
 /// CPU seconds (user + system) used so far by process `pid` (`self`: the calling one), or
 /// `None` if /proc/`pid`/stat cannot be read.
 pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// CPU seconds (user + system) in the text of a process's or a thread's `stat` file (the
+/// same format for /proc/`pid`/stat and /proc/`pid`/task/`tid`/stat).
+pub fn stat_cpu_seconds(stat: &str) -> Option<f64> {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')')?.1;
     let mut fields = after.split_whitespace().skip(11);
