@@ -601,7 +601,7 @@ mod tests {
         let config = Config::defaults().unwrap();
         assert!(config.kafka.embedded());
         assert_eq!(config.kafka.group_id, "credit-risk-worker");
-        assert_eq!(config.batching.max_batch, 256);
+        assert_eq!(config.batching.max_batch, 128);
         assert_eq!(config.model.dir, PathBuf::from("models"));
         assert_eq!(config.model.threshold, None);
         assert_eq!(config.metrics.address, "0.0.0.0:9464");
