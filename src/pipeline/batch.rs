@@ -23,8 +23,9 @@ pub struct Source {
     pub timestamp_ms: Option<i64>,
     /// When the worker took the record from its consumer: the worker's own share of the
     /// latency starts here. What lies before it (the upstream producer's linger, the broker,
-    /// the fetch, any consumer lag) is not the worker's doing, and an SRE needs to tell the
-    /// two apart.
+    /// the fetch, any backlog in the topic or the consumer's queue) is set by others, or by
+    /// how far behind the worker is; what follows is its processing. An SRE needs to tell
+    /// the two apart.
     pub consumed_at: Instant,
 }
 
