@@ -513,7 +513,6 @@ fn percentile_ms(sorted: &[u32], fraction: f64) -> f64 {
 }
 
 /// The clocks a worker run is measured with, read at its start and at its end.
-#[derive(Clone)]
 struct Mark {
     at: Instant,
     /// This process's CPU seconds.
@@ -984,15 +983,18 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // machine's speed at the time; a light load that costs more per record than a full one
     // shows polling or spinning, not work.
     // A worker's CPU is counted from its first record after the warm-up (`measured`).
-    let per_record_us = |result: &serde_json::Value, cpu_key: &str| {
+    let cpu_per_record_us = |result: &serde_json::Value, cpu_s: f64| {
         let records = result
             .get("measured")
             .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
         if records > 0.0 {
-            number(result, cpu_key) / records * 1e6
+            cpu_s / records * 1e6
         } else {
             f64::NAN
         }
+    };
+    let per_record_us = |result: &serde_json::Value, cpu_key: &str| {
+        cpu_per_record_us(result, number(result, cpu_key))
     };
     let cpu_us = |result: &serde_json::Value| per_record_us(result, "cpu_s");
     // The broker's CPU per record over a worker run, and the whole machine's (every process,
@@ -1036,35 +1038,10 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         cpu_us(&decoding),
         number(&decoding, "peak_rss_mib")
     );
-    println!(
-        "| (c) worker end to end, {} records backlog (best of {}) | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
-        args.records,
-        args.repeat.max(1),
-        e2e_rate,
-        number(&full, "latency_p50_ms"),
-        number(&full, "latency_p99_ms"),
-        in_worker(&full),
-        cpu_us(&full),
-        broker_and_machine(&full),
-        number(&full, "peak_rss_mib")
-    );
-    println!(
-        "| (d) worker at half load, {:.0} rec/s fed for {:.0} s | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
-        half_rate,
-        args.half_seconds,
-        number(&half, "records_per_s"),
-        number(&half, "latency_p50_ms"),
-        half_p99,
-        in_worker(&half),
-        cpu_us(&half),
-        broker_and_machine(&half),
-        number(&half, "peak_rss_mib")
-    );
-    for (rate, result) in &paced {
+    // The worker runs' rows differ only in their label.
+    let worker_row = |label: String, result: &serde_json::Value| {
         println!(
-            "| (d') worker fed {:.0} rec/s for {:.0} s | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
-            rate,
-            args.half_seconds,
+            "| {label} | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
             number(result, "records_per_s"),
             number(result, "latency_p50_ms"),
             number(result, "latency_p99_ms"),
@@ -1072,6 +1049,30 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             cpu_us(result),
             broker_and_machine(result),
             number(result, "peak_rss_mib")
+        );
+    };
+    worker_row(
+        format!(
+            "(c) worker end to end, {} records backlog (best of {})",
+            args.records,
+            args.repeat.max(1)
+        ),
+        &full,
+    );
+    worker_row(
+        format!(
+            "(d) worker at half load, {half_rate:.0} rec/s fed for {:.0} s",
+            args.half_seconds
+        ),
+        &half,
+    );
+    for (rate, result) in &paced {
+        worker_row(
+            format!(
+                "(d') worker fed {rate:.0} rec/s for {:.0} s",
+                args.half_seconds
+            ),
+            result,
         );
     }
     println!();
@@ -1103,7 +1104,6 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // Where the worker's CPU goes, by thread: a live feed costs more per record than a
     // backlog, and this says which threads pay for it.
     let by_thread = |result: &serde_json::Value| {
-        let records = number(result, "measured");
         result
             .get("thread_cpu_s")
             .and_then(serde_json::Value::as_object)
@@ -1112,7 +1112,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
                     .iter()
                     .map(|(role, cpu)| {
                         let cpu = cpu.as_f64().unwrap_or(f64::NAN);
-                        format!("{role} {:.1}", cpu / records * 1e6)
+                        format!("{role} {:.1}", cpu_per_record_us(result, cpu))
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
