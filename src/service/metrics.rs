@@ -65,17 +65,17 @@ pub struct Metrics {
 /// latency, in microseconds, for exact percentiles (the histograms only have buckets).
 /// Entries past the capacity are counted but not kept.
 pub struct LatencyLog {
-    end_to_end: Box<[AtomicU32]>,
-    in_worker: Box<[AtomicU32]>,
+    /// One (end-to-end, in-worker) pair per output, in recording order.
+    slots: Box<[(AtomicU32, AtomicU32)]>,
     next: AtomicUsize,
 }
 
 impl LatencyLog {
     pub fn with_capacity(capacity: usize) -> Self {
-        let slots = || (0..capacity).map(|_| AtomicU32::new(0)).collect();
         Self {
-            end_to_end: slots(),
-            in_worker: slots(),
+            slots: (0..capacity)
+                .map(|_| (AtomicU32::new(0), AtomicU32::new(0)))
+                .collect(),
             next: AtomicUsize::new(0),
         }
     }
@@ -84,9 +84,7 @@ impl LatencyLog {
     pub fn record(&self, end_to_end_seconds: f64, in_worker_seconds: f64) {
         let micros = |seconds: f64| (seconds * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32;
         let index = self.next.fetch_add(1, Ordering::Relaxed);
-        if let (Some(end_to_end), Some(in_worker)) =
-            (self.end_to_end.get(index), self.in_worker.get(index))
-        {
+        if let Some((end_to_end, in_worker)) = self.slots.get(index) {
             end_to_end.store(micros(end_to_end_seconds), Ordering::Relaxed);
             in_worker.store(micros(in_worker_seconds), Ordering::Relaxed);
         }
@@ -103,19 +101,19 @@ impl LatencyLog {
 
     /// The kept end-to-end latencies, in microseconds, in recording order.
     pub fn end_to_end_micros(&self) -> Vec<u32> {
-        self.kept(&self.end_to_end)
+        self.kept(|(end_to_end, _)| end_to_end)
     }
 
     /// The kept worker latencies, in microseconds, in the same order.
     pub fn in_worker_micros(&self) -> Vec<u32> {
-        self.kept(&self.in_worker)
+        self.kept(|(_, in_worker)| in_worker)
     }
 
-    fn kept(&self, slots: &[AtomicU32]) -> Vec<u32> {
-        let kept = self.len().min(slots.len());
-        slots[..kept]
+    fn kept(&self, field: impl Fn(&(AtomicU32, AtomicU32)) -> &AtomicU32) -> Vec<u32> {
+        let kept = self.len().min(self.slots.len());
+        self.slots[..kept]
             .iter()
-            .map(|slot| slot.load(Ordering::Relaxed))
+            .map(|pair| field(pair).load(Ordering::Relaxed))
             .collect()
     }
 }
