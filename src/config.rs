@@ -113,6 +113,9 @@ pub struct ModelConfig {
     pub ort_dylib: Option<PathBuf>,
     /// ONNX Runtime intra-op threads of the inference thread (0 = ONNX Runtime decides).
     pub inference_threads: usize,
+    /// Runs the inference thread on a core of its own, every other thread off it
+    /// ([`crate::pipeline::placement`]).
+    pub reserve_inference_core: bool,
 }
 
 /// `[metrics]`: the HTTP endpoint.
@@ -300,6 +303,10 @@ impl Config {
             (
                 "model.inference_threads".to_owned(),
                 m.inference_threads.to_string(),
+            ),
+            (
+                "model.reserve_inference_core".to_owned(),
+                m.reserve_inference_core.to_string(),
             ),
             ("metrics.address".to_owned(), self.metrics.address.clone()),
             ("logging.format".to_owned(), self.logging.format.to_string()),
@@ -604,6 +611,7 @@ mod tests {
         assert_eq!(config.batching.max_batch, 128);
         assert_eq!(config.model.dir, PathBuf::from("models"));
         assert_eq!(config.model.threshold, None);
+        assert!(!config.model.reserve_inference_core);
         assert_eq!(config.metrics.address, "0.0.0.0:9464");
         assert_eq!(config.logging.format, LogFormat::Text);
         assert!(config.kafka.client.is_empty());
@@ -627,10 +635,12 @@ mod tests {
                 ("CREDIT_RISK__BATCHING__MAX_WAIT_MS", "25"),
                 ("CREDIT_RISK__KAFKA__CLIENT__SASL_PASSWORD", "hunter2"),
                 ("CREDIT_RISK__LOGGING__FORMAT", "json"),
+                ("CREDIT_RISK__MODEL__RESERVE_INFERENCE_CORE", "true"),
                 ("UNRELATED__KAFKA__BROKERS", "ignored"),
             ]),
         )
         .unwrap();
+        assert!(config.model.reserve_inference_core);
         assert_eq!(config.kafka.brokers, "from-env:9092");
         assert!(!config.kafka.embedded());
         assert_eq!(config.kafka.group_id, "g-file");

@@ -13,6 +13,7 @@
 
 use crate::kafka::offsets::SharedOffsets;
 use crate::pipeline::batch::{Batch, Entry};
+use crate::pipeline::placement;
 use crate::pipeline::stop::Stop;
 use crate::scoring::onnx_runtime::{OnnxScorer, ScoringError};
 use crate::service::metrics::Metrics;
@@ -68,6 +69,8 @@ pub struct Inference {
     pub offsets: Arc<SharedOffsets>,
     pub metrics: Metrics,
     pub stop: Stop,
+    /// The core reserved for this thread, if any ([`crate::pipeline::placement`]).
+    pub core: Option<usize>,
 }
 
 impl Inference {
@@ -81,6 +84,15 @@ impl Inference {
     }
 
     fn run(mut self) {
+        if let Some(core) = self.core {
+            match placement::run_calling_thread_on(core) {
+                Ok(()) => tracing::info!(core, "inference thread runs on its reserved core"),
+                // Scoring still works, only on shared cores.
+                Err(error) => {
+                    tracing::warn!(%error, core, "inference thread stays on shared cores")
+                }
+            }
+        }
         while let Some(mut batch) = self.batches.blocking_recv() {
             if let Err(error) = self.score(&mut batch) {
                 abandon(&self.offsets, batch.drain());

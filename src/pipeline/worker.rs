@@ -33,6 +33,7 @@ use crate::pipeline::batch::{Batch, ModelLabel};
 use crate::pipeline::batcher::{Batcher, OpenBatch};
 use crate::pipeline::consume::KafkaSource;
 use crate::pipeline::inference::{Inference, Scorer};
+use crate::pipeline::placement::CoreReservation;
 use crate::pipeline::publishing::Publishing;
 use crate::pipeline::stop::Stop;
 use crate::preprocess::Preprocessor;
@@ -217,6 +218,20 @@ pub async fn run(
         None
     };
 
+    // Before the pipeline's threads start, so that they (and librdkafka's later threads) start
+    // off the reserved core; held until the run ends.
+    let reservation = if config.model.reserve_inference_core {
+        match CoreReservation::reserve() {
+            Ok(reservation) => Some(reservation),
+            Err(error) => {
+                tracing::warn!(%error, "no core reserved for the inference thread");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let (scored_tx, scored_rx) = mpsc::channel(1);
     let (pool_tx, pool_rx) = mpsc::unbounded_channel();
     for _ in 0..BATCH_POOL {
@@ -247,6 +262,7 @@ pub async fn run(
         offsets: Arc::clone(&offsets),
         metrics: metrics.clone(),
         stop: stop.clone(),
+        core: reservation.as_ref().map(CoreReservation::core),
     }
     .spawn()
     .map_err(PipelineError::Thread)?;
