@@ -32,6 +32,10 @@
 //!     machine (both cores, every process) that was busy, and that the host stole, meanwhile
 //!     (`/proc/stat`). A tail measured with the machine near saturation, or while the host
 //!     took the cores, is queueing for the CPU rather than a wait in the worker.
+//! (g) For (c) and (d), the worker's threads by role: CPU per record, and how long they were
+//!     ready to run but waited for a core (`/proc/self/task/*/stat` and `schedstat`). The
+//!     inference thread's wait is throughput lost to the worker's other threads and to other
+//!     processes; `CREDIT_RISK__MODEL__RESERVE_INFERENCE_CORE=true` gives it a core of its own.
 //!
 //! Every measurement runs in a process of its own (this binary again, `--child ...`), so each
 //! peak RSS is that measurement's alone. The broker runs in a separate process too, and so does
@@ -189,11 +193,14 @@ fn cpu_seconds() -> f64 {
     process_cpu_seconds("self")
 }
 
-/// CPU seconds used so far by this process's threads, summed by role: the pipeline's own
-/// threads by name (`intake`, `inference`, `publishing`), librdkafka's (`rdk:...`) as
-/// `librdkafka`, rust-rdkafka's delivery-report poller as `delivery reports`, tokio's workers
-/// as `tokio`, anything else as `other`. Where a live feed's extra CPU per record goes.
-fn thread_cpu_seconds() -> BTreeMap<&'static str, f64> {
+/// Seconds used so far by this process's threads, summed by role: `[CPU, waiting for a
+/// core]`. Roles: the pipeline's own threads by name (`intake`, `inference`, `publishing`),
+/// librdkafka's (`rdk:...`) as `librdkafka`, rust-rdkafka's delivery-report poller as
+/// `delivery reports`, tokio's workers as `tokio`, anything else as `other`. CPU (user +
+/// system, from `stat`) says where a live feed's extra CPU per record goes; the wait (ready to
+/// run but not running, the second field of `schedstat`; NaN where the kernel does not keep
+/// it) says which threads the cores were too few for.
+fn thread_seconds() -> BTreeMap<&'static str, [f64; 2]> {
     let mut by_role = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return by_role;
@@ -216,7 +223,13 @@ fn thread_cpu_seconds() -> BTreeMap<&'static str, f64> {
             _ if name.starts_with("tokio") => "tokio",
             _ => "other",
         };
-        *by_role.entry(role).or_insert(0.0) += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
+        let waited = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|schedstat| schedstat.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(f64::NAN, |nanos| nanos / 1e9);
+        let seconds = by_role.entry(role).or_insert([0.0; 2]);
+        seconds[0] += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
+        seconds[1] += waited;
     }
     by_role
 }
@@ -521,8 +534,8 @@ struct Mark {
     machine: (f64, f64, f64),
     /// The broker process's CPU seconds (NaN if unknown).
     broker_cpu: f64,
-    /// This process's CPU seconds by thread role (see [`thread_cpu_seconds`]).
-    threads: BTreeMap<&'static str, f64>,
+    /// This process's CPU and core-wait seconds by thread role (see [`thread_seconds`]).
+    threads: BTreeMap<&'static str, [f64; 2]>,
 }
 
 impl Mark {
@@ -532,7 +545,7 @@ impl Mark {
             cpu: cpu_seconds(),
             machine: machine_ticks(),
             broker_cpu: broker_pid.map_or(f64::NAN, process_cpu_seconds),
-            threads: thread_cpu_seconds(),
+            threads: thread_seconds(),
         }
     }
 }
@@ -658,11 +671,13 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
         let seconds = end.at.duration_since(start.at).as_secs_f64();
         // Roles seen at both marks (the worker's threads live through the run).
-        let thread_cpu: BTreeMap<&str, f64> = end
-            .threads
-            .iter()
-            .filter_map(|(role, cpu)| Some((*role, cpu - start.threads.get(role)?)))
-            .collect();
+        let thread_delta = |field: usize| -> BTreeMap<&str, f64> {
+            end.threads
+                .iter()
+                .filter_map(|(role, end)| Some((*role, end[field] - start.threads.get(role)?[field])))
+                .collect()
+        };
+        let (thread_cpu, thread_wait) = (thread_delta(0), thread_delta(1));
         let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
             // Acknowledgement order, one output a line: end-to-end and in-worker latency in
@@ -681,7 +696,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
         micros.sort_unstable();
         in_worker.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"thread_wait_s\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
             acked.saturating_sub(args.warmup),
             report.dead_lettered,
@@ -698,6 +713,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
             serde_json::json!(machine_busy),
             serde_json::json!(machine_steal),
             serde_json::json!(thread_cpu),
+            serde_json::json!(thread_wait),
             start.at.duration_since(started).as_secs_f64()
         ))
     })
@@ -875,16 +891,17 @@ fn best(runs: &[serde_json::Value]) -> serde_json::Value {
 
 fn orchestrate(args: &Args) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let defaults = worker_config(&Args {
+    let settings = worker_config(&Args {
         bootstrap: "unused:9092".into(),
         prefix: "unused".into(),
         ..args.clone()
     })?;
     println!(
-        "{cores} cores; worker defaults: max_batch {}, max_wait {} ms, inference_threads {}; {} records",
-        defaults.batching.max_batch,
-        defaults.batching.max_wait_ms,
-        defaults.model.inference_threads,
+        "{cores} cores; worker settings (defaults and CREDIT_RISK__ overrides): max_batch {}, max_wait {} ms, inference_threads {}, reserve_inference_core {}; {} records",
+        settings.batching.max_batch,
+        settings.batching.max_wait_ms,
+        settings.model.inference_threads,
+        settings.model.reserve_inference_core,
         args.records
     );
 
@@ -1102,8 +1119,10 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     );
 
     // Where the worker's CPU goes, by thread: a live feed costs more per record than a
-    // backlog, and this says which threads pay for it.
+    // backlog, and this says which threads pay for it. Beside it, how long those threads were
+    // ready to run but waited for a core: the inference thread's wait is throughput lost.
     let by_thread = |result: &serde_json::Value| {
+        let waits = result.get("thread_wait_s");
         result
             .get("thread_cpu_s")
             .and_then(serde_json::Value::as_object)
@@ -1112,7 +1131,14 @@ fn orchestrate(args: &Args) -> Result<(), String> {
                     .iter()
                     .map(|(role, cpu)| {
                         let cpu = cpu.as_f64().unwrap_or(f64::NAN);
-                        format!("{role} {:.1}", cpu_per_record_us(result, cpu))
+                        let wait = waits
+                            .and_then(|waits| waits.get(role)?.as_f64())
+                            .unwrap_or(f64::NAN);
+                        format!(
+                            "{role} {:.1} (waited {:.1})",
+                            cpu_per_record_us(result, cpu),
+                            cpu_per_record_us(result, wait)
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -1120,16 +1146,20 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             .unwrap_or_default()
     };
     println!(
-        "worker CPU-µs per record by thread, (c): {}",
+        "worker µs per record by thread, CPU (and waiting for a core), (c): {}",
         by_thread(&full)
     );
     println!(
-        "worker CPU-µs per record by thread, (d): {}",
+        "worker µs per record by thread, CPU (and waiting for a core), (d): {}",
         by_thread(&half)
     );
 
     let mut json = BTreeMap::new();
     json.insert("cores", serde_json::json!(cores));
+    json.insert(
+        "reserve_inference_core",
+        serde_json::json!(settings.model.reserve_inference_core),
+    );
     json.insert("records", serde_json::json!(args.records));
     json.insert("ort_alone", ort);
     json.insert("ort_alone_runs", serde_json::json!(ort_runs));
