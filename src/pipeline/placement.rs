@@ -46,8 +46,8 @@ pub enum PlacementError {
 /// The calling thread, for the affinity calls.
 const CALLING_THREAD: Pid = Pid::from_raw(0);
 
-/// A core reserved for the inference thread; dropping it gives every thread its original
-/// cores back.
+/// A core reserved for the inference thread; dropping it lets every thread of the process
+/// run on all the original cores again.
 #[derive(Debug)]
 pub struct CoreReservation {
     /// The cores the process could run on before the reservation, ascending.

@@ -1743,3 +1743,91 @@ pub async fn a_failed_reload_keeps_the_current_model<B: TestBroker>(
     ensure_fully_committed(&bootstrap, &topics, &fed).await?;
     Ok(())
 }
+
+/// With `model.reserve_inference_core`: every record is decided and committed; during the run
+/// the inference thread runs alone on the last core the process may use and no other thread of
+/// the process may use that core; after it, every thread may use all the cores again. With
+/// fewer than 2 cores the worker runs unpinned, and only the decisions are checked.
+///
+/// The reservation moves every thread of the process: run it in a test binary of its own.
+pub async fn a_reserved_core_runs_the_inference_thread_alone<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    count: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("reserved");
+    topics.create(broker, 3).await?;
+    let fed = feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
+    let mut config = scenario_config(&bootstrap, &topics, model_dir)?;
+    config.model.reserve_inference_core = true;
+    let all = cores_of(nix::unistd::Pid::from_raw(0))
+        .ok_or_else(|| TestkitError::Failed("cannot read this thread's cores".to_owned()))?;
+    let worker = RunningWorker::start(config).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "decisions", |o| o.len() >= count).await?;
+    let during = thread_cores()?;
+    let report = worker.stop().await?;
+    let after = thread_cores()?;
+
+    ensure!(
+        report.decided == count as u64 && distinct_keys(&outputs).len() == count,
+        "{} decided, {} distinct outputs, for {count} records",
+        report.decided,
+        distinct_keys(&outputs).len()
+    );
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    let Some(&reserved) = all.last().filter(|_| all.len() >= 2) else {
+        return Ok(());
+    };
+    ensure!(
+        during
+            .iter()
+            .any(|(name, cores)| name == "inference" && cores == &[reserved]),
+        "no inference thread on core {reserved} alone: {during:?}"
+    );
+    ensure!(
+        during
+            .iter()
+            .all(|(name, cores)| name == "inference" || !cores.contains(&reserved)),
+        "threads other than the inference thread may use core {reserved}: {during:?}"
+    );
+    ensure!(
+        after.iter().all(|(_, cores)| cores == &all),
+        "threads not given all of {all:?} back: {after:?}"
+    );
+    Ok(())
+}
+
+/// Every thread of this process: its name and the cores it may run on.
+fn thread_cores() -> Result<Vec<(String, Vec<usize>)>, TestkitError> {
+    let failed = |what: String| TestkitError::Failed(what);
+    let mut threads = Vec::new();
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| failed(format!("cannot list /proc/self/task: {e}")))?;
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread that ended meanwhile has neither.
+        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        let Some(cores) = cores_of(nix::unistd::Pid::from_raw(tid)) else {
+            continue;
+        };
+        threads.push((name.trim_end().to_owned(), cores));
+    }
+    Ok(threads)
+}
+
+/// The cores thread `tid` may run on (0: the calling thread); `None` if it cannot be read.
+fn cores_of(tid: nix::unistd::Pid) -> Option<Vec<usize>> {
+    let mask = nix::sched::sched_getaffinity(tid).ok()?;
+    Some(
+        (0..nix::sched::CpuSet::count())
+            .filter(|&core| mask.is_set(core).unwrap_or(false))
+            .collect(),
+    )
+}
