@@ -44,7 +44,7 @@ pub enum PlacementError {
 }
 
 /// The calling thread, for the affinity calls.
-const CALLING_THREAD: Pid = Pid::from_raw(0);
+pub const CALLING_THREAD: i32 = 0;
 
 /// A core reserved for the inference thread; dropping it lets every thread of the process
 /// run on all the original cores again.
@@ -59,8 +59,7 @@ impl CoreReservation {
     /// Reserves the last core the calling thread may run on and moves every thread of the
     /// process off it. Call it before starting the threads that must stay off the core.
     pub fn reserve() -> Result<Self, PlacementError> {
-        let mask = sched_getaffinity(CALLING_THREAD).map_err(|source| affinity("self", source))?;
-        let original = cores_in(&mask);
+        let original = cores_of(CALLING_THREAD)?;
         let (reserved, others) = split(&original)?;
         let reservation = Self { original, reserved };
         // On failure, dropping the reservation restores the threads already moved.
@@ -92,22 +91,42 @@ fn split(cores: &[usize]) -> Result<(usize, Vec<usize>), PlacementError> {
 
 /// Runs the calling thread on `core` alone.
 pub fn run_calling_thread_on(core: usize) -> Result<(), PlacementError> {
-    sched_setaffinity(CALLING_THREAD, &mask_of(&[core])?).map_err(|source| affinity("self", source))
+    sched_setaffinity(Pid::from_raw(CALLING_THREAD), &mask_of(&[core])?)
+        .map_err(|source| affinity("self", source))
+}
+
+/// The cores thread `tid` may run on, ascending ([`CALLING_THREAD`]: the calling thread).
+pub fn cores_of(tid: i32) -> Result<Vec<usize>, PlacementError> {
+    let mask = sched_getaffinity(Pid::from_raw(tid)).map_err(|source| {
+        let thread = if tid == CALLING_THREAD {
+            "self".to_owned()
+        } else {
+            tid.to_string()
+        };
+        affinity(&thread, source)
+    })?;
+    Ok((0..CpuSet::count())
+        .filter(|&core| mask.is_set(core).unwrap_or(false))
+        .collect())
+}
+
+/// The ids of this process's threads, from /proc/self/task (a thread may end meanwhile).
+pub fn thread_ids() -> Result<Vec<i32>, PlacementError> {
+    let mut tids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").map_err(PlacementError::Threads)? {
+        let task = task.map_err(PlacementError::Threads)?;
+        if let Some(tid) = task.file_name().to_str().and_then(|name| name.parse().ok()) {
+            tids.push(tid);
+        }
+    }
+    Ok(tids)
 }
 
 /// Sets the affinity of every thread of this process to `cores`. A thread that ends
 /// meanwhile is skipped.
 fn set_every_thread(cores: &[usize]) -> Result<(), PlacementError> {
     let mask = mask_of(cores)?;
-    for task in std::fs::read_dir("/proc/self/task").map_err(PlacementError::Threads)? {
-        let task = task.map_err(PlacementError::Threads)?;
-        let Some(tid) = task
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for tid in thread_ids()? {
         match sched_setaffinity(Pid::from_raw(tid), &mask) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(source) => return Err(affinity(&tid.to_string(), source)),
@@ -125,12 +144,6 @@ fn mask_of(cores: &[usize]) -> Result<CpuSet, PlacementError> {
     Ok(mask)
 }
 
-fn cores_in(mask: &CpuSet) -> Vec<usize> {
-    (0..CpuSet::count())
-        .filter(|&core| mask.is_set(core).unwrap_or(false))
-        .collect()
-}
-
 fn affinity(thread: &str, source: Errno) -> PlacementError {
     PlacementError::Affinity {
         thread: thread.to_owned(),
@@ -144,10 +157,6 @@ mod tests {
     use nix::unistd::gettid;
     use std::sync::mpsc;
 
-    fn cores_of(thread: Pid) -> Vec<usize> {
-        cores_in(&sched_getaffinity(thread).unwrap())
-    }
-
     #[test]
     fn the_last_core_is_reserved_and_one_core_is_refused() {
         assert_eq!(split(&[0, 2, 5]).unwrap(), (5, vec![0, 2]));
@@ -158,7 +167,7 @@ mod tests {
 
     #[test]
     fn reserving_moves_every_thread_off_the_core_until_the_reservation_is_dropped() {
-        let original = cores_of(CALLING_THREAD);
+        let original = cores_of(CALLING_THREAD).unwrap();
         if original.len() < 2 {
             assert!(matches!(
                 CoreReservation::reserve(),
@@ -170,7 +179,7 @@ mod tests {
         let (tid_tx, tid_rx) = mpsc::channel();
         let (end_tx, end_rx) = mpsc::channel::<()>();
         let running = std::thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
+            tid_tx.send(gettid().as_raw()).unwrap();
             let _ = end_rx.recv();
         });
         let running_tid = tid_rx.recv().unwrap();
@@ -178,17 +187,21 @@ mod tests {
         let reservation = CoreReservation::reserve().unwrap();
         let core = reservation.core();
         let others: Vec<usize> = original.iter().copied().filter(|&c| c != core).collect();
-        assert_eq!(cores_of(running_tid), others, "a running thread moved off");
         assert_eq!(
-            cores_of(CALLING_THREAD),
+            cores_of(running_tid).unwrap(),
+            others,
+            "a running thread moved off"
+        );
+        assert_eq!(
+            cores_of(CALLING_THREAD).unwrap(),
             others,
             "the reserving thread moved off"
         );
         // A thread started now inherits the others; the inference thread moves onto the core.
         let (inherited, entered) = std::thread::spawn(move || {
-            let inherited = cores_of(CALLING_THREAD);
+            let inherited = cores_of(CALLING_THREAD).unwrap();
             run_calling_thread_on(core).unwrap();
-            (inherited, cores_of(CALLING_THREAD))
+            (inherited, cores_of(CALLING_THREAD).unwrap())
         })
         .join()
         .unwrap();
@@ -196,8 +209,8 @@ mod tests {
         assert_eq!(entered, vec![core]);
 
         drop(reservation);
-        assert_eq!(cores_of(running_tid), original, "restored on drop");
-        assert_eq!(cores_of(CALLING_THREAD), original);
+        assert_eq!(cores_of(running_tid).unwrap(), original, "restored on drop");
+        assert_eq!(cores_of(CALLING_THREAD).unwrap(), original);
         end_tx.send(()).unwrap();
         running.join().unwrap();
     }

@@ -21,6 +21,7 @@ use crate::model::onnx_export::write_onnx;
 use crate::model::weights::NetworkWeights;
 use crate::pipeline::decision::OwnedDecision;
 use crate::pipeline::decode::RejectReason;
+use crate::pipeline::placement;
 use crate::pipeline::stop::Stop;
 use crate::pipeline::{PipelineError, RunReport};
 use crate::preprocess::Preprocessor;
@@ -1761,8 +1762,8 @@ pub async fn a_reserved_core_runs_the_inference_thread_alone<B: TestBroker>(
     let fed = feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
     let mut config = scenario_config(&bootstrap, &topics, model_dir)?;
     config.model.reserve_inference_core = true;
-    let all = cores_of(nix::unistd::Pid::from_raw(0))
-        .ok_or_else(|| TestkitError::Failed("cannot read this thread's cores".to_owned()))?;
+    let all = placement::cores_of(placement::CALLING_THREAD)
+        .map_err(|e| TestkitError::Failed(e.to_string()))?;
     let worker = RunningWorker::start(config).await?;
     let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
     let mut outputs = Vec::new();
@@ -1800,34 +1801,15 @@ pub async fn a_reserved_core_runs_the_inference_thread_alone<B: TestBroker>(
     Ok(())
 }
 
-/// Every thread of this process: its name and the cores it may run on.
+/// Every thread of this process: its name and the cores it may run on. A thread that ends
+/// meanwhile is left out.
 fn thread_cores() -> Result<Vec<(String, Vec<usize>)>, TestkitError> {
-    let failed = |what: String| TestkitError::Failed(what);
-    let mut threads = Vec::new();
-    let tasks = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| failed(format!("cannot list /proc/self/task: {e}")))?;
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        // A thread that ended meanwhile has neither.
-        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else {
-            continue;
-        };
-        let Some(cores) = cores_of(nix::unistd::Pid::from_raw(tid)) else {
-            continue;
-        };
-        threads.push((name.trim_end().to_owned(), cores));
-    }
-    Ok(threads)
-}
-
-/// The cores thread `tid` may run on (0: the calling thread); `None` if it cannot be read.
-fn cores_of(tid: nix::unistd::Pid) -> Option<Vec<usize>> {
-    let mask = nix::sched::sched_getaffinity(tid).ok()?;
-    Some(
-        (0..nix::sched::CpuSet::count())
-            .filter(|&core| mask.is_set(core).unwrap_or(false))
-            .collect(),
-    )
+    let tids = placement::thread_ids().map_err(|e| TestkitError::Failed(e.to_string()))?;
+    Ok(tids
+        .into_iter()
+        .filter_map(|tid| {
+            let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+            Some((name.trim_end().to_owned(), placement::cores_of(tid).ok()?))
+        })
+        .collect())
 }
