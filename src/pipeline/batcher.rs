@@ -23,7 +23,9 @@
 //! batch ([`Batch::attach_swap`]); a batch is never preprocessed by two preprocessors, and
 //! never scored by a model other than the one whose preprocessor filled it.
 
+use crate::kafka::offsets::SharedOffsets;
 use crate::pipeline::batch::{Batch, Consumed, ModelLabel, ModelSwap};
+use crate::pipeline::inference::abandon;
 use crate::pipeline::stop::Stop;
 use crate::pipeline::ServedModel;
 use crate::preprocess::Preprocessor;
@@ -54,6 +56,11 @@ pub trait RecordSource {
 /// The batch being filled, and the channel it goes to, shared between the batcher and the
 /// consumer's rebalance callback (see the module docs). Both run on the intake thread, so the
 /// lock is never contended; it makes the sharing safe, not slower.
+///
+/// Records that can no longer be scored (the inference thread is gone after a failure, or the
+/// intake thread panicked) are settled as failed in `offsets` rather than dropped silently: their
+/// offsets are never committed, so they are consumed again after a restart, and neither a
+/// revocation nor the shutdown drain waits for outputs that will never come.
 pub struct OpenBatch {
     state: Mutex<OpenState>,
 }
@@ -62,6 +69,8 @@ struct OpenState {
     filling: Option<Filling>,
     /// `None` once the batcher has ended, so the inference thread sees the channel close.
     batches: Option<mpsc::Sender<Batch>>,
+    /// Where the records' offsets were registered when consumed.
+    offsets: Arc<SharedOffsets>,
 }
 
 struct Filling {
@@ -71,11 +80,12 @@ struct Filling {
 }
 
 impl OpenBatch {
-    pub fn new(batches: mpsc::Sender<Batch>) -> Self {
+    pub fn new(batches: mpsc::Sender<Batch>, offsets: Arc<SharedOffsets>) -> Self {
         Self {
             state: Mutex::new(OpenState {
                 filling: None,
                 batches: Some(batches),
+                offsets,
             }),
         }
     }
@@ -114,6 +124,8 @@ impl OpenBatch {
     fn push(&self, record: Consumed, preprocessor: &Preprocessor) -> bool {
         let mut state = self.lock();
         let Some(filling) = state.filling.as_mut() else {
+            let source = &record.source;
+            state.offsets.fail(source.partition, source.offset);
             return state.batches.is_some();
         };
         // Cannot fail: a batch is sent on as soon as it is full.
@@ -138,26 +150,52 @@ impl OpenBatch {
         self.flush();
         self.lock().batches = None;
     }
+
+    /// Settles a record that will not be batched as failed (see the type's docs).
+    fn abandon(&self, record: &Consumed) {
+        let source = &record.source;
+        self.lock().offsets.fail(source.partition, source.offset);
+    }
+
+    /// After a panic on the intake thread: settles the open batch as failed and closes the
+    /// channel without sending it.
+    fn abandon_and_close(&self) {
+        let mut state = self.lock();
+        if let Some(mut filling) = state.filling.take() {
+            abandon(&state.offsets, filling.batch.drain());
+        }
+        state.batches = None;
+    }
 }
 
 impl OpenState {
+    /// Sends `batch` to the inference thread; if it is gone, settles the batch's records as
+    /// failed and returns `false`.
     fn send(&mut self, batch: Batch) -> bool {
-        let sent = match &self.batches {
-            Some(batches) => batches.blocking_send(batch).is_ok(),
-            None => false,
+        let Some(batches) = &self.batches else {
+            abandon_batch(&self.offsets, batch);
+            return false;
         };
-        if !sent {
-            self.batches = None;
+        match batches.blocking_send(batch) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(batch)) => {
+                self.batches = None;
+                abandon_batch(&self.offsets, batch);
+                false
+            }
         }
-        sent
     }
+}
+
+fn abandon_batch(offsets: &SharedOffsets, mut batch: Batch) {
+    abandon(offsets, batch.drain());
 }
 
 /// Ends the batcher however [`Batcher::run`] ends. Normally the open batch is sent on and the
 /// batch channel closed. If the thread panics, nothing else would notice that records are no
 /// longer read: the pipeline is failed, and the channel closed without sending the batch (its
-/// records are re-read after a restart), so the inference thread still ends and shutdown does
-/// not wait for it forever.
+/// records are settled as failed and re-read after a restart), so the inference thread still
+/// ends and shutdown does not wait for it forever.
 struct Ending {
     open: Arc<OpenBatch>,
     stop: Stop,
@@ -167,9 +205,7 @@ impl Drop for Ending {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.stop.fail("the intake thread panicked");
-            let mut state = self.open.lock();
-            state.filling = None;
-            state.batches = None;
+            self.open.abandon_and_close();
         } else {
             self.open.close();
         }
@@ -228,6 +264,7 @@ impl Batcher {
                 Polled::Record(record) => {
                     if !self.open.is_open() {
                         let Some(batch) = self.start(model.take()) else {
+                            self.open.abandon(&record);
                             break;
                         };
                         self.open.open(batch, Instant::now() + self.max_wait);
@@ -302,6 +339,8 @@ mod tests {
         models: mpsc::Sender<ServedModel>,
         batches: mpsc::Receiver<Batch>,
         open: Arc<OpenBatch>,
+        /// Where dropped records are settled (the harness registers none itself).
+        offsets: Arc<SharedOffsets>,
         stop: Stop,
         applicants: Vec<Applicant>,
         thread: std::thread::JoinHandle<()>,
@@ -343,7 +382,8 @@ mod tests {
                 .send(Batch::new(max_batch, preprocessor.width))
                 .unwrap();
         }
-        let open = Arc::new(OpenBatch::new(batches_tx));
+        let offsets = Arc::new(SharedOffsets::new());
+        let open = Arc::new(OpenBatch::new(batches_tx, Arc::clone(&offsets)));
         let stop = Stop::new();
         let (models_tx, models_rx) = mpsc::channel(1);
         let batcher = Batcher {
@@ -372,6 +412,7 @@ mod tests {
             models: models_tx,
             batches: batches_rx,
             open,
+            offsets,
             stop,
             applicants,
             thread,
@@ -514,35 +555,73 @@ mod tests {
         );
     }
 
-    /// A source whose poll panics.
-    struct Panicking;
+    #[tokio::test]
+    async fn records_the_inference_thread_can_no_longer_take_are_settled_as_failed() {
+        let Harness {
+            records,
+            batches,
+            offsets,
+            thread,
+            applicants,
+            ..
+        } = setup(2, Duration::from_secs(3600), 0);
+        // Taken from the consumer, so registered; the third stays in the consumer's queue.
+        for offset in 0..2 {
+            offsets.register(0, offset);
+        }
+        drop(batches);
+        records
+            .send((0..3).map(|offset| record(offset, applicants[0])).collect())
+            .unwrap();
+        thread.join().unwrap();
+        let tracker = offsets.snapshot();
+        assert_eq!(
+            tracker.total_pending(),
+            0,
+            "nothing left for a drain to wait on"
+        );
+        assert_eq!(tracker.total_failed(), 2);
+        assert_eq!(tracker.committable(0), Some(0), "never committed past");
+    }
+
+    /// A source that yields one record at offset 0, then panics.
+    struct Panicking {
+        yielded: bool,
+    }
 
     impl RecordSource for Panicking {
         fn next(&mut self, _: Duration) -> Polled {
-            panic!("poll failed");
+            if std::mem::replace(&mut self.yielded, true) {
+                panic!("poll failed");
+            }
+            Polled::Record(record(0, german_credit::shipped_applicants()[0]))
         }
     }
 
     #[tokio::test]
-    async fn a_panicking_intake_fails_the_pipeline_and_still_closes_the_batch_channel() {
+    async fn a_panicking_intake_fails_the_pipeline_settles_its_open_batch_and_closes_the_channel() {
         let (batches_tx, mut batches) = mpsc::channel(1);
-        let (_pool_tx, pool) = mpsc::unbounded_channel();
+        let (pool_tx, pool) = mpsc::unbounded_channel();
         let (_models_tx, models) = mpsc::channel(1);
+        let preprocessor =
+            Arc::new(Preprocessor::fit(&german_credit::shipped_applicants()).unwrap());
+        pool_tx.send(Batch::new(4, preprocessor.width)).unwrap();
         let stop = Stop::new();
+        let offsets = Arc::new(SharedOffsets::new());
+        offsets.register(0, 0);
         // Held elsewhere too, as the consumer's context does: dropping the batcher's handle
         // alone does not close the channel.
-        let open = Arc::new(OpenBatch::new(batches_tx));
+        let open = Arc::new(OpenBatch::new(batches_tx, Arc::clone(&offsets)));
         let batcher = Batcher {
             open: Arc::clone(&open),
             pool,
-            preprocessor: Arc::new(
-                Preprocessor::fit(&german_credit::shipped_applicants()).unwrap(),
-            ),
+            preprocessor,
             models,
-            max_wait: Duration::ZERO,
+            max_wait: Duration::from_secs(3600),
             stop: stop.clone(),
         };
-        assert!(batcher.spawn(Panicking).unwrap().join().is_err());
+        let intake = batcher.spawn(Panicking { yielded: false }).unwrap();
+        assert!(intake.join().is_err());
         assert!(
             batches.recv().await.is_none(),
             "the batch channel is closed"
@@ -551,6 +630,9 @@ mod tests {
             stop.failure().as_deref(),
             Some("the intake thread panicked")
         );
+        let tracker = offsets.snapshot();
+        assert_eq!(tracker.total_pending(), 0);
+        assert_eq!(tracker.total_failed(), 1, "the open batch's record failed");
     }
 
     /// A stand-in model (the batcher never scores).

@@ -150,7 +150,7 @@ pub async fn run(
     let max_batch = config.batching.max_batch;
     let (batches_tx, batches_rx) = mpsc::channel(1);
     // The batch being filled, where the revocation callback can send it on.
-    let open_batch = Arc::new(OpenBatch::new(batches_tx));
+    let open_batch = Arc::new(OpenBatch::new(batches_tx, Arc::clone(&offsets)));
 
     let exactly_once = kafka.exactly_once;
     let delivery = DeliveryContext::new(
