@@ -32,10 +32,13 @@
 //!     machine (both cores, every process) that was busy, and that the host stole, meanwhile
 //!     (`/proc/stat`). A tail measured with the machine near saturation, or while the host
 //!     took the cores, is queueing for the CPU rather than a wait in the worker.
-//! (g) For (c) and (d), the worker's threads by role: CPU per record, and how long they were
-//!     ready to run but waited for a core (`/proc/self/task/*/stat` and `schedstat`). The
-//!     inference thread's wait is throughput lost to the worker's other threads and to other
-//!     processes; `CREDIT_RISK__MODEL__RESERVE_INFERENCE_CORE=true` gives it a core of its own.
+//! (g) For (c) and (d), the worker's threads by role: CPU per record, how long they were
+//!     ready to run but waited for a core, and how many times per 1,000 records they were put
+//!     on a core (`/proc/self/task/*/stat` and `schedstat`). The inference thread's wait is
+//!     throughput lost to the worker's other threads and to other processes;
+//!     `CREDIT_RISK__MODEL__RESERVE_INFERENCE_CORE=true` gives it a core of its own. Each time
+//!     a thread is put on a core is a context switch, which on this virtual machine costs
+//!     CPU of its own.
 //!
 //! Every measurement runs in a process of its own (this binary again, `--child ...`), so each
 //! peak RSS is that measurement's alone. The broker runs in a separate process too, and so does
@@ -193,14 +196,15 @@ fn cpu_seconds() -> f64 {
     process_cpu_seconds("self")
 }
 
-/// Seconds used so far by this process's threads, summed by role: `[CPU, waiting for a
-/// core]`. Roles: the pipeline's own threads by name (`intake`, `inference`, `publishing`),
+/// Seconds used so far by this process's threads, summed by role: `[CPU seconds, seconds
+/// waiting for a core, times put on a core]`. Roles: the pipeline's own threads by name (`intake`, `inference`, `publishing`),
 /// librdkafka's (`rdk:...`) as `librdkafka`, rust-rdkafka's delivery-report poller as
 /// `delivery reports`, tokio's workers as `tokio`, anything else as `other`. CPU (user +
 /// system, from `stat`) says where a live feed's extra CPU per record goes; the wait (ready to
 /// run but not running, the second field of `schedstat`; NaN where the kernel does not keep
-/// it) says which threads the cores were too few for.
-fn thread_seconds() -> BTreeMap<&'static str, [f64; 2]> {
+/// it) says which threads the cores were too few for; the count (the third field) is how
+/// often they woke or were preempted and came back, each a context switch.
+fn thread_seconds() -> BTreeMap<&'static str, [f64; 3]> {
     let mut by_role = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return by_role;
@@ -223,13 +227,18 @@ fn thread_seconds() -> BTreeMap<&'static str, [f64; 2]> {
             _ if name.starts_with("tokio") => "tokio",
             _ => "other",
         };
-        let waited = std::fs::read_to_string(task.path().join("schedstat"))
-            .ok()
-            .and_then(|schedstat| schedstat.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(f64::NAN, |nanos| nanos / 1e9);
-        let seconds = by_role.entry(role).or_insert([0.0; 2]);
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let schedstat_field = |n: usize| {
+            schedstat
+                .split_whitespace()
+                .nth(n)
+                .and_then(|field| field.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let seconds = by_role.entry(role).or_insert([0.0; 3]);
         seconds[0] += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
-        seconds[1] += waited;
+        seconds[1] += schedstat_field(1) / 1e9;
+        seconds[2] += schedstat_field(2);
     }
     by_role
 }
@@ -534,8 +543,9 @@ struct Mark {
     machine: (f64, f64, f64),
     /// The broker process's CPU seconds (NaN if unknown).
     broker_cpu: f64,
-    /// This process's CPU and core-wait seconds by thread role (see [`thread_seconds`]).
-    threads: BTreeMap<&'static str, [f64; 2]>,
+    /// This process's CPU and core-wait seconds and times on a core, by thread role (see
+    /// [`thread_seconds`]).
+    threads: BTreeMap<&'static str, [f64; 3]>,
 }
 
 impl Mark {
@@ -677,7 +687,8 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 .filter_map(|(role, end)| Some((*role, end[field] - start.threads.get(role)?[field])))
                 .collect()
         };
-        let (thread_cpu, thread_wait) = (thread_delta(0), thread_delta(1));
+        let (thread_cpu, thread_wait, thread_slices) =
+            (thread_delta(0), thread_delta(1), thread_delta(2));
         let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
             // Acknowledgement order, one output a line: end-to-end and in-worker latency in
@@ -696,7 +707,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
         micros.sort_unstable();
         in_worker.sort_unstable();
         Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"thread_wait_s\":{},\"start_to_first_consumed_s\":{}}}",
+            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"thread_wait_s\":{},\"thread_on_core\":{},\"start_to_first_consumed_s\":{}}}",
             acked.saturating_sub(args.warmup) as f64 / seconds,
             acked.saturating_sub(args.warmup),
             report.dead_lettered,
@@ -714,6 +725,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
             serde_json::json!(machine_steal),
             serde_json::json!(thread_cpu),
             serde_json::json!(thread_wait),
+            serde_json::json!(thread_slices),
             start.at.duration_since(started).as_secs_f64()
         ))
     })
@@ -1120,24 +1132,27 @@ fn orchestrate(args: &Args) -> Result<(), String> {
 
     // Where the worker's CPU goes, by thread: a live feed costs more per record than a
     // backlog, and this says which threads pay for it. Beside it, how long those threads were
-    // ready to run but waited for a core: the inference thread's wait is throughput lost.
+    // ready to run but waited for a core (the inference thread's wait is throughput lost), and
+    // how often they were put on a core (context switches, per 1,000 records).
     let by_thread = |result: &serde_json::Value| {
-        let waits = result.get("thread_wait_s");
+        let per_role = |key: &str, role: &str| {
+            result
+                .get(key)
+                .and_then(|by_role| by_role.get(role)?.as_f64())
+                .unwrap_or(f64::NAN)
+        };
         result
             .get("thread_cpu_s")
             .and_then(serde_json::Value::as_object)
             .map(|threads| {
                 threads
-                    .iter()
-                    .map(|(role, cpu)| {
-                        let cpu = cpu.as_f64().unwrap_or(f64::NAN);
-                        let wait = waits
-                            .and_then(|waits| waits.get(role)?.as_f64())
-                            .unwrap_or(f64::NAN);
+                    .keys()
+                    .map(|role| {
                         format!(
-                            "{role} {:.1} (waited {:.1})",
-                            cpu_per_record_us(result, cpu),
-                            cpu_per_record_us(result, wait)
+                            "{role} {:.1} (waited {:.1}; on a core {:.0})",
+                            cpu_per_record_us(result, per_role("thread_cpu_s", role)),
+                            cpu_per_record_us(result, per_role("thread_wait_s", role)),
+                            cpu_per_record_us(result, per_role("thread_on_core", role)) / 1000.0
                         )
                     })
                     .collect::<Vec<_>>()
@@ -1146,11 +1161,11 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             .unwrap_or_default()
     };
     println!(
-        "worker µs per record by thread, CPU (and waiting for a core), (c): {}",
+        "worker by thread, CPU µs per record (waiting for a core, µs per record; times on a core per 1,000 records), (c): {}",
         by_thread(&full)
     );
     println!(
-        "worker µs per record by thread, CPU (and waiting for a core), (d): {}",
+        "worker by thread, CPU µs per record (waiting for a core, µs per record; times on a core per 1,000 records), (d): {}",
         by_thread(&half)
     );
 
