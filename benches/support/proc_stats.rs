@@ -1,22 +1,26 @@
-//! A process's peak memory and CPU time, from Linux's /proc, for the bench binaries (each
-//! includes this file with `#[path]`): every measurement runs in a child process of its own
-//! and reports its own figures.
+//! A process's peak memory and CPU time, from Linux's /proc, for the bench binaries and the
+//! reliability tests (each includes this file with `#[path]`): every measurement runs in a
+//! process of its own and its figures are read from there.
 
 /// The calling process's peak resident set (`VmHWM` in /proc/self/status), in MiB; NaN if it
 /// cannot be read.
 pub fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    peak_rss_mib_of("self").unwrap_or(f64::NAN)
+}
+
+/// Process `pid`'s peak resident set (`VmHWM` in /proc/`pid`/status), in MiB, or `None` if it
+/// cannot be read.
+pub fn peak_rss_mib_of(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// CPU seconds (user + system) used so far by process `pid` (`self`: the calling one), or

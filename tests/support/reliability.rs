@@ -19,6 +19,10 @@
 
 #![allow(dead_code)] // each includer uses its own part
 
+// Shared with the bench binaries.
+#[path = "../../benches/support/proc_stats.rs"]
+mod proc_stats;
+
 use credit_risk::kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
 use credit_risk::kafka::mock::EmbeddedCluster;
 use credit_risk::kafka::tail::{committed_offsets_blocking, Tail};
@@ -1477,20 +1481,6 @@ fn hostile_payload(i: usize) -> Vec<u8> {
     }
 }
 
-/// The worker process's peak resident set (`VmHWM`), in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 /// A stream in which every other record is hostile (see [`hostile_payload`]): every record
 /// must be answered (decision or dead letter), and the worker's peak memory is reported.
 pub async fn hostile_stream(records: usize, feed_seconds: f64) -> Outcome<Figures> {
@@ -1522,7 +1512,7 @@ pub async fn hostile_stream(records: usize, feed_seconds: f64) -> Outcome<Figure
         .await?;
     let fed = finish_feeding(feeding).await?;
     wait_fully_committed(&bootstrap, &topics, &fed).await?;
-    let peak = peak_rss_mib(worker.process().pid());
+    let peak = proc_stats::peak_rss_mib_of(&worker.process().pid().to_string());
     worker.stop_gracefully()?;
     let outputs = collector.finish(Duration::from_millis(500)).await;
     let mut figures = verdict(
