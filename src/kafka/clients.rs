@@ -101,8 +101,9 @@ pub fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
         .set("partitioner", "murmur2_random")
         // 2 ms, not librdkafka's 5 ms. The batcher has already gathered a batch's outputs and
         // they are produced back to back, so the linger need not gather more; under light
-        // load every millisecond of it is latency. Worker bench, settings alternated, with
-        // `batching.max_wait_ms` 1 (was 2): at 48,000 records/s the median p50 fell from
+        // load every millisecond of it is latency. Worker bench, settings alternated, together
+        // with `batching.max_wait_ms` 2 → 1 (since back to 2 on evidence of its own, see
+        // config/default.toml): at 48,000 records/s the median p50 fell from
         // 17.8 to 14.9 ms over nine runs each, at ~4% more CPU per record; at full load no
         // CPU difference showed. 1 ms had p99s of 52 and 93 ms in two runs of four; 0.5 ms
         // 77-88 ms in three of three.
