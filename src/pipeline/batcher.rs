@@ -124,8 +124,7 @@ impl OpenBatch {
     fn push(&self, record: Consumed, preprocessor: &Preprocessor) -> bool {
         let mut state = self.lock();
         let Some(filling) = state.filling.as_mut() else {
-            let source = &record.source;
-            state.offsets.fail(source.partition, source.offset);
+            state.abandon(&record);
             return state.batches.is_some();
         };
         // Cannot fail: a batch is sent on as soon as it is full.
@@ -153,8 +152,7 @@ impl OpenBatch {
 
     /// Settles a record that will not be batched as failed (see the type's docs).
     fn abandon(&self, record: &Consumed) {
-        let source = &record.source;
-        self.lock().offsets.fail(source.partition, source.offset);
+        self.lock().abandon(record);
     }
 
     /// After a panic on the intake thread: settles the open batch as failed and closes the
@@ -169,6 +167,11 @@ impl OpenBatch {
 }
 
 impl OpenState {
+    fn abandon(&self, record: &Consumed) {
+        let source = &record.source;
+        self.offsets.fail(source.partition, source.offset);
+    }
+
     /// Sends `batch` to the inference thread; if it is gone, settles the batch's records as
     /// failed and returns `false`.
     fn send(&mut self, batch: Batch) -> bool {
