@@ -198,15 +198,16 @@ fn cpu_seconds() -> f64 {
     process_cpu_seconds("self")
 }
 
-/// Seconds used so far by this process's threads, summed by role: `[CPU seconds, seconds
-/// waiting for a core, times put on a core]`. Roles: the pipeline's own threads by name (`intake`, `inference`, `publishing`),
-/// librdkafka's (`rdk:...`) as `librdkafka`, rust-rdkafka's delivery-report poller as
-/// `delivery reports`, tokio's workers as `tokio`, anything else as `other`. CPU (user +
+/// What this process's threads have used so far, summed by role: `[CPU seconds, seconds
+/// waiting for a core, times put on a core]`. Roles: the pipeline's own threads by name
+/// (`intake`, `inference`, `publishing`), librdkafka's (`rdk:...`) as `librdkafka`,
+/// rust-rdkafka's delivery-report poller as `delivery reports`, tokio's workers as `tokio`,
+/// anything else as `other`. CPU (user +
 /// system, from `stat`) says where a live feed's extra CPU per record goes; the wait (ready to
 /// run but not running, the second field of `schedstat`; NaN where the kernel does not keep
 /// it) says which threads the cores were too few for; the count (the third field) is how
 /// often they woke or were preempted and came back, each a context switch.
-fn thread_seconds() -> BTreeMap<&'static str, [f64; 3]> {
+fn thread_usage() -> BTreeMap<&'static str, [f64; 3]> {
     let mut by_role = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return by_role;
@@ -546,7 +547,7 @@ struct Mark {
     /// The broker process's CPU seconds (NaN if unknown).
     broker_cpu: f64,
     /// This process's CPU and core-wait seconds and times on a core, by thread role (see
-    /// [`thread_seconds`]).
+    /// [`thread_usage`]).
     threads: BTreeMap<&'static str, [f64; 3]>,
 }
 
@@ -557,7 +558,7 @@ impl Mark {
             cpu: cpu_seconds(),
             machine: machine_ticks(),
             broker_cpu: broker_pid.map_or(f64::NAN, process_cpu_seconds),
-            threads: thread_seconds(),
+            threads: thread_usage(),
         }
     }
 }
@@ -689,7 +690,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 .filter_map(|(role, end)| Some((*role, end[field] - start.threads.get(role)?[field])))
                 .collect()
         };
-        let (thread_cpu, thread_wait, thread_slices) =
+        let (thread_cpu, thread_wait, thread_on_core) =
             (thread_delta(0), thread_delta(1), thread_delta(2));
         let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
@@ -727,7 +728,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
             serde_json::json!(machine_steal),
             serde_json::json!(thread_cpu),
             serde_json::json!(thread_wait),
-            serde_json::json!(thread_slices),
+            serde_json::json!(thread_on_core),
             start.at.duration_since(started).as_secs_f64()
         ))
     })
