@@ -202,18 +202,20 @@ fn cpu_seconds() -> f64 {
 /// waiting for a core, times put on a core]`. Roles: the pipeline's own threads by name
 /// (`intake`, `inference`, `publishing`), librdkafka's (`rdk:...`) as `librdkafka`,
 /// rust-rdkafka's delivery-report poller as `delivery reports`, tokio's workers as `tokio`,
-/// anything else as `other`. CPU (user +
-/// system, from `stat`) says where a live feed's extra CPU per record goes; the wait (ready to
-/// run but not running, the second field of `schedstat`; NaN where the kernel does not keep
-/// it) says which threads the cores were too few for; the count (the third field) is how
-/// often they woke or were preempted and came back, each a context switch.
+/// anything else as `other`. CPU (user + system, from `stat`) says where a live feed's extra
+/// CPU per record goes; the wait (ready to run but not running, the second field of
+/// `schedstat`; NaN where the kernel does not keep it) says which threads the cores were too
+/// few for; the count (the third field) is how often they woke or were preempted and came
+/// back, each a context switch. The threads are listed as the worker's thread placement lists
+/// them ([`pipeline::placement::thread_ids`]).
 fn thread_usage() -> BTreeMap<&'static str, [f64; 3]> {
     let mut by_role = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(tids) = pipeline::placement::thread_ids() else {
         return by_role;
     };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+    for tid in tids {
+        let task = PathBuf::from(format!("/proc/self/task/{tid}"));
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
             continue;
         };
         let name = stat
@@ -230,7 +232,7 @@ fn thread_usage() -> BTreeMap<&'static str, [f64; 3]> {
             _ if name.starts_with("tokio") => "tokio",
             _ => "other",
         };
-        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let schedstat = std::fs::read_to_string(task.join("schedstat")).unwrap_or_default();
         let schedstat_field = |n: usize| {
             schedstat
                 .split_whitespace()
@@ -238,10 +240,10 @@ fn thread_usage() -> BTreeMap<&'static str, [f64; 3]> {
                 .and_then(|field| field.parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
         };
-        let seconds = by_role.entry(role).or_insert([0.0; 3]);
-        seconds[0] += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
-        seconds[1] += schedstat_field(1) / 1e9;
-        seconds[2] += schedstat_field(2);
+        let usage = by_role.entry(role).or_insert([0.0; 3]);
+        usage[0] += proc_stats::stat_cpu_seconds(&stat).unwrap_or(0.0);
+        usage[1] += schedstat_field(1) / 1e9;
+        usage[2] += schedstat_field(2);
     }
     by_role
 }
