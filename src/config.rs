@@ -124,6 +124,8 @@ pub struct ModelConfig {
 pub struct MetricsConfig {
     /// `host:port` for `/metrics`, `/healthz` and `/readyz`.
     pub address: String,
+    /// HTTP connections open at once; beyond it the least recently active idle one is closed.
+    pub max_connections: usize,
 }
 
 /// `[logging]`.
@@ -309,6 +311,10 @@ impl Config {
                 m.reserve_inference_core.to_string(),
             ),
             ("metrics.address".to_owned(), self.metrics.address.clone()),
+            (
+                "metrics.max_connections".to_owned(),
+                self.metrics.max_connections.to_string(),
+            ),
             ("logging.format".to_owned(), self.logging.format.to_string()),
             ("logging.level".to_owned(), self.logging.level.clone()),
         ]);
@@ -495,6 +501,13 @@ impl MetricsConfig {
         if let Err(problem) = self.socket_addr() {
             problems.push(problem);
         }
+        check_range(
+            problems,
+            "metrics.max_connections",
+            self.max_connections,
+            1,
+            65_536,
+        );
     }
 }
 
@@ -688,6 +701,18 @@ mod tests {
         assert_eq!(
             message,
             "batching.max_batch must be between 1 and 65536, got 0"
+        );
+    }
+
+    #[test]
+    fn zero_http_connections_is_rejected_naming_the_key_and_range() {
+        let message = invalid(Config::from_toml_with_env(
+            "[metrics]\nmax_connections = 0\n",
+            HashMap::new(),
+        ));
+        assert_eq!(
+            message,
+            "metrics.max_connections must be between 1 and 65536, got 0"
         );
     }
 

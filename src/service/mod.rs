@@ -17,7 +17,7 @@ pub mod reload;
 use crate::config::Config;
 use crate::pipeline::{PipelineError, RunReport};
 use health::Health;
-use http::{HttpServer, HttpState};
+use http::{HttpLimits, HttpServer, HttpState};
 use metrics::Metrics;
 use model::ModelError;
 use reload::ReloadHandle;
@@ -72,6 +72,7 @@ impl Worker {
                 metrics: metrics.clone(),
                 health: Arc::clone(&health),
             },
+            HttpLimits::with_max_connections(config.metrics.max_connections),
         )
         .await
         .map_err(|source| ServiceError::Http { address, source })?;
