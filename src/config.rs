@@ -50,8 +50,9 @@ pub const RESERVED_CLIENT_KEYS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A source could not be read or a value has the wrong type (the message names the key).
+    /// The message never quotes a value that could be a secret.
     #[error("cannot load configuration: {0}")]
-    Load(#[from] ::config::ConfigError),
+    Load(String),
     /// Values of the right type but outside what the worker accepts, one message per key.
     #[error("invalid configuration: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -82,7 +83,7 @@ pub struct KafkaConfig {
     pub lag_refresh_ms: u64,
     pub drain_timeout_ms: u64,
     /// Exactly-once mode: each batch's outputs and input offsets in one Kafka transaction.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_bool")]
     pub exactly_once: bool,
     /// The producer's `transactional.id` in exactly-once mode: stable per replica.
     #[serde(default)]
@@ -115,6 +116,7 @@ pub struct ModelConfig {
     pub inference_threads: usize,
     /// Runs the inference thread on a core of its own, every other thread off it
     /// ([`crate::pipeline::placement`]).
+    #[serde(deserialize_with = "strict_bool")]
     pub reserve_inference_core: bool,
 }
 
@@ -205,24 +207,36 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         use ::config::{Environment, File, FileFormat};
 
-        let mut builder =
-            ::config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
-        if let Some(file) = file {
-            // The format follows the extension; a file without one is read as TOML.
-            let source = match file.extension() {
-                Some(_) => File::from(file),
-                None => File::from(file).format(FileFormat::Toml),
-            };
-            builder = builder.add_source(source.required(true));
-        }
-        if let Some(text) = overrides {
-            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        // Every source is read and its TOML syntax checked here rather than by the `config`
+        // crate, whose messages quote the offending line or value, secrets included.
+        let file_text = file.map(read_config_file).transpose()?;
+        let env = match env {
+            Some(env) => env,
+            None => process_environment()?,
+        };
+        let mut builder = ::config::Config::builder();
+        for (origin, text) in [
+            (Some("the built-in defaults".to_owned()), Some(DEFAULT_TOML)),
+            (
+                file.map(|file| file.display().to_string()),
+                file_text.as_deref(),
+            ),
+            (Some("the overrides".to_owned()), overrides),
+        ] {
+            if let (Some(origin), Some(text)) = (origin, text) {
+                check_toml_syntax(&origin, text)?;
+                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+            }
         }
         let environment = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator(ENV_SEPARATOR)
             .separator(ENV_SEPARATOR)
-            .source(env);
-        let mut config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+            .source(Some(env));
+        let mut config: Config = builder
+            .add_source(environment)
+            .build()
+            .and_then(::config::Config::try_deserialize)
+            .map_err(load_error)?;
         config.kafka.client = std::mem::take(&mut config.kafka.client)
             .into_iter()
             .map(|(key, value)| (normalise_client_key(&key), value))
@@ -572,14 +586,60 @@ pub fn normalise_client_key(key: &str) -> String {
     key.trim().to_ascii_lowercase().replace('_', ".")
 }
 
-/// True for librdkafka keys whose values are secrets: anything with `password`, `secret`,
-/// `sasl.jaas` or `ssl.key` in its name (`sasl.password`, `ssl.key.password`, `ssl.key.pem`,
-/// `sasl.oauthbearer.client.secret`, `sasl.jaas.config`...).
+/// Words that mark a librdkafka property as holding a credential, key or token wherever they
+/// appear in its name.
+const SECRET_KEY_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "private",
+    "jaas",
+];
+
+/// `sasl.*` properties known to hold no secret; every other `sasl.*` property, including ones
+/// later librdkafka versions add, is treated as secret.
+const PUBLIC_SASL_KEYS: &[&str] = &[
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.principal",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.grant.type",
+    "sasl.oauthbearer.assertion.algorithm",
+    "sasl.oauthbearer.assertion.claim.exp.seconds",
+    "sasl.oauthbearer.assertion.claim.nbf.seconds",
+    "sasl.oauthbearer.assertion.claim.jti.include",
+    "sasl.oauthbearer.metadata.authentication.type",
+];
+
+/// True for librdkafka keys (with or without a `consumer.`/`producer.` prefix) whose values
+/// are never shown. The rule errs on the side of hiding, so that properties of future
+/// librdkafka versions are covered too:
+/// - a name containing one of [`SECRET_KEY_WORDS`] (`sasl.password`, `ssl.key.password`,
+///   `sasl.oauthbearer.client.secret`, `...private.key.passphrase`, `sasl.jaas.config`,
+///   `sasl.oauthbearer.token.endpoint.url`, which may carry credentials);
+/// - a name segment starting with `key` (`ssl.key.*`, `ssl.keystore.*`,
+///   `sasl.kerberos.keytab`, `*.private.key.*`, `...access.key.id`);
+/// - a name ending in `.pem`: a PEM value may bundle a private key with a certificate, so even
+///   `ssl.certificate.pem` and `ssl.ca.pem` are hidden (they are unreadable in a log anyway);
+/// - every `sasl.*` name not in [`PUBLIC_SASL_KEYS`], so `sasl.username` (librdkafka also
+///   treats it as sensitive; for hosted Kafka it is half of an API key) and
+///   `sasl.oauthbearer.config` are hidden.
+///
+/// `security.protocol`, `sasl.mechanisms` and file locations other than keys stay visible.
 pub fn is_secret_key(key: &str) -> bool {
     let key = normalise_client_key(key);
-    ["password", "secret", "sasl.jaas", "ssl.key"]
-        .iter()
-        .any(|needle| key.contains(needle))
+    let key = without_role_prefix(&key);
+    SECRET_KEY_WORDS.iter().any(|word| key.contains(word))
+        || key.split('.').any(|segment| segment.starts_with("key"))
+        || key.ends_with(".pem")
+        || (key.starts_with("sasl.") && !PUBLIC_SASL_KEYS.contains(&key))
 }
 
 /// `client` with secret values replaced by [`REDACTED`].
@@ -595,6 +655,122 @@ pub fn redacted_client(client: &BTreeMap<String, String>) -> BTreeMap<String, St
             (key.clone(), shown)
         })
         .collect()
+}
+
+/// Reads the `--config` file, telling a directory, a missing file and other failures apart.
+fn read_config_file(file: &Path) -> Result<String, ConfigError> {
+    let shown = file.display();
+    if file.is_dir() {
+        return Err(ConfigError::Load(format!(
+            "configuration file {shown} is a directory, not a file"
+        )));
+    }
+    std::fs::read_to_string(file).map_err(|error| {
+        ConfigError::Load(match error.kind() {
+            std::io::ErrorKind::NotFound => format!("configuration file {shown} not found"),
+            std::io::ErrorKind::InvalidData => {
+                format!("configuration file {shown} is not UTF-8 text")
+            }
+            _ => format!("cannot read configuration file {shown}: {error}"),
+        })
+    })
+}
+
+/// The `CREDIT_RISK__*` variables of the process environment. A value that is not valid
+/// UTF-8 is an error naming the variable only (it may be a secret).
+fn process_environment() -> Result<HashMap<String, String>, ConfigError> {
+    let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    let mut env = HashMap::new();
+    for (name, value) in std::env::vars_os() {
+        // The `config` crate skips names that are not Unicode too.
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        if !name
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(&prefix))
+        {
+            continue;
+        }
+        match value.into_string() {
+            Ok(value) => {
+                env.insert(name, value);
+            }
+            Err(_) => {
+                return Err(ConfigError::Load(format!(
+                    "environment variable {name} is not valid UTF-8 (its value is not shown)"
+                )))
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// Checks that `text` is TOML; the error gives the line, column and problem, not the text.
+fn check_toml_syntax(origin: &str, text: &str) -> Result<(), ConfigError> {
+    let Err(error) = toml::de::DeTable::parse(text) else {
+        return Ok(());
+    };
+    let position = error
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    Err(ConfigError::Load(format!(
+        "{origin}: not valid TOML{position}: {}",
+        error.message()
+    )))
+}
+
+/// A `config` crate error as a message. It names the key and may quote the value, except
+/// under `kafka.client`, where a value of the wrong type is described by its key only (only
+/// tables and arrays can be: other values become strings).
+fn load_error(error: ::config::ConfigError) -> ConfigError {
+    match error {
+        ::config::ConfigError::Type {
+            key: Some(key),
+            expected,
+            ..
+        } if key.starts_with("kafka.client") => ConfigError::Load(format!(
+            "`{key}` must be {expected} (its value is not shown)"
+        )),
+        other => ConfigError::Load(other.to_string()),
+    }
+}
+
+/// Booleans are `true` or `false`: a TOML boolean or, since environment variables are text,
+/// the string `true` or `false` in any case. `"yes"`, `"on"`, `1` and the like are refused
+/// (the `config` crate would take them for a boolean).
+fn strict_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct StrictBool;
+
+    impl serde::de::Visitor<'_> for StrictBool {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true or false")
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<bool, E> {
+            if value.eq_ignore_ascii_case("true") {
+                Ok(true)
+            } else if value.eq_ignore_ascii_case("false") {
+                Ok(false)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Str(value), &self))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(StrictBool)
 }
 
 #[cfg(test)]
@@ -850,13 +1026,159 @@ mod tests {
             "{shown}"
         );
         assert!(
-            shown.contains("worker"),
-            "non-secrets stay visible: {shown}"
+            shown.contains("kafka.client.sasl.username=\"<redacted>\""),
+            "{shown}"
         );
         assert!(is_secret_key("sasl.jaas.config"));
         assert!(is_secret_key("ssl.keystore.password"));
         assert!(!is_secret_key("security.protocol"));
         assert!(!is_secret_key("ssl.ca.location"));
+    }
+
+    #[test]
+    fn every_librdkafka_property_that_can_hold_a_credential_is_secret() {
+        for key in [
+            "sasl.username",
+            "sasl.password",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.client.credentials.client.secret",
+            "sasl.oauthbearer.assertion.private.key.file",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "sasl.oauthbearer.assertion.file",
+            "sasl.oauthbearer.assertion.claim.sub",
+            "sasl.oauthbearer.extensions",
+            "sasl.oauthbearer.token.endpoint.url",
+            "sasl.kerberos.keytab",
+            "sasl.kerberos.kinit.cmd",
+            "sasl.jaas.config",
+            "ssl.key.location",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "ssl.keystore.location",
+            "ssl.keystore.password",
+            "ssl.certificate.pem",
+            "ssl.ca.pem",
+            "https.ca.pem",
+            // Role prefixes, environment spelling, and names of future versions.
+            "consumer.sasl.password",
+            "PRODUCER_SSL_KEY_PEM",
+            "sasl.aws.secret.access.key",
+            "sasl.aws.access.key.id",
+            "sasl.somethingnew",
+            "https.client.key.pem",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "security.protocol",
+            "sasl.mechanisms",
+            "sasl.mechanism",
+            "sasl.kerberos.service.name",
+            "sasl.oauthbearer.method",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "ssl.endpoint.identification.algorithm",
+            "enable.ssl.certificate.verification",
+            "client.id",
+            "debug",
+            "producer.linger.ms",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_only_from_files_and_the_environment() {
+        for key in ["kafka.exactly_once", "model.reserve_inference_core"] {
+            let (section, name) = key.split_once('.').unwrap();
+            let variable = format!("CREDIT_RISK__{}__{}", section, name).to_uppercase();
+            for refused in ["\"yes\"", "\"on\"", "\"1\"", "1", "\"\""] {
+                let error = Config::from_toml_with_env(
+                    &format!("[{section}]\n{name} = {refused}\n"),
+                    HashMap::new(),
+                )
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+                assert!(error.contains(key), "{key} = {refused}: {error}");
+            }
+            for refused in ["yes", "no", "1", "0", "on", ""] {
+                let error = Config::load_with_env(None, env(&[(&variable, refused)]))
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.contains(key), "{variable}={refused}: {error}");
+            }
+            for (text, expected) in [
+                ("true", true),
+                ("false", false),
+                ("TRUE", true),
+                ("False", false),
+            ] {
+                let mut pairs = vec![(variable.as_str(), text)];
+                if section == "kafka" {
+                    pairs.push(("CREDIT_RISK__KAFKA__TRANSACTIONAL_ID", "worker-0"));
+                }
+                let config = Config::load_with_env(None, env(&pairs)).unwrap();
+                let value = match section {
+                    "kafka" => config.kafka.exactly_once,
+                    _ => config.model.reserve_inference_core,
+                };
+                assert_eq!(value, expected, "{variable}={text}");
+            }
+        }
+        let config = Config::from_toml_with_env(
+            "[kafka]\nexactly_once = true\ntransactional_id = \"w\"\n\
+             [model]\nreserve_inference_core = true\n",
+            HashMap::new(),
+        )
+        .unwrap();
+        assert!(config.kafka.exactly_once && config.model.reserve_inference_core);
+    }
+
+    #[test]
+    fn a_toml_syntax_error_gives_its_place_but_not_the_text() {
+        let error = Config::from_toml_with_env(
+            "[kafka.client]\n\"sasl.password\" = \"hunter2-unterminated\n",
+            HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with(
+                "cannot load configuration: the overrides: not valid TOML at line 2, column "
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn a_directory_given_as_the_config_file_is_said_to_be_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = Config::load_with_env(Some(dir.path()), HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("{} is a directory", dir.path().display())),
+            "{error}"
+        );
+        assert!(!error.contains("not found"), "{error}");
+    }
+
+    #[test]
+    fn a_client_value_of_the_wrong_type_is_named_by_its_key_only() {
+        let error = Config::from_toml_with_env(
+            "[kafka.client]\n\"sasl.password\" = [\"hunter2\"]\n",
+            HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sasl.password"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

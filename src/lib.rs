@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;
+pub mod redact;
 pub mod scoring;
 pub mod service;
 pub mod synthetic;

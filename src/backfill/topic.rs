@@ -203,7 +203,8 @@ pub fn client_error(address: &TopicAddress, error: &KafkaError) -> TopicError {
             };
             format!("setting `{key}` is refused: {description}")
         }
-        other => other.to_string(),
+        // librdkafka's own message may quote a secret; the run registered its settings' ones.
+        other => crate::redact::scrub(&other.to_string()).into_owned(),
     };
     TopicError::Client {
         address: address.to_string(),

@@ -28,10 +28,15 @@ use credit_risk::backfill::topic::{self, RangeEnd, RangeStart};
 use credit_risk::backfill::{
     self, BackfillModel, Format, KafkaOptions, Progress, ScoreOptions, Shard,
 };
+use credit_risk::config::LogFormat;
 use credit_risk::data::german_credit;
+use credit_risk::redact;
+use credit_risk::service::logging;
 use credit_risk::synthetic::{write, Generator};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Debug, Parser)]
@@ -79,8 +84,9 @@ struct ScoreArgs {
     kafka_group: String,
     /// A librdkafka setting for the Kafka clients (security.protocol, sasl.*, ssl.*, ...);
     /// repeatable.
-    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = topic::parse_setting)]
-    kafka_config: Vec<(String, String)>,
+    // Parsed after clap, whose errors would quote the whole argument, a password with it.
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
+    kafka_config: Vec<String>,
     /// Input format, if the extension does not tell.
     #[arg(long, value_name = "csv|jsonl|parquet")]
     input_format: Option<Format>,
@@ -159,17 +165,24 @@ struct GenerateArgs {
     quiet: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    redact::install_panic_hook();
+    // Nothing to log to if this fails; the run does not depend on it.
+    let _ = logging::install(
+        LogFormat::Text,
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    );
+    let result = match Cli::parse().command {
         Command::Score(args) => score(*args),
         Command::Generate(args) => generate(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", redact::error_report(error.chain()));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -185,6 +198,13 @@ fn bar(quiet: bool, length: u64, template: &str) -> ProgressBar {
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    // A key given twice: the last value counts, as librdkafka would take it.
+    let settings = args
+        .kafka_config
+        .iter()
+        .map(|setting| topic::parse_setting(setting))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    redact::register_secrets(&settings);
     let model = BackfillModel::load(&args.models, args.ort_dylib.as_deref(), args.threshold)
         .with_context(|| format!("cannot load the model from {}", args.models.display()))?;
     let options = ScoreOptions {
@@ -196,8 +216,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
             group: args.kafka_group,
             from: args.from,
             until: args.until,
-            // A key given twice: the last value counts, as librdkafka would take it.
-            settings: args.kafka_config.into_iter().collect(),
+            settings,
         },
         output_format: args.output_format,
         include_fields: args.include_fields,

@@ -15,8 +15,10 @@ use clap::{Parser, Subcommand};
 use credit_risk::config::{Config, LogFormat};
 use credit_risk::kafka::feed::create_topics;
 use credit_risk::kafka::loadgen::{self, LoadOptions};
+use credit_risk::redact;
 use credit_risk::service::{self, embedded::EmbeddedOptions, logging};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,9 +79,20 @@ struct ProduceArgs {
     partitions: Option<i32>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    redact::install_panic_hook();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", redact::error_report(error.chain()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref()).context("configuration")?;
+    redact::register_secrets(&config.kafka.client);
     if let Some(format) = args.log_format {
         config.logging.format = format;
     }
@@ -137,10 +150,18 @@ async fn run_load_generator(
         data: service::embedded::resolve_path(&data),
         progress_every: Duration::from_secs(10),
     };
+    // One signal listener for the whole run: a SIGTERM while the topic is being created
+    // must stop it too.
+    let shutdown = service::shutdown_signal();
+    tokio::pin!(shutdown);
     if let Some(partitions) = args.partitions {
-        create_topics(&config.kafka.brokers, &[(&options.topic, partitions)])
-            .await
-            .with_context(|| format!("cannot create topic `{}`", options.topic))?;
+        let topics = [(options.topic.as_str(), partitions)];
+        tokio::select! {
+            created = create_topics(&config.kafka.brokers, &topics) => {
+                created.with_context(|| format!("cannot create topic `{}`", options.topic))?;
+            }
+            () = &mut shutdown => anyhow::bail!("stopped before the topic was created"),
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut producing = tokio::task::spawn_blocking({
@@ -149,7 +170,7 @@ async fn run_load_generator(
     });
     let finished = tokio::select! {
         finished = &mut producing => finished,
-        () = service::shutdown_signal() => {
+        () = &mut shutdown => {
             stop.store(true, Ordering::Relaxed);
             producing.await
         }

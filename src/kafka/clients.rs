@@ -6,9 +6,12 @@
 //! that client only (prefix removed), so producer tuning does not make librdkafka warn about
 //! unknown properties on the consumer and vice versa.
 
-use crate::config::KafkaConfig;
+use crate::config::{is_secret_key, KafkaConfig, REDACTED};
+use crate::redact;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
 
 /// Prefix of `kafka.client` keys meant for the consumer only.
 pub const CONSUMER_PREFIX: &str = "consumer.";
@@ -130,6 +133,30 @@ pub fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
     config
 }
 
+/// `error`, from creating a client with the librdkafka `settings`, with no secret value of
+/// them left in it: rust-rdkafka's configuration errors repeat the refused value, and
+/// librdkafka's messages may quote one. A refused secret setting is still named by its key.
+pub fn without_secrets(error: KafkaError, settings: &BTreeMap<String, String>) -> KafkaError {
+    let mut secrets = redact::secret_values(settings);
+    match error {
+        KafkaError::ClientConfig(result, description, key, value) => {
+            let value = if is_secret_key(&key) {
+                // Hidden however short: it is the value of a secret key.
+                secrets.push(value);
+                REDACTED.to_owned()
+            } else {
+                redact::scrub_with(&value, &secrets).into_owned()
+            };
+            let description = redact::scrub_with(&description, &secrets).into_owned();
+            KafkaError::ClientConfig(result, description, key, value)
+        }
+        KafkaError::ClientCreation(message) => {
+            KafkaError::ClientCreation(redact::scrub_with(&message, &secrets).into_owned())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +239,35 @@ mod tests {
             producer_config(&config.kafka, "b").get("linger.ms"),
             Some("20")
         );
+    }
+
+    /// librdkafka here is built without OIDC support, so it refuses these settings; the
+    /// refusal must name the key without the value.
+    #[test]
+    fn a_refused_secret_setting_is_named_without_its_value() {
+        for key in [
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "sasl.jaas.config",
+            // Misspelt: an unknown property, refused too.
+            "sasl.pasword",
+        ] {
+            let canary = format!("canary-{}", key.len());
+            let kafka = kafka(&[(key, &canary)]);
+            let config = producer_config(&kafka, "b:9092");
+            let error = config
+                .create::<rdkafka::producer::BaseProducer>()
+                .map(drop)
+                .expect_err("librdkafka refuses the setting");
+            assert!(
+                error.to_string().contains(&canary),
+                "the raw error leaks: {error}"
+            );
+            let error = without_secrets(error, &kafka.client);
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(&canary), "{key}: {shown}");
+            assert!(shown.contains(key), "{shown}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! It uses the worker's producer settings ([`producer_config`]), so the `kafka.client` table
 //! (TLS, SASL) of the same configuration file applies.
 
-use super::clients::producer_config;
+use super::clients::{producer_config, without_secrets};
 use super::context::forward_log;
 use crate::config::KafkaConfig;
 use crate::data::german_credit::{self, DatasetError};
@@ -18,11 +18,21 @@ use crate::synthetic::generator::{GeneratedRow, Generator, GeneratorError, BLOCK
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
 use rdkafka::ClientContext;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// How long the load generator waits for outstanding deliveries once done.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+/// How long it waits for them once stopped (SIGTERM): an orchestrator's grace period is short,
+/// and records stuck behind an unreachable broker would not be delivered in it anyway.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Longest blocking wait between two looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// What to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,8 +156,48 @@ fn replace_field(json: &[u8], field: &str, value: &str) -> Vec<u8> {
     serde_json::to_vec(&object).unwrap_or_else(|_| json.to_vec())
 }
 
+/// Sleeps for `duration` unless `stop` is set meanwhile; true if it was.
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + duration;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        std::thread::sleep(left.min(STOP_CHECK));
+    }
+}
+
+/// Waits for outstanding deliveries: up to [`FLUSH_LIMIT`], or [`STOP_GRACE`] once `stop` is
+/// set. What is still undelivered then is purged, so its delivery reports count it as failed.
+fn finish(producer: &ThreadedProducer<LoadContext>, stop: &AtomicBool) {
+    let started = Instant::now();
+    let mut deadline = started + FLUSH_LIMIT;
+    let mut stopped = false;
+    while producer.flush(STOP_CHECK).is_err() {
+        if !stopped && stop.load(Ordering::Relaxed) {
+            stopped = true;
+            deadline = deadline.min(Instant::now() + STOP_GRACE);
+        }
+        if Instant::now() >= deadline {
+            let left = producer.in_flight_count();
+            tracing::warn!(
+                left,
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "generated records still undelivered; dropping them"
+            );
+            producer.purge(PurgeConfig::default().queue().inflight());
+            // Serves the purged records' delivery reports (quick: nothing is left to send).
+            let _ = producer.flush(STOP_GRACE);
+            return;
+        }
+    }
+}
+
 /// Produces until `options.records` are sent or `stop` is set, then waits for outstanding
-/// deliveries (up to 30 s). Blocking: run it on a blocking thread.
+/// deliveries ([`finish`]). Blocking: run it on a blocking thread.
 pub fn run_blocking(
     kafka: &KafkaConfig,
     options: &LoadOptions,
@@ -163,7 +213,7 @@ pub fn run_blocking(
     config.set("client.id", "credit-risk-loadgen");
     let producer: ThreadedProducer<LoadContext> = config
         .create_with_context(LoadContext::default())
-        .map_err(LoadError::Producer)?;
+        .map_err(|error| LoadError::Producer(without_secrets(error, &kafka.client)))?;
 
     let started = Instant::now();
     let mut last_progress = started;
@@ -184,7 +234,9 @@ pub fn run_blocking(
             if let Some(rate) = options.rate {
                 let due = started + Duration::from_secs_f64(sent as f64 / rate);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
+                    if sleep_unless_stopped(wait, stop) {
+                        break 'produce;
+                    }
                 }
             }
             let (payload, broken) = payload(row, sent, options.invalid_every);
@@ -201,8 +253,11 @@ pub fn run_blocking(
                 match producer.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The queue stays full while the broker is unreachable.
+                        if sleep_unless_stopped(Duration::from_millis(5), stop) {
+                            break 'produce;
+                        }
                         record = back;
-                        std::thread::sleep(Duration::from_millis(5));
                     }
                     Err((source, _)) => {
                         return Err(LoadError::Produce {
@@ -226,9 +281,7 @@ pub fn run_blocking(
             }
         }
     }
-    if let Err(error) = producer.flush(Duration::from_secs(30)) {
-        tracing::warn!(%error, "some generated records were still undelivered after 30 s");
-    }
+    finish(&producer, stop);
     let context = producer.context();
     Ok(LoadSummary {
         sent,
@@ -328,5 +381,44 @@ mod tests {
         };
         let error = run_blocking(&kafka, &options, &AtomicBool::new(false)).unwrap_err();
         assert!(error.to_string().contains("rate"), "{error}");
+    }
+
+    #[test]
+    fn a_stop_ends_the_run_promptly_while_the_broker_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut kafka = crate::config::Config::defaults().expect("defaults").kafka;
+        kafka.brokers = format!("127.0.0.1:{port}");
+        // A small queue, full within the first second, as a long run's would be.
+        kafka
+            .client
+            .insert("queue.buffering.max.messages".to_owned(), "1000".to_owned());
+        let options = LoadOptions {
+            topic: "load".to_owned(),
+            rate: None,
+            records: 0,
+            invalid_every: 0,
+            seed: 1,
+            data: resolve_path(Path::new("data/german_credit.csv")),
+            progress_every: Duration::from_secs(60),
+        };
+        let stop = AtomicBool::new(false);
+        let (summary, stopped_at) = std::thread::scope(|scope| {
+            let running = scope.spawn(|| run_blocking(&kafka, &options, &stop));
+            std::thread::sleep(Duration::from_secs(2));
+            stop.store(true, Ordering::Relaxed);
+            let stopped_at = Instant::now();
+            (running.join().expect("no panic"), stopped_at)
+        });
+        let took = stopped_at.elapsed();
+        let summary = summary.expect("a summary");
+        assert!(took < STOP_GRACE + Duration::from_secs(3), "took {took:?}");
+        assert_eq!(summary.delivered, 0, "{summary}");
+        assert_eq!(
+            summary.failed, summary.sent,
+            "undelivered records are counted: {summary}"
+        );
     }
 }

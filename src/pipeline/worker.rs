@@ -22,7 +22,7 @@
 //! consumer-side commits (periodic, on revocation, at shutdown) are then not made at all.
 
 use crate::config::Config;
-use crate::kafka::clients::{consumer_config, producer_config};
+use crate::kafka::clients::{consumer_config, producer_config, without_secrets};
 use crate::kafka::commit::{commit_periodically, commit_tracked, Scope};
 use crate::kafka::context::WorkerConsumerContext;
 use crate::kafka::offsets::SharedOffsets;
@@ -172,7 +172,7 @@ pub async fn run(
         )
         .map_err(|source| PipelineError::Client {
             client: "producer",
-            source,
+            source: without_secrets(source, &kafka.client),
         })?,
     );
     let consumer: Arc<WorkerConsumer> = Arc::new(
@@ -189,7 +189,7 @@ pub async fn run(
             })
             .map_err(|source| PipelineError::Client {
                 client: "consumer",
-                source,
+                source: without_secrets(source, &kafka.client),
             })?,
     );
     consumer
