@@ -3,8 +3,11 @@
 //! The trainer writes, and the worker and backfill read, one directory (`models/` by default).
 //! The metadata keys are the contract between them: the worker takes the decision threshold and
 //! the model version from the ONNX file itself, so a model cannot be served with another model's
-//! threshold by mistake.
+//! threshold by mistake. `manifest.json` (see [`crate::bundle`]) binds the files to each other
+//! and to the version.
 
+use crate::model::weights::NetworkWeights;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,16 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
 /// File name of the ROC plot.
 pub const ROC_FILE: &str = "roc.svg";
+/// File name of the manifest: size and SHA-256 of every other artifact, written last.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Every artifact a training run writes, all of them recorded in the manifest.
+pub const BUNDLE_FILES: [&str; 5] = [
+    MODEL_FILE,
+    PREPROCESSOR_FILE,
+    METRICS_FILE,
+    LEARNING_CURVE_FILE,
+    ROC_FILE,
+];
 
 /// ONNX metadata key: model version (hash of weights, preprocessor and threshold).
 pub const KEY_VERSION: &str = "model_version";
@@ -55,6 +68,26 @@ impl ArtifactPaths {
     pub fn roc(&self) -> PathBuf {
         self.dir.join(ROC_FILE)
     }
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join(MANIFEST_FILE)
+    }
+}
+
+/// Version string of a trained model: a hash of everything that decides its decisions (the
+/// weights, the preprocessor's fingerprint and the stored threshold).
+///
+/// The loaders recompute it from the weights in the ONNX file (see [`crate::bundle`]), so the
+/// version a decision carries always names the weights that made it.
+pub fn model_version(
+    weights: &NetworkWeights,
+    preprocessor_sha256: &str,
+    threshold: f32,
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(weights).unwrap_or_default());
+    hasher.update(preprocessor_sha256.as_bytes());
+    hasher.update(threshold.to_le_bytes());
+    format!("lstm-{}", &hex::encode(hasher.finalize())[..12])
 }
 
 /// The metadata the worker needs from a model file.

@@ -3,6 +3,7 @@
 //!
 //! - [`applicant`]: the applicant schema (the worker's input format) and its validation.
 //! - [`artifacts`]: file names and ONNX metadata keys shared by trainer, worker and backfill.
+//! - [`bundle`]: the manifest of the model directory and the verified loading of its files.
 //! - [`data`]: the German Credit data set, stratified splits and SMOTE-NC balancing.
 //! - [`preprocess`]: the fitted encoder and scaler, shared by trainer and worker.
 //! - [`model`]: the stacked-LSTM network, its training (candle) and its ONNX export.
@@ -19,6 +20,7 @@
 pub mod applicant;
 pub mod artifacts;
 pub mod backfill;
+pub mod bundle;
 pub mod config;
 pub mod data;
 pub mod evaluation;

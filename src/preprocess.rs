@@ -266,12 +266,18 @@ impl Preprocessor {
 
     /// Loads an artifact and checks it against this build's schema.
     pub fn load(path: &Path) -> Result<Self, PreprocessError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PreprocessError::Read {
+        let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read {
             path: path.display().to_string(),
             source,
         })?;
+        Self::from_json_bytes(&bytes, path)
+    }
+
+    /// Parses an artifact already read from `path` (e.g. the bytes whose hash the model
+    /// bundle's manifest just confirmed) and checks it against this build's schema.
+    pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreprocessError> {
         let preprocessor: Preprocessor =
-            serde_json::from_str(&text).map_err(|source| PreprocessError::Parse {
+            serde_json::from_slice(bytes).map_err(|source| PreprocessError::Parse {
                 path: path.display().to_string(),
                 source,
             })?;

@@ -5,7 +5,8 @@
 //! per-worker sessions let decoding, preprocessing and inference of different chunks overlap.
 
 use crate::applicant::Applicant;
-use crate::artifacts::{ArtifactPaths, MetadataError, ModelMetadata};
+use crate::artifacts::MetadataError;
+use crate::bundle::{self, BundleError, ModelBytes};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub enum ModelError {
     Preprocess(#[from] PreprocessError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// The files do not match the bundle's manifest, or the model's version is not its own.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
 }
 
 /// The loaded artifacts (sessions are opened per worker with [`BackfillModel::scorer`]).
@@ -27,40 +31,40 @@ pub enum ModelError {
 pub struct BackfillModel {
     pub preprocessor: Arc<Preprocessor>,
     pub model_path: PathBuf,
+    /// The model file as verified at load; every session is created from these bytes, so no
+    /// worker runs a file changed after the check.
+    model: ModelBytes,
     pub version: String,
     /// Decision threshold: the model's own unless overridden.
     pub threshold: f32,
 }
 
 impl BackfillModel {
-    /// Loads ONNX Runtime (from `ort_dylib` or the default search) and the artifacts in `dir`.
+    /// Loads ONNX Runtime (from `ort_dylib` or the default search) and the artifacts in `dir`,
+    /// verified against the bundle's manifest ([`bundle::open`]).
     pub fn load(
         dir: &Path,
         ort_dylib: Option<&Path>,
         threshold: Option<f32>,
     ) -> Result<Self, ModelError> {
         init_runtime(ort_dylib)?;
-        let paths = ArtifactPaths::new(dir);
-        let preprocessor = Preprocessor::load(&paths.preprocessor())?;
-        let scorer = OnnxScorer::load(&paths.model(), 1)?;
-        scorer.ensure_input_width(preprocessor.width)?;
-        let metadata = ModelMetadata::from_map(scorer.metadata(), &paths.model())?;
-        metadata.check_preprocessor(
-            &preprocessor.fingerprint(),
-            &paths.model(),
-            &paths.preprocessor(),
-        )?;
+        let bundle = bundle::open(dir)?;
+        let model_path = bundle.paths.model();
+        let scorer = OnnxScorer::from_file_bytes(&bundle.model, 1, &model_path)?;
+        scorer.ensure_input_width(bundle.preprocessor.width)?;
         Ok(Self {
-            preprocessor: Arc::new(preprocessor),
-            model_path: paths.model(),
-            version: metadata.version,
-            threshold: threshold.unwrap_or(metadata.threshold),
+            preprocessor: Arc::new(bundle.preprocessor),
+            model_path,
+            model: bundle.model,
+            version: bundle.metadata.version,
+            threshold: threshold.unwrap_or(bundle.metadata.threshold),
         })
     }
 
     /// A new session with `intra_threads` threads inside each operator.
     pub fn scorer(&self, intra_threads: usize) -> Result<OnnxScorer, ModelError> {
-        let scorer = OnnxScorer::load(&self.model_path, intra_threads.max(1))?;
+        let scorer =
+            OnnxScorer::from_file_bytes(&self.model, intra_threads.max(1), &self.model_path)?;
         scorer.ensure_input_width(self.preprocessor.width)?;
         Ok(scorer)
     }

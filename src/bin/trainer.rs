@@ -1,8 +1,9 @@
 //! `trainer`: fits the preprocessor and the stacked LSTM on the German Credit data, checks the
-//! ONNX export against ONNX Runtime and writes model, preprocessor and report into `models/`.
+//! ONNX export against ONNX Runtime and writes model, preprocessor, report and the manifest of
+//! them all into `models/`. `trainer manifest` writes only the manifest, for an existing bundle.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use credit_risk::model::network::NetworkConfig;
 use credit_risk::model::training::{EpochStats, TrainingConfig};
 use credit_risk::trainer::balance::Balancing;
@@ -15,8 +16,10 @@ use std::path::PathBuf;
 
 /// Train the credit-risk model and write it to the models directory.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The German Credit CSV.
     #[arg(long, default_value = "data/german_credit.csv")]
     data: PathBuf,
@@ -80,6 +83,18 @@ struct Args {
     ort_dylib: Option<PathBuf>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write manifest.json (size and SHA-256 of each artifact) for a bundle trained before
+    /// manifests existed, without retraining; refuses a model whose version is not the hash of
+    /// its weights.
+    Manifest {
+        /// The bundle directory.
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+}
+
 /// Draws an epoch bar for the shipped model and a fold bar for cross-validation.
 struct Progress {
     epochs: ProgressBar,
@@ -137,6 +152,17 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::Manifest { dir }) = &args.command {
+        let manifest = credit_risk::bundle::seal(dir)
+            .with_context(|| format!("cannot write the manifest of {}", dir.display()))?;
+        println!(
+            "wrote {} for model {} ({} files)",
+            dir.join(credit_risk::artifacts::MANIFEST_FILE).display(),
+            manifest.model_version,
+            manifest.files.len()
+        );
+        return Ok(());
+    }
     let training = TrainingConfig {
         learning_rate: args.learning_rate,
         weight_decay: args.weight_decay,

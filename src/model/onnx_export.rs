@@ -1,4 +1,5 @@
-//! Writes [`NetworkWeights`] as an ONNX model that ONNX Runtime can serve.
+//! Writes [`NetworkWeights`] as an ONNX model that ONNX Runtime can serve, and reads them back
+//! ([`read_exported`]) so a loader can check the model version against the weights.
 //!
 //! Why hand-built protobuf rather than a framework exporter: candle has no ONNX export, and the
 //! network is small and fixed, so spelling the graph out node by node keeps the served model
@@ -20,7 +21,7 @@
 //!   → probability_bad [N, 1]
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ use onnx_protobuf::{
 };
 
 use super::reference::ShapeError;
-use super::weights::NetworkWeights;
+use super::weights::{DenseWeights, LstmLayerWeights, NetworkWeights};
 
 /// Name of the graph input: preprocessed features, `float [batch, D]`.
 pub const INPUT_NAME: &str = "features";
@@ -513,6 +514,276 @@ fn attr_string(name: &str, value: &str) -> AttributeProto {
     }
 }
 
+/// Why the weights could not be read back from an ONNX model. Messages follow the model's name
+/// ("model m.onnx has no initializer ...").
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The bytes are not a protobuf `ModelProto`.
+    #[error("is not a valid ONNX model: {0}")]
+    Parse(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The model has no graph at all.
+    #[error("has no graph")]
+    NoGraph,
+    /// A tensor the exporter always writes is absent.
+    #[error("has no initializer `{name}`, so it was not written by this project's trainer")]
+    MissingInitializer { name: String },
+    /// Two initializers share a name, so which one ONNX Runtime runs is not the one hashed.
+    #[error("has initializer `{name}` more than once")]
+    DuplicateInitializer { name: String },
+    /// A tensor has another type, shape or storage than the exporter writes.
+    #[error("has initializer `{name}` {problem}")]
+    BadInitializer { name: String, problem: String },
+    /// Two metadata entries share a key, so which value ONNX Runtime reports is not defined.
+    #[error("has metadata key {key:?} more than once")]
+    DuplicateMetadataKey { key: String },
+    /// The tensors are there but do not chain into the documented network.
+    #[error("has weights that do not describe a consistent network: {0}")]
+    InvalidWeights(#[from] ShapeError),
+    /// The weights read back, but exporting them does not give this model again.
+    #[error("is not an export of its own weights: {0}")]
+    NotAnExport(String),
+}
+
+/// What an exported model carries, read back from its bytes: the inverse of [`export_onnx`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedModel {
+    pub weights: NetworkWeights,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads the weights and metadata back from a model written by [`export_onnx`].
+///
+/// Why: the model version is a hash of the weights; reading back the very tensors ONNX Runtime
+/// will run lets a loader recompute it, so a model whose weights were edited cannot keep the
+/// version of the trained one. The read is exact (raw little-endian `f32`s), so an untouched
+/// model yields the trainer's [`NetworkWeights`] bit for bit; and the model must be exactly what
+/// [`export_onnx`] writes for them (only `producer_version` may differ), so the graph that uses
+/// the weights cannot be edited either.
+pub fn read_exported(bytes: &[u8]) -> Result<ExportedModel, ImportError> {
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(Box::new(e)))?;
+    let mut metadata = BTreeMap::new();
+    for entry in &model.metadata_props {
+        if metadata
+            .insert(entry.key.clone(), entry.value.clone())
+            .is_some()
+        {
+            return Err(ImportError::DuplicateMetadataKey {
+                key: entry.key.clone(),
+            });
+        }
+    }
+    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    let mut initializers = BTreeMap::new();
+    for tensor in &graph.initializer {
+        if initializers.insert(tensor.name.as_str(), tensor).is_some() {
+            return Err(ImportError::DuplicateInitializer {
+                name: tensor.name.clone(),
+            });
+        }
+    }
+    let tensors = Initializers(initializers);
+
+    let (token_dims, token_weight) = tensors.floats("token_weight")?;
+    let [input_width, _] = shape("token_weight", &token_dims)?;
+    let (_, token_bias) = tensors.floats("token_bias")?;
+    let tokens_shape = tensors.int64s("tokens_shape")?;
+    let [_, tokens, token_width] = shape("tokens_shape", &tokens_shape)?;
+
+    let mut lstm = Vec::new();
+    while tensors.has(&format!("lstm{}_W", lstm.len())) {
+        let index = lstm.len();
+        let (w_name, r_name, b_name) = (
+            format!("lstm{index}_W"),
+            format!("lstm{index}_R"),
+            format!("lstm{index}_B"),
+        );
+        let (w_dims, w) = tensors.floats(&w_name)?;
+        let [_, gates, input_size] = shape(&w_name, &w_dims)?;
+        let hidden_size = gates / 4;
+        let (r_dims, r) = tensors.floats(&r_name)?;
+        let (b_dims, mut wb) = tensors.floats(&b_name)?;
+        for (name, dims, expected) in [
+            (&w_name, &w_dims, vec![1, 4 * hidden_size, input_size]),
+            (&r_name, &r_dims, vec![1, 4 * hidden_size, hidden_size]),
+            (&b_name, &b_dims, vec![1, 8 * hidden_size]),
+        ] {
+            if *dims != expected {
+                return Err(bad(
+                    name,
+                    format!("has shape {dims:?}, expected {expected:?}"),
+                ));
+            }
+        }
+        let rb = wb.split_off(4 * hidden_size);
+        lstm.push(LstmLayerWeights {
+            input_size,
+            hidden_size,
+            w,
+            r,
+            wb,
+            rb,
+        });
+    }
+
+    let (hidden_dims, hidden_weight) = tensors.floats("head_hidden_weight")?;
+    let [hidden_out, hidden_in] = shape("head_hidden_weight", &hidden_dims)?;
+    let (_, hidden_bias) = tensors.floats("head_hidden_bias")?;
+    let (output_dims, output_weight) = tensors.floats("head_output_weight")?;
+    let [output_out, output_in] = shape("head_output_weight", &output_dims)?;
+    let (_, output_bias) = tensors.floats("head_output_bias")?;
+    let weights = NetworkWeights {
+        input_width,
+        tokens,
+        token_width,
+        token_weight,
+        token_bias,
+        lstm,
+        head_hidden: DenseWeights {
+            in_features: hidden_in,
+            out_features: hidden_out,
+            weight: hidden_weight,
+            bias: hidden_bias,
+        },
+        head_output: DenseWeights {
+            in_features: output_in,
+            out_features: output_out,
+            weight: output_weight,
+            bias: output_bias,
+        },
+    };
+    weights.validate()?;
+    let in_file_order: Vec<(String, String)> = model
+        .metadata_props
+        .iter()
+        .map(|entry| (entry.key.clone(), entry.value.clone()))
+        .collect();
+    let mut expected = build_model(&weights, &in_file_order)
+        .map_err(|error| ImportError::NotAnExport(error.to_string()))?;
+    // The crate version that wrote the file names the build, not the computation.
+    expected
+        .producer_version
+        .clone_from(&model.producer_version);
+    if expected != model {
+        return Err(ImportError::NotAnExport(
+            "its graph, opset or header differ from what this build's exporter writes for its \
+             weights (an edited graph, or a model from another exporter)"
+                .to_owned(),
+        ));
+    }
+    Ok(ExportedModel { weights, metadata })
+}
+
+fn bad(name: &str, problem: String) -> ImportError {
+    ImportError::BadInitializer {
+        name: name.to_owned(),
+        problem,
+    }
+}
+
+/// `dims` as exactly `N` sizes (a leading `-1`, as in a reshape target, reads as 0).
+fn shape<const N: usize>(name: &str, dims: &[usize]) -> Result<[usize; N], ImportError> {
+    dims.try_into()
+        .map_err(|_| bad(name, format!("has {} dimensions, expected {N}", dims.len())))
+}
+
+/// The graph's initializers by name.
+struct Initializers<'a>(BTreeMap<&'a str, &'a TensorProto>);
+
+impl Initializers<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The tensor's inline bytes; external data would be read from another file than the one
+    /// hashed, so it is refused.
+    fn tensor(&self, name: &str, data_type: DataType) -> Result<&TensorProto, ImportError> {
+        let tensor = self
+            .0
+            .get(name)
+            .ok_or_else(|| ImportError::MissingInitializer {
+                name: name.to_owned(),
+            })?;
+        if tensor.data_type != data_type as i32 {
+            return Err(bad(
+                name,
+                format!("has data type {}, expected {data_type:?}", tensor.data_type),
+            ));
+        }
+        if !tensor.external_data.is_empty() || tensor.data_location.value() != 0 {
+            return Err(bad(name, "is stored outside the model file".to_owned()));
+        }
+        Ok(tensor)
+    }
+
+    /// Dimensions and `f32` values, from `raw_data` or `float_data` (whichever ONNX Runtime
+    /// would read), checked against each other.
+    fn floats(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ImportError> {
+        let tensor = self.tensor(name, DataType::FLOAT)?;
+        let values = match (tensor.raw_data.is_empty(), tensor.float_data.is_empty()) {
+            (false, true) if tensor.raw_data.len() % 4 == 0 => tensor
+                .raw_data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            (true, _) => tensor.float_data.clone(),
+            _ => {
+                return Err(bad(
+                    name,
+                    "has raw data that is not one set of little-endian floats".to_owned(),
+                ))
+            }
+        };
+        let dims = dims_of(name, tensor)?;
+        Self::check_count(name, &dims, values.len())?;
+        Ok((dims, values))
+    }
+
+    /// The values of a one-dimensional `int64` tensor as sizes (negative values read as 0).
+    fn int64s(&self, name: &str) -> Result<Vec<usize>, ImportError> {
+        let tensor = self.tensor(name, DataType::INT64)?;
+        let values: Vec<i64> = match (tensor.raw_data.is_empty(), tensor.int64_data.is_empty()) {
+            (false, true) if tensor.raw_data.len() % 8 == 0 => tensor
+                .raw_data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+            (true, _) => tensor.int64_data.clone(),
+            _ => {
+                return Err(bad(
+                    name,
+                    "has raw data that is not one set of little-endian int64s".to_owned(),
+                ))
+            }
+        };
+        let dims = dims_of(name, tensor)?;
+        Self::check_count(name, &dims, values.len())?;
+        Ok(values
+            .into_iter()
+            .map(|v| usize::try_from(v).unwrap_or(0))
+            .collect())
+    }
+
+    fn check_count(name: &str, dims: &[usize], actual: usize) -> Result<(), ImportError> {
+        let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if expected == Some(actual) {
+            Ok(())
+        } else {
+            Err(bad(
+                name,
+                format!("has {actual} values for its shape {dims:?}"),
+            ))
+        }
+    }
+}
+
+fn dims_of(name: &str, tensor: &TensorProto) -> Result<Vec<usize>, ImportError> {
+    tensor
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| bad(name, format!("has dimension {d}"))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,5 +1001,87 @@ mod tests {
         let err = write_onnx(&path, &weights(), &[]).unwrap_err();
         assert!(matches!(err, ExportError::Io { .. }));
         assert!(err.to_string().contains("missing-dir"), "{err}");
+    }
+
+    #[test]
+    fn read_exported_gives_back_the_exported_weights_and_metadata_bit_for_bit() {
+        let metadata = vec![("model_version".to_owned(), "lstm-1".to_owned())];
+        for w in [
+            weights(),
+            NetworkWeights::random(9, 3, 4, 8, 1, 8, &blocks(9, 3), 7),
+        ] {
+            let exported = read_exported(&export_onnx(&w, &metadata).unwrap()).unwrap();
+            // The version hashes the weights' JSON, so equal JSON is what must hold.
+            assert_eq!(
+                serde_json::to_vec(&exported.weights).unwrap(),
+                serde_json::to_vec(&w).unwrap()
+            );
+            assert_eq!(
+                exported.metadata,
+                metadata.iter().cloned().collect::<BTreeMap<_, _>>()
+            );
+        }
+    }
+
+    #[test]
+    fn read_exported_refuses_tensors_or_graphs_other_than_the_exporter_writes() {
+        let rebuilt = |edit: &dyn Fn(&mut ModelProto)| {
+            let mut model = build_model(&weights(), &[]).unwrap();
+            edit(&mut model);
+            read_exported(&model.write_to_bytes().unwrap()).unwrap_err()
+        };
+        let duplicate = rebuilt(&|model| {
+            let graph = model.graph.mut_or_insert_default();
+            let copy = graph.initializer[0].clone();
+            graph.initializer.push(copy);
+        });
+        assert!(
+            matches!(&duplicate, ImportError::DuplicateInitializer { name } if name == "token_weight"),
+            "{duplicate:?}"
+        );
+        let both = rebuilt(&|model| {
+            let graph = model.graph.mut_or_insert_default();
+            let output = graph
+                .initializer
+                .iter_mut()
+                .find(|t| t.name == "head_output_weight")
+                .unwrap();
+            output.float_data = vec![0.0; 16];
+        });
+        assert!(
+            matches!(&both, ImportError::BadInitializer { name, .. } if name == "head_output_weight"),
+            "{both:?}"
+        );
+        let missing = rebuilt(&|model| {
+            let graph = model.graph.mut_or_insert_default();
+            graph.initializer.retain(|t| t.name != "head_output_bias");
+        });
+        assert!(
+            matches!(&missing, ImportError::MissingInitializer { name } if name == "head_output_bias"),
+            "{missing:?}"
+        );
+        let keys = rebuilt(&|model| {
+            for value in ["a", "b"] {
+                model.metadata_props.push(StringStringEntryProto {
+                    key: "model_version".to_owned(),
+                    value: value.to_owned(),
+                    ..Default::default()
+                });
+            }
+        });
+        assert!(
+            matches!(&keys, ImportError::DuplicateMetadataKey { key } if key == "model_version"),
+            "{keys:?}"
+        );
+        let relu_to_abs = |model: &mut ModelProto| {
+            let graph = model.graph.mut_or_insert_default();
+            let relu = graph.node.iter_mut().find(|n| n.op_type == "Relu").unwrap();
+            relu.op_type = "Abs".to_owned();
+        };
+        let older_opset = |model: &mut ModelProto| model.opset_import[0].version = 13;
+        for edit in [&relu_to_abs as &dyn Fn(&mut ModelProto), &older_opset] {
+            let error = rebuilt(edit);
+            assert!(matches!(error, ImportError::NotAnExport(_)), "{error:?}");
+        }
     }
 }

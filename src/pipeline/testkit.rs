@@ -10,7 +10,11 @@
 //! does not hold, so the calling test can simply `unwrap()` the result.
 
 use crate::applicant::{Applicant, MAX_RECORD_BYTES};
-use crate::artifacts::{ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION};
+use crate::artifacts::{
+    model_version, ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION, MODEL_FILE,
+    PREPROCESSOR_FILE,
+};
+use crate::bundle;
 use crate::config::{Config, ConfigError};
 use crate::data::german_credit::{self, DatasetError};
 use crate::kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
@@ -160,7 +164,8 @@ impl Topics {
 }
 
 /// Writes a small randomly initialised model (same interface and metadata contract as a
-/// trained one) and its preprocessor into `dir`. Returns the model version.
+/// trained one) and its preprocessor into `dir`, with their manifest. Returns the model version,
+/// the hash of the weights as the trainer computes it.
 ///
 /// Scenarios test the plumbing, not the model, so they do not need the trained artifacts;
 /// a random network still gives a spread of probabilities around the threshold.
@@ -188,7 +193,7 @@ pub fn write_test_model_fitted_on(
     let blocks = preprocessor.attribute_blocks();
     let weights =
         NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, seed);
-    let version = format!("test-model-{seed}");
+    let version = model_version(&weights, &preprocessor.fingerprint(), threshold);
     let metadata = vec![
         (KEY_VERSION.to_owned(), version.clone()),
         (KEY_THRESHOLD.to_owned(), threshold.to_string()),
@@ -203,6 +208,8 @@ pub fn write_test_model_fitted_on(
         .save(&paths.preprocessor())
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     write_onnx(&paths.model(), &weights, &metadata)
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    bundle::write_manifest(dir, &version, &[MODEL_FILE, PREPROCESSOR_FILE])
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     Ok(version)
 }
@@ -1328,13 +1335,14 @@ pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
         .map(|_| ())
 }
 
-/// Copies the two served artifacts of `from` into `to`, preprocessor first, the way an
-/// operator deploys a new model before sending SIGHUP.
+/// Copies the two served artifacts of `from` into `to`, preprocessor first and the manifest
+/// last, the way an operator deploys a new model before sending SIGHUP.
 fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
     let (from, to) = (ArtifactPaths::new(from), ArtifactPaths::new(to));
     for (source, target) in [
         (from.preprocessor(), to.preprocessor()),
         (from.model(), to.model()),
+        (from.manifest(), to.manifest()),
     ] {
         std::fs::copy(&source, &target).map_err(|e| {
             TestkitError::Model(format!(

@@ -307,6 +307,16 @@ impl OnnxScorer {
         )
     }
 
+    /// Loads a model from bytes already read from `path` (the bytes the model bundle's manifest
+    /// verified, so what runs is what was hashed); errors name `path`.
+    pub fn from_file_bytes(
+        bytes: &[u8],
+        intra_op_threads: usize,
+        path: &Path,
+    ) -> Result<Self, ScoringError> {
+        Self::from_described_bytes(bytes, intra_op_threads, path.display().to_string())
+    }
+
     fn from_described_bytes(
         bytes: &[u8],
         intra_op_threads: usize,

@@ -6,10 +6,11 @@
 //! accident; `model.threshold` can still override the threshold deliberately.
 
 use crate::applicant::{Applicant, AttributeKind, AttributeValue, ATTRIBUTES};
-use crate::artifacts::{ArtifactPaths, MetadataError, ModelMetadata};
+use crate::artifacts::{ArtifactPaths, MetadataError};
+use crate::bundle::{self, BundleError};
 use crate::config::ModelConfig;
 use crate::pipeline::ServedModel;
-use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::preprocess::PreprocessError;
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub enum ModelError {
     Preprocessor(#[from] PreprocessError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// The files do not match the bundle's manifest, or the model's version is not its own.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
     /// The artifacts load and agree with each other, but do not score a fixed sample sanely.
     #[error("model {model} failed its self-check: {problem}")]
     SelfCheck { model: String, problem: String },
@@ -35,21 +39,19 @@ pub struct LoadedModel {
     pub paths: ArtifactPaths,
 }
 
-/// Loads ONNX Runtime and the artifacts in `config.dir`, checks that they belong together and
-/// runs the [`self_check`]. Blocking (file reads, session creation, one inference): call it
-/// before starting the runtime or on the blocking pool.
+/// Loads ONNX Runtime and the artifacts in `config.dir`, verified against the bundle's manifest
+/// ([`bundle::open`]: the files are the ones trained, the version is the weights'), checks that
+/// they belong together and runs the [`self_check`]. Blocking (file reads, session creation,
+/// one inference): call it before starting the runtime or on the blocking pool.
 pub fn load(config: &ModelConfig) -> Result<LoadedModel, ModelError> {
     init_runtime(config.ort_dylib.as_deref())?;
-    let paths = ArtifactPaths::new(&config.dir);
-    let preprocessor = Preprocessor::load(&paths.preprocessor())?;
-    let scorer = OnnxScorer::load(&paths.model(), config.inference_threads)?;
+    let bundle = bundle::open(&config.dir)?;
+    let paths = bundle.paths;
+    let scorer =
+        OnnxScorer::from_file_bytes(&bundle.model, config.inference_threads, &paths.model())?;
+    let preprocessor = bundle.preprocessor;
     scorer.ensure_input_width(preprocessor.width)?;
-    let metadata = ModelMetadata::from_map(scorer.metadata(), &paths.model())?;
-    metadata.check_preprocessor(
-        &preprocessor.fingerprint(),
-        &paths.model(),
-        &paths.preprocessor(),
-    )?;
+    let metadata = bundle.metadata;
     let threshold = config.threshold.unwrap_or(metadata.threshold);
     let mut served = ServedModel {
         scorer: Box::new(scorer),
@@ -156,6 +158,7 @@ fn self_check_applicants() -> Result<Vec<Applicant>, crate::applicant::RecordErr
 mod tests {
     use super::*;
     use crate::pipeline::inference::Scorer;
+    use crate::preprocess::Preprocessor;
     use crate::scoring::onnx_runtime::ScoringError;
 
     /// A stand-in model that answers every row with `answer`, possibly the wrong number of

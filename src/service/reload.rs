@@ -1,8 +1,8 @@
 //! Reloading the model while the worker runs (SIGHUP, or [`ReloadHandle::request`]).
 //!
 //! A reload loads the artifacts in the configured `model.dir` again, with every check of a
-//! start-up ([`model::load`]: the files belong together, and the self-check scores a fixed
-//! sample sanely), on the blocking pool so the reactor keeps serving. Only a model that passes
+//! start-up ([`model::load`]: the files match the bundle's manifest and belong together, the
+//! version is the hash of the weights, and the self-check scores a fixed sample sanely), on the blocking pool so the reactor keeps serving. Only a model that passes
 //! is handed to the pipeline, whose batcher puts it in service at the next batch boundary
 //! (see [`crate::pipeline::batcher`]). A model that fails is logged with the reason (naming
 //! the file), counted as `credit_risk_model_reloads_total{result="failed"}`, and dropped: the

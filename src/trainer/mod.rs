@@ -5,6 +5,9 @@
 //! - [`cross_validation`]: stratified K-fold of that same fit.
 //! - [`report`]: models/metrics.json and the printed table.
 //!
+//! The run ends by writing `manifest.json` (see [`crate::bundle`]), the size and SHA-256 of every
+//! artifact, which the worker and backfill check before loading.
+//!
 //! [`run`] ties them together; the `trainer` binary only parses arguments and draws progress.
 
 pub mod balance;
@@ -13,13 +16,13 @@ pub mod fit;
 pub mod report;
 
 use crate::artifacts::{self, ArtifactPaths};
+use crate::bundle;
 use crate::data::german_credit::{self, LabelledApplicant};
 use crate::data::split::stratified_split;
 use crate::evaluation::metrics::{roc_curve, CostMatrix};
 use crate::evaluation::plots::{plot_learning_curve, plot_roc};
 use crate::model::onnx_export::export_onnx;
 use crate::model::training::EpochStats;
-use crate::model::weights::NetworkWeights;
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use balance::Balancing;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
@@ -27,7 +30,6 @@ use fit::{fit, FitOptions, SplitIndices};
 use report::{
     BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport,
 };
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 /// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
@@ -86,6 +88,8 @@ pub enum TrainerError {
     Candle(#[from] candle_core::Error),
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
 }
 
 fn write_error(path: &std::path::Path, error: impl std::fmt::Display) -> TrainerError {
@@ -95,18 +99,7 @@ fn write_error(path: &std::path::Path, error: impl std::fmt::Display) -> Trainer
     }
 }
 
-/// Version string of a trained model: a hash of everything that decides its decisions.
-pub fn model_version(
-    weights: &NetworkWeights,
-    preprocessor_sha256: &str,
-    threshold: f32,
-) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_vec(weights).unwrap_or_default());
-    hasher.update(preprocessor_sha256.as_bytes());
-    hasher.update(threshold.to_le_bytes());
-    format!("lstm-{}", &hex::encode(hasher.finalize())[..12])
-}
+pub use crate::artifacts::model_version;
 
 /// Trains, evaluates and exports; writes every artifact into `options.output_dir`.
 pub fn run(
@@ -290,6 +283,10 @@ pub fn run(
     ];
     plot_roc(&roc, &paths.roc(), "ROC on the held-out test split")
         .map_err(|e| write_error(&paths.roc(), e))?;
+    // Last, so a manifest only ever describes a complete bundle; opening it as the worker will
+    // proves the version read back from the ONNX file is the one just computed.
+    bundle::write_manifest(&paths.dir, &report.model_version, &artifacts::BUNDLE_FILES)?;
+    bundle::open(&paths.dir)?;
     Ok(report)
 }
 

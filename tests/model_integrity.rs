@@ -1,0 +1,424 @@
+//! A model bundle altered after training is refused by the worker and the backfill, at start-up
+//! and on reload, and the version a decision carries is always the hash of the weights that made
+//! it.
+//!
+//! The tampering is the one that used to pass every check: the signs of the output layer's
+//! weights flipped in place (64 bytes), which gives a valid model that scores sanely but decides
+//! differently, still labelled with the trained model's version. The tests use the shipped
+//! bundle in `models/` and ONNX Runtime from `ORT_DYLIB_PATH` or `.onnxruntime/`.
+
+use credit_risk::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_FILE};
+use credit_risk::backfill::model::ModelError as BackfillModelError;
+use credit_risk::backfill::BackfillModel;
+use credit_risk::bundle::{self, BundleError, Manifest};
+use credit_risk::config::{Config, ModelConfig};
+use credit_risk::model::onnx_export::read_exported;
+use credit_risk::scoring::onnx_runtime::OnnxScorer;
+use credit_risk::service::model::{self, ModelError};
+use onnx_protobuf::{Message, ModelProto};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of every file of the shipped bundle, manifest included.
+fn bundle_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for entry in std::fs::read_dir(root().join("models")).expect("models/") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
+
+fn manifest_of(dir: &Path) -> Manifest {
+    serde_json::from_slice(&std::fs::read(dir.join(MANIFEST_FILE)).expect("manifest"))
+        .expect("manifest json")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn worker_config(dir: &Path) -> ModelConfig {
+    let mut config = Config::from_toml_with_env("", HashMap::new())
+        .expect("default configuration")
+        .model;
+    config.dir = dir.to_path_buf();
+    config
+}
+
+/// Flips the sign bit of every weight of the output layer, in place in the ONNX file: the
+/// 64 bytes of `head_output_weight`. Returns the tampered file's bytes.
+fn flip_output_layer(dir: &Path) -> Vec<u8> {
+    let path = dir.join(MODEL_FILE);
+    let mut bytes = std::fs::read(&path).expect("model");
+    let exported = read_exported(&bytes).expect("an exported model");
+    let layer: Vec<u8> = exported
+        .weights
+        .head_output
+        .weight
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    assert_eq!(layer.len(), 64, "the shipped output layer is 16 floats");
+    let start = bytes
+        .windows(layer.len())
+        .position(|window| window == layer.as_slice())
+        .expect("the output layer's raw data in the file");
+    for sign in (start + 3..start + layer.len()).step_by(4) {
+        bytes[sign] ^= 0x80;
+    }
+    std::fs::write(&path, &bytes).expect("write the tampered model");
+    bytes
+}
+
+/// Both loaders' errors for the bundle in `dir`, which must be refused.
+fn refusals(dir: &Path) -> (BundleError, BundleError) {
+    let worker = match model::load(&worker_config(dir)) {
+        Err(ModelError::Bundle(error)) => error,
+        Err(other) => panic!("the worker refused for another reason: {other}"),
+        Ok(loaded) => panic!("the worker loaded version {}", loaded.served.version),
+    };
+    let backfill = match BackfillModel::load(dir, None, None) {
+        Err(BackfillModelError::Bundle(error)) => error,
+        Err(other) => panic!("the backfill refused for another reason: {other}"),
+        Ok(loaded) => panic!("the backfill loaded version {}", loaded.version),
+    };
+    (worker, backfill)
+}
+
+#[test]
+fn the_untouched_shipped_bundle_loads_in_both_loaders_under_its_manifests_version() {
+    let models = root().join("models");
+    let version = manifest_of(&models).model_version;
+    let worker = model::load(&worker_config(&models)).expect("the worker loads models/");
+    assert_eq!(worker.served.version, version);
+    let backfill = BackfillModel::load(&models, None, None).expect("the backfill loads models/");
+    assert_eq!(backfill.version, version);
+    let opened = bundle::open(&models).expect("models/ verifies");
+    let names: Vec<&str> = opened
+        .manifest
+        .files
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(
+        names.contains(&MODEL_FILE) && names.contains(&PREPROCESSOR_FILE),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn flipping_the_output_layer_is_refused_by_both_loaders_naming_the_file_and_hashes() {
+    let dir = bundle_copy();
+    let expected = manifest_of(dir.path())
+        .files
+        .into_iter()
+        .find(|e| e.name == MODEL_FILE)
+        .expect("the model is listed")
+        .sha256;
+    let tampered = flip_output_layer(dir.path());
+    // Still a valid model that ONNX Runtime runs: only the integrity check can tell.
+    OnnxScorer::from_bytes(&tampered, 1).expect("the tampered model is valid ONNX");
+    let actual = sha256_hex(&tampered);
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        let message = error.to_string();
+        assert!(matches!(error, BundleError::Mismatch { .. }), "{error:?}");
+        assert!(
+            message.contains("credit_lstm.onnx")
+                && message.contains(&expected)
+                && message.contains(&actual),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_its_weights() {
+    let dir = bundle_copy();
+    let manifest = manifest_of(dir.path());
+    flip_output_layer(dir.path());
+    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
+    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        assert!(
+            matches!(&error, BundleError::VersionNotOfWeights { claimed, .. } if *claimed == manifest.model_version),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("credit_lstm.onnx"), "{error}");
+    }
+    // Nor does `trainer manifest` seal it.
+    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["manifest", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run the trainer");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && text.contains("hash to"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_edited_graph_under_a_rewritten_manifest_is_refused_by_both_loaders() {
+    let dir = bundle_copy();
+    let manifest = manifest_of(dir.path());
+    let path = dir.path().join(MODEL_FILE);
+    let mut model =
+        ModelProto::parse_from_bytes(&std::fs::read(&path).expect("model")).expect("an ONNX model");
+    let graph = model.graph.mut_or_insert_default();
+    let relu = graph
+        .node
+        .iter_mut()
+        .find(|node| node.op_type == "Relu")
+        .expect("the head's ReLU");
+    relu.op_type = "Abs".to_owned();
+    let edited = model.write_to_bytes().expect("serialise");
+    // The weights, and so the version, are untouched, and ONNX Runtime runs the edited graph.
+    OnnxScorer::from_bytes(&edited, 1).expect("the edited model is valid ONNX");
+    std::fs::write(&path, &edited).expect("write the edited model");
+    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
+    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        assert!(matches!(error, BundleError::Model { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("credit_lstm.onnx") && message.contains("not an export"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_changed_preprocessor_is_refused_by_both_loaders() {
+    let dir = bundle_copy();
+    let path = dir.path().join(PREPROCESSOR_FILE);
+    let mut artifact: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("preprocessor")).expect("json");
+    let mean = artifact
+        .pointer_mut("/attributes/1/encoding/mean")
+        .expect("duration_months' fitted mean");
+    *mean = serde_json::json!(mean.as_f64().expect("a number") + 1.0);
+    std::fs::write(&path, serde_json::to_vec_pretty(&artifact).expect("json")).expect("write");
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        assert!(matches!(error, BundleError::Mismatch { .. }), "{error:?}");
+        assert!(error.to_string().contains("preprocessor.json"), "{error}");
+    }
+}
+
+#[test]
+fn a_missing_manifest_or_a_missing_listed_file_is_refused_by_both_loaders() {
+    let dir = bundle_copy();
+    std::fs::remove_file(dir.path().join(ROC_FILE)).expect("remove the ROC plot");
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        assert!(
+            matches!(error, BundleError::FileMissing { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("roc.svg"), "{error}");
+    }
+    std::fs::remove_file(dir.path().join(MANIFEST_FILE)).expect("remove the manifest");
+    let (worker, backfill) = refusals(dir.path());
+    for error in [worker, backfill] {
+        assert!(
+            matches!(error, BundleError::ManifestMissing { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("manifest.json"), "{error}");
+    }
+}
+
+#[test]
+fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
+    let dir = bundle_copy();
+    std::fs::remove_file(dir.path().join(MANIFEST_FILE)).expect("remove the manifest");
+    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["manifest", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run the trainer");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join(MANIFEST_FILE)).expect("written manifest"),
+        std::fs::read(root().join("models").join(MANIFEST_FILE)).expect("shipped manifest")
+    );
+}
+
+// The worker binary, reloaded with SIGHUP.
+
+/// A loopback port nobody listens on: connections to it are refused at once.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `GET path` on `port`, the body, or `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    use std::io::Write;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+/// Polls `/metrics` until it contains every one of `expected`, while the worker keeps running.
+fn wait_for_metrics(running: &mut Running, port: u16, expected: &[&str]) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(response) = http_get(port, "/metrics") {
+            if expected.iter().all(|line| response.contains(line)) {
+                return response;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/metrics never showed {expected:?}"
+        );
+        assert!(
+            running.0.try_wait().expect("poll").is_none(),
+            "the worker exited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_sighup_reload_of_a_tampered_bundle_is_refused_and_the_old_model_keeps_serving() {
+    let dir = bundle_copy();
+    let manifest = manifest_of(dir.path());
+    let metrics_port = closed_port();
+    let mut running = Running(
+        Command::new(env!("CARGO_BIN_EXE_worker"))
+            .current_dir(root())
+            .env(
+                "CREDIT_RISK__KAFKA__BROKERS",
+                format!("127.0.0.1:{}", closed_port()),
+            )
+            .env(
+                "CREDIT_RISK__METRICS__ADDRESS",
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .env("CREDIT_RISK__MODEL__DIR", dir.path())
+            .env("CREDIT_RISK__LOGGING__FORMAT", "json")
+            .env("CREDIT_RISK__LOGGING__LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the worker"),
+    );
+    let readers = [
+        running.0.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = out.read_to_string(&mut text);
+                text
+            })
+        }),
+        running.0.stderr.take().map(|mut err| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                text
+            })
+        }),
+    ];
+    let serving = format!(
+        "credit_risk_model_info{{version=\"{}\"}} 1",
+        manifest.model_version
+    );
+    wait_for_metrics(&mut running, metrics_port, &[&serving]);
+
+    // The output layer flipped in place: refused by the manifest, the old model stays.
+    flip_output_layer(dir.path());
+    send_signal(&running.0, "-HUP");
+    wait_for_metrics(
+        &mut running,
+        metrics_port,
+        &[
+            "credit_risk_model_reloads_total{result=\"failed\"} 1",
+            &serving,
+        ],
+    );
+    // The manifest rewritten to match: refused as not the version of its weights.
+    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
+    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    send_signal(&running.0, "-HUP");
+    let metrics = wait_for_metrics(
+        &mut running,
+        metrics_port,
+        &[
+            "credit_risk_model_reloads_total{result=\"failed\"} 2",
+            &serving,
+        ],
+    );
+    assert!(
+        metrics.contains("credit_risk_model_reloads_total{result=\"ok\"} 0"),
+        "{metrics}"
+    );
+
+    send_signal(&running.0, "-TERM");
+    let started = Instant::now();
+    while running.0.try_wait().expect("poll").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: String = readers
+        .into_iter()
+        .flatten()
+        .map(|reader| reader.join().unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("model reload failed")
+            && logs.contains("credit_lstm.onnx")
+            && logs.contains("does not match the manifest")
+            && logs.contains("hash to"),
+        "both refusals are logged naming the file:\n{logs}"
+    );
+}
