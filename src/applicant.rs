@@ -19,8 +19,10 @@
 //!  "job": "skilled", "dependents": 1, "telephone": "registered", "foreign_worker": "yes"}
 //! ```
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::marker::PhantomData;
 
 /// A record that does not fit the schema: which field, and what is wrong with it.
 ///
@@ -57,6 +59,8 @@ pub trait Categorical: Sized + Copy + 'static {
     fn index(self) -> usize;
     /// The label the German Credit CSV uses for this value.
     fn dataset_label(self) -> &'static str;
+    /// The value whose wire (JSON) name is `name`, if any.
+    fn from_wire_name(name: &str) -> Option<Self>;
     /// The value whose German Credit CSV label is `label`, if any.
     fn from_dataset_label(label: &str) -> Option<Self> {
         Self::ALL
@@ -70,6 +74,21 @@ pub trait Categorical: Sized + Copy + 'static {
     }
 }
 
+/// Deserializes a category from a string, and only from a string.
+struct CategoryVisitor<T>(PhantomData<T>);
+
+impl<T: Categorical> Visitor<'_> for CategoryVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(formatter, "a string, one of {}", quoted_list(T::WIRE_NAMES))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        T::from_wire_name(value).ok_or_else(|| E::unknown_variant(value, T::WIRE_NAMES))
+    }
+}
+
 /// Declares a categorical attribute: enum, serde wire names, code-book labels.
 macro_rules! categorical {
     (
@@ -79,9 +98,17 @@ macro_rules! categorical {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )+
+        }
+
+        // Not derived: serde's enum support would also take `{"skilled": null}` for `skilled`,
+        // and a category is a string and nothing else.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(CategoryVisitor::<Self>(PhantomData))
+            }
         }
 
         impl Categorical for $name {
@@ -92,6 +119,9 @@ macro_rules! categorical {
             }
             fn dataset_label(self) -> &'static str {
                 match self { $(Self::$variant => $label),+ }
+            }
+            fn from_wire_name(name: &str) -> Option<Self> {
+                match name { $($wire => Some(Self::$variant),)+ _ => None }
             }
         }
 
@@ -658,6 +688,23 @@ mod tests {
         let error =
             Applicant::from_json(&with_field("dependents", serde_json::Value::Null)).unwrap_err();
         assert_eq!(error.field, "dependents");
+    }
+
+    #[test]
+    fn a_category_deserializes_from_a_string_and_nothing_else() {
+        assert_eq!(
+            serde_json::from_str::<Job>("\"skilled\"").unwrap(),
+            Job::Skilled
+        );
+        for not_a_string in ["{\"skilled\": null}", "[\"skilled\"]", "2", "null"] {
+            assert!(
+                serde_json::from_str::<Job>(not_a_string).is_err(),
+                "{not_a_string}"
+            );
+        }
+        let mut json = serde_json::to_value(example()).unwrap();
+        json["job"] = serde_json::json!({"skilled": null});
+        assert!(serde_json::from_value::<Applicant>(json).is_err());
     }
 
     #[test]

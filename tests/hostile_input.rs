@@ -233,6 +233,30 @@ fn corpus() -> Vec<Case> {
             &[WrongType, UnknownCategory],
             "job",
         ),
+        case(
+            "object whose only key is a job category",
+            with("job", json!({"skilled": null})),
+            &[WrongType],
+            "job",
+        ),
+        case(
+            "object whose only key is a housing category",
+            with("housing", json!({"own": null})),
+            &[WrongType],
+            "housing",
+        ),
+        case(
+            "object whose only key is a foreign-worker category",
+            with("foreign_worker", json!({"yes": null})),
+            &[WrongType],
+            "foreign_worker",
+        ),
+        case(
+            "array holding a category",
+            with("purpose", json!(["car_new"])),
+            &[WrongType],
+            "purpose",
+        ),
         case("duplicate field", duplicate, &[InvalidJson], "record"),
         case(
             "non-UTF-8 byte in a string",
