@@ -641,6 +641,20 @@ mod tests {
     }
 
     #[test]
+    fn escaped_categories_and_field_names_are_read_as_their_text_by_both_decoders() {
+        let plain = verdict(&with_raw("job", "\"skilled\"")).unwrap();
+        let escaped = String::from_utf8(with_raw("job", "\"sk\\u0069lled\""))
+            .unwrap()
+            .replacen("\"job\"", "\"j\\u006fb\"", 1);
+        assert_eq!(verdict(escaped.as_bytes()).unwrap(), plain);
+        let paired_surrogates = with_raw("job", "\"\\ud83d\\ude00\"");
+        assert_eq!(
+            verdict(&paired_surrogates).unwrap_err().reason,
+            RejectReason::UnknownCategory
+        );
+    }
+
+    #[test]
     fn reason_codes_are_unique_snake_case() {
         let mut codes: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
         assert!(codes.iter().all(|c| c
