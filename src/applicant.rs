@@ -19,8 +19,40 @@
 //!  "job": "skilled", "dependents": 1, "telephone": "registered", "foreign_worker": "yes"}
 //! ```
 
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
+
+/// What kind of problem a [`RecordError`] is, decided where the problem is found: the worker's
+/// dead-letter reason is derived from it, never from the wording of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordErrorKind {
+    /// Nothing to decode: the input is empty.
+    Empty,
+    /// Larger than [`MAX_RECORD_BYTES`].
+    TooLarge,
+    /// Not valid UTF-8.
+    NotUtf8,
+    /// Not well-formed in its format: a JSON syntax error, a record cut short, trailing data, a
+    /// string that cannot be decoded (a lone surrogate escape), a field given twice; a CSV row
+    /// of the wrong width.
+    Malformed,
+    /// A required attribute is absent.
+    MissingField,
+    /// A value of the wrong type: an object, array, boolean, null or number where a category
+    /// belongs, anything but an integer where a number belongs.
+    WrongType,
+    /// An integer outside its attribute's range (negative and oversized ones included).
+    OutOfRange,
+    /// A text value that is none of the attribute's categories (or outcomes).
+    UnknownCategory,
+    /// The record's identifier (Kafka key, application id column) is missing or unusable.
+    Identifier,
+}
 
 /// A record that does not fit the schema: which field, and what is wrong with it.
 ///
@@ -29,6 +61,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {problem}")]
 pub struct RecordError {
+    /// What kind of problem it is.
+    pub kind: RecordErrorKind,
     /// Dotted path of the offending field (`duration_months`), or `record` for the whole input.
     pub field: String,
     /// What was wrong and what was expected.
@@ -36,8 +70,13 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn new(
+        kind: RecordErrorKind,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
         Self {
+            kind,
             field: field.into(),
             problem: problem.into(),
         }
@@ -57,6 +96,8 @@ pub trait Categorical: Sized + Copy + 'static {
     fn index(self) -> usize;
     /// The label the German Credit CSV uses for this value.
     fn dataset_label(self) -> &'static str;
+    /// The value whose wire (JSON) name is `name`, if any.
+    fn from_wire_name(name: &str) -> Option<Self>;
     /// The value whose German Credit CSV label is `label`, if any.
     fn from_dataset_label(label: &str) -> Option<Self> {
         Self::ALL
@@ -70,6 +111,21 @@ pub trait Categorical: Sized + Copy + 'static {
     }
 }
 
+/// Deserializes a category from a string, and only from a string.
+struct CategoryVisitor<T>(PhantomData<T>);
+
+impl<T: Categorical> Visitor<'_> for CategoryVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(formatter, "a string, one of {}", quoted_list(T::WIRE_NAMES))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        T::from_wire_name(value).ok_or_else(|| E::unknown_variant(value, T::WIRE_NAMES))
+    }
+}
+
 /// Declares a categorical attribute: enum, serde wire names, code-book labels.
 macro_rules! categorical {
     (
@@ -79,9 +135,17 @@ macro_rules! categorical {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )+
+        }
+
+        // Not derived: serde's enum support would also take `{"skilled": null}` for `skilled`,
+        // and a category is a string and nothing else.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(CategoryVisitor::<Self>(PhantomData))
+            }
         }
 
         impl Categorical for $name {
@@ -92,6 +156,9 @@ macro_rules! categorical {
             }
             fn dataset_label(self) -> &'static str {
                 match self { $(Self::$variant => $label),+ }
+            }
+            fn from_wire_name(name: &str) -> Option<Self> {
+                match name { $($wire => Some(Self::$variant),)+ _ => None }
             }
         }
 
@@ -332,7 +399,68 @@ macro_rules! attribute_table {
                 $( attribute_table!(@check self, $field, $kind $( [ $min, $max ] )?); )+
                 Ok(())
             }
+
+            /// Reads the fields of a JSON object. Every value is read to the end of the object
+            /// even after a problem is found, so that a record that is not even JSON (cut
+            /// short, say) is reported as such whatever else is wrong with it; then the first
+            /// problem in the record, a malformed one before any other, then a missing field.
+            /// `reading` names the attribute whose value is being read, for a parse error.
+            fn read_json_fields<'de, A: MapAccess<'de>>(
+                mut map: A,
+                reading: &Cell<Option<&'static str>>,
+            ) -> Result<Result<Applicant, RecordError>, A::Error> {
+                $( let mut $field = None; )+
+                let mut problem: Option<RecordError> = None;
+                while let Some(key) = map.next_key_seed(FieldKey)? {
+                    match key {
+                        $( Some(JsonField::$field) => {
+                            reading.set(Some(stringify!($field)));
+                            let value = attribute_table!(@read map, $field, $kind $( ( $ty ) )? $( [ $min, $max ] )?);
+                            reading.set(None);
+                            if $field.is_some() {
+                                note(&mut problem, duplicate(stringify!($field)));
+                            }
+                            match value {
+                                Ok(value) => $field = Some(value),
+                                Err(error) => note(&mut problem, error),
+                            }
+                        } )+
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                if let Some(problem) = problem {
+                    return Ok(Err(problem));
+                }
+                Ok(Ok(Applicant {
+                    $( $field: match $field {
+                        Some(value) => value,
+                        None => return Ok(Err(missing(stringify!($field)))),
+                    }, )+
+                }))
+            }
         }
+
+        /// The attributes as JSON object keys.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum JsonField { $( $field, )+ }
+
+        impl JsonField {
+            fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( stringify!($field) => Some(Self::$field), )+
+                    _ => None,
+                }
+            }
+        }
+    };
+    (@read $map:ident, $field:ident, cat ( $ty:ty )) => {
+        read_category::<$ty>(stringify!($field), $map.next_value()?)
+    };
+    (@read $map:ident, $field:ident, num [ $min:literal, $max:literal ]) => {
+        read_integer(stringify!($field), $map.next_value()?, $min, $max)
     };
     (@kind cat ( $ty:ty )) => { AttributeKind::Categorical { values: <$ty as Categorical>::WIRE_NAMES } };
     (@kind num [ $min:literal, $max:literal ]) => { AttributeKind::Numeric { min: $min, max: $max } };
@@ -341,22 +469,23 @@ macro_rules! attribute_table {
     (@set $value:ident, $field:ident, cat ( $ty:ty )) => {
         match $value {
             AttributeValue::Categorical(index) => <$ty as Categorical>::from_index(index).ok_or_else(|| {
-                RecordError::new(stringify!($field), format!("category index {index} is out of range"))
+                RecordError::new(RecordErrorKind::UnknownCategory, stringify!($field), format!("category index {index} is out of range"))
             }),
-            AttributeValue::Numeric(_) => Err(RecordError::new(stringify!($field), "expected a category, got a number")),
+            AttributeValue::Numeric(_) => Err(RecordError::new(RecordErrorKind::WrongType, stringify!($field), "expected a category, got a number")),
         }
     };
     (@set $value:ident, $field:ident, num) => {
         match $value {
             AttributeValue::Numeric(number) if number.is_finite() && number >= 0.0 && number <= f64::from(u32::MAX) => Ok(number.round() as u32),
-            AttributeValue::Numeric(number) => Err(RecordError::new(stringify!($field), format!("value {number} is not a non-negative integer"))),
-            AttributeValue::Categorical(_) => Err(RecordError::new(stringify!($field), "expected a number, got a category")),
+            AttributeValue::Numeric(number) => Err(RecordError::new(RecordErrorKind::OutOfRange, stringify!($field), format!("value {number} is not a non-negative integer"))),
+            AttributeValue::Categorical(_) => Err(RecordError::new(RecordErrorKind::WrongType, stringify!($field), "expected a number, got a category")),
         }
     };
     (@check $self:ident, $field:ident, cat) => {};
     (@check $self:ident, $field:ident, num [ $min:literal, $max:literal ]) => {
         if !($min..=$max).contains(&$self.$field) {
             return Err(RecordError::new(
+                RecordErrorKind::OutOfRange,
                 stringify!($field),
                 format!("value {} is out of range, expected an integer from {} to {}", $self.$field, $min, $max),
             ));
@@ -394,11 +523,22 @@ pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 impl Applicant {
     /// Decodes and validates one JSON record.
     ///
-    /// Errors name the field: serde's own messages do not say *which* field had the wrong type,
-    /// so the path is tracked with `serde_path_to_error`.
+    /// Errors name the field and say what kind of problem it is ([`RecordErrorKind`]). A
+    /// category must be a string; a number must be an integer, range included; an input that
+    /// is not JSON (cut short, a raw control character in a string, a lone surrogate escape
+    /// in a value that is read) is [`RecordErrorKind::Malformed`] whatever else is wrong with
+    /// it. Unknown fields are skipped, checked for JSON syntax only.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.is_empty() {
+            return Err(RecordError::new(
+                RecordErrorKind::Empty,
+                "record",
+                "the record is empty; expected a JSON object of applicant fields",
+            ));
+        }
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(RecordError::new(
+                RecordErrorKind::TooLarge,
                 "record",
                 format!(
                     "record is {} bytes, larger than the {MAX_RECORD_BYTES}-byte limit",
@@ -408,6 +548,7 @@ impl Applicant {
         }
         let text = std::str::from_utf8(bytes).map_err(|error| {
             RecordError::new(
+                RecordErrorKind::NotUtf8,
                 "record",
                 format!(
                     "not valid UTF-8 (invalid byte at offset {})",
@@ -415,53 +556,29 @@ impl Applicant {
                 ),
             )
         })?;
-        // serde would read a JSON array as the struct's fields in order, and answer `null` or
-        // a number with a bare "expected value": say what was expected instead.
-        match text.trim_start().as_bytes().first() {
-            Some(b'{') => {}
-            found => {
-                let problem = match json_kind(found.copied()) {
-                    Some(kind) => {
-                        format!("invalid type: {kind}, expected a JSON object of applicant fields")
-                    }
-                    None => "not JSON: expected a JSON object of applicant fields".to_owned(),
-                };
-                return Err(RecordError::new("record", problem));
-            }
+        let first = text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .as_bytes()
+            .first()
+            .copied();
+        if first != Some(b'{') {
+            return Err(not_an_object(text, first));
         }
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let applicant: Applicant =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                if path == "." || path.is_empty() {
-                    let field = missing_field_name(&inner).unwrap_or_else(|| "record".to_string());
-                    return RecordError::new(field, describe_json_error(&inner));
+        let reading = Cell::new(None);
+        let visitor = ApplicantVisitor { reading: &reading };
+        let decoded = de::Deserializer::deserialize_map(&mut deserializer, visitor)
+            .and_then(|decoded| deserializer.end().map(|()| decoded));
+        match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                let mut problem = describe_json_error(&error);
+                if let Some(field) = reading.get() {
+                    problem.push_str(&format!(", in the value of `{field}`"));
                 }
-                // `job.skilled` (an object where a category was expected) is about `job`.
-                let field = path
-                    .split(['.', '['])
-                    .next()
-                    .unwrap_or(path.as_str())
-                    .to_string();
-                let message = describe_json_error(&inner);
-                match categories_of(&field) {
-                    // A category given as something other than a string.
-                    Some(values) if !message.starts_with("unknown variant") => RecordError::new(
-                        field,
-                        format!(
-                            "invalid type: expected a string, one of {}",
-                            quoted_list(values)
-                        ),
-                    ),
-                    _ => RecordError::new(field, message),
-                }
-            })?;
-        deserializer
-            .end()
-            .map_err(|error| RecordError::new("record", describe_json_error(&error)))?;
-        applicant.validate()?;
-        Ok(applicant)
+                Err(RecordError::new(json_error_kind(&error), "record", problem))
+            }
+        }
     }
 
     /// Encodes as the JSON wire form.
@@ -471,24 +588,210 @@ impl Applicant {
     }
 }
 
-/// serde reports a missing field at the parent path; pull the field name out of its message so
-/// the error still names it.
-fn missing_field_name(error: &serde_json::Error) -> Option<String> {
-    let message = error.to_string();
-    let rest = message.strip_prefix("missing field `")?;
-    let end = rest.find('`')?;
-    Some(rest[..end].to_string())
+/// The applicant as a JSON object; its value is the verdict on the record's content, its
+/// error one on the JSON itself.
+struct ApplicantVisitor<'a> {
+    /// The attribute whose value is being read.
+    reading: &'a Cell<Option<&'static str>>,
 }
 
-/// The allowed values of `field`, if it is a categorical attribute.
-fn categories_of(field: &str) -> Option<&'static [&'static str]> {
-    ATTRIBUTES
-        .iter()
-        .find(|spec| spec.name == field)
-        .and_then(|spec| match spec.kind {
-            AttributeKind::Categorical { values } => Some(values),
-            AttributeKind::Numeric { .. } => None,
+impl<'de> Visitor<'de> for ApplicantVisitor<'_> {
+    type Value = Result<Applicant, RecordError>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object of applicant fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Applicant::read_json_fields(map, self.reading)
+    }
+}
+
+/// An object key: the attribute it names, or `None` for a field the schema does not have.
+struct FieldKey;
+
+impl<'de> DeserializeSeed<'de> for FieldKey {
+    type Value = Option<JsonField>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FieldKey {
+    type Value = Option<JsonField>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(JsonField::from_name(name))
+    }
+}
+
+/// Keeps the first problem found, unless a later one says the record is malformed: that is
+/// the one to fix first.
+fn note(first: &mut Option<RecordError>, problem: RecordError) {
+    match first {
+        Some(kept)
+            if kept.kind == RecordErrorKind::Malformed
+                || problem.kind != RecordErrorKind::Malformed => {}
+        _ => *first = Some(problem),
+    }
+}
+
+fn duplicate(field: &'static str) -> RecordError {
+    RecordError::new(
+        RecordErrorKind::Malformed,
+        "record",
+        format!("duplicate field `{field}`"),
+    )
+}
+
+fn missing(field: &'static str) -> RecordError {
+    RecordError::new(
+        RecordErrorKind::MissingField,
+        field,
+        format!("missing field `{field}`"),
+    )
+}
+
+/// A categorical attribute from its raw JSON value: a string naming one of its categories.
+fn read_category<T: Categorical>(field: &'static str, raw: &RawValue) -> Result<T, RecordError> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return Err(wrong_type(
+            field,
+            text,
+            format_args!("a string, one of {}", quoted_list(T::WIRE_NAMES)),
+        ));
+    }
+    let value = json_string(field, text)?;
+    T::from_wire_name(&value).ok_or_else(|| {
+        RecordError::new(
+            RecordErrorKind::UnknownCategory,
+            field,
+            format!(
+                "unknown variant {}, expected one of {}",
+                quote(&value),
+                quoted_list(T::WIRE_NAMES)
+            ),
+        )
+    })
+}
+
+/// A numeric attribute from its raw JSON value: an integer from `min` to `max`.
+fn read_integer(
+    field: &'static str,
+    raw: &RawValue,
+    min: u32,
+    max: u32,
+) -> Result<u32, RecordError> {
+    let text = raw.get();
+    let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if !is_number || text.contains(['.', 'e', 'E']) {
+        return Err(wrong_type(
+            field,
+            text,
+            format_args!("an integer from {min} to {max}"),
+        ));
+    }
+    // The parser has checked the grammar: an optional minus sign, then digits.
+    match text.parse::<u32>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(RecordError::new(
+            RecordErrorKind::OutOfRange,
+            field,
+            format!(
+                "value {} is out of range, expected an integer from {min} to {max}",
+                shorten(text)
+            ),
+        )),
+    }
+}
+
+/// `field` holds `raw`, a JSON value that is not of the `expected` type.
+fn wrong_type(field: &'static str, raw: &str, expected: fmt::Arguments<'_>) -> RecordError {
+    let found = match raw.as_bytes().first() {
+        Some(b'"') => match json_string(field, raw) {
+            Ok(value) => format!("the string {}", quote(&value)),
+            Err(malformed) => return malformed,
+        },
+        Some(b'{') => "an object".to_owned(),
+        Some(b'[') => "an array".to_owned(),
+        Some(b'n') => "null".to_owned(),
+        Some(b't' | b'f') => format!("the boolean {raw}"),
+        _ => format!("the number {}", shorten(raw)),
+    };
+    RecordError::new(
+        RecordErrorKind::WrongType,
+        field,
+        format!("invalid type: {found}, expected {expected}"),
+    )
+}
+
+/// The text of the raw JSON string `raw` (quotes included), borrowed unless it has escapes.
+///
+/// The parser has checked its syntax but not its escapes' meaning: a lone surrogate (`\ud800`)
+/// is no character, so the record is not valid JSON text.
+fn json_string<'a>(field: &'static str, raw: &'a str) -> Result<Cow<'a, str>, RecordError> {
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'));
+    if let Some(inner) = inner.filter(|inner| !inner.contains('\\')) {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw)
+        .map(Cow::Owned)
+        .map_err(|error| {
+            RecordError::new(
+                RecordErrorKind::Malformed,
+                "record",
+                format!(
+                    "the value of `{field}` is not a valid JSON string: {}",
+                    describe_json_error(&error)
+                ),
+            )
         })
+}
+
+/// The error for an input whose first character (`first`) does not open a JSON object.
+fn not_an_object(text: &str, first: Option<u8>) -> RecordError {
+    let Some(kind) = json_kind(first) else {
+        return RecordError::new(
+            RecordErrorKind::Malformed,
+            "record",
+            "not JSON: expected a JSON object of applicant fields",
+        );
+    };
+    match serde_json::from_str::<IgnoredAny>(text) {
+        Ok(_) => RecordError::new(
+            RecordErrorKind::WrongType,
+            "record",
+            format!("invalid type: {kind}, expected a JSON object of applicant fields"),
+        ),
+        Err(error) => RecordError::new(
+            RecordErrorKind::Malformed,
+            "record",
+            describe_json_error(&error),
+        ),
+    }
+}
+
+/// The kind of problem a serde_json error is.
+fn json_error_kind(error: &serde_json::Error) -> RecordErrorKind {
+    match error.classify() {
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => RecordErrorKind::Malformed,
+        // The visitors report every problem with the content themselves; the parser's only
+        // data error is a top level that is not an object, which `from_json` rules out first.
+        serde_json::error::Category::Data => RecordErrorKind::WrongType,
+    }
 }
 
 /// `` `a`, `b`, `c` ``.
@@ -517,36 +820,36 @@ fn json_kind(first: Option<u8>) -> Option<&'static str> {
 const MAX_QUOTED_VALUE: usize = 64;
 
 /// serde_json's message without its ` at line 1 column 57` suffix, which means nothing to the
-/// producer of a Kafka message, and with a long quoted value (`unknown variant `xxxx...``)
-/// shortened.
+/// producer of a Kafka message.
 fn describe_json_error(error: &serde_json::Error) -> String {
     let message = error.to_string();
-    let message = match message.rfind(" at line ") {
+    match message.rfind(" at line ") {
         Some(position) => message[..position].to_string(),
         None => message,
-    };
-    shorten_quoted_value(message)
+    }
 }
 
-/// Shortens the first backquoted value of `message` to [`MAX_QUOTED_VALUE`] characters.
-fn shorten_quoted_value(message: String) -> String {
-    let Some(start) = message.find('`').map(|at| at + 1) else {
-        return message;
-    };
-    let Some(length) = message[start..].find('`') else {
-        return message;
-    };
-    let value = &message[start..start + length];
-    if value.chars().count() <= MAX_QUOTED_VALUE {
-        return message;
+/// `` `value` ``, shortened and with control characters escaped.
+fn quote(value: &str) -> String {
+    format!("`{}`", shorten(value))
+}
+
+/// `value` cut to [`MAX_QUOTED_VALUE`] characters, control characters escaped: it goes into
+/// headers and log lines.
+fn shorten(value: &str) -> String {
+    let mut out = String::new();
+    for character in value.chars().take(MAX_QUOTED_VALUE) {
+        if character.is_control() {
+            out.extend(character.escape_default());
+        } else {
+            out.push(character);
+        }
     }
-    let kept: String = value.chars().take(MAX_QUOTED_VALUE).collect();
-    format!(
-        "{}{kept}… ({} characters){}",
-        &message[..start],
-        value.chars().count(),
-        &message[start + length..]
-    )
+    let length = value.chars().count();
+    if length > MAX_QUOTED_VALUE {
+        out.push_str(&format!("… ({length} characters)"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -617,6 +920,7 @@ mod tests {
     #[test]
     fn out_of_range_number_names_field_value_and_range() {
         let error = Applicant::from_json(&with_field("age_years", 900.into())).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::OutOfRange);
         assert_eq!(error.field, "age_years");
         assert!(error.problem.contains("900"), "{error}");
         assert!(error.problem.contains("18 to 120"), "{error}");
@@ -625,6 +929,7 @@ mod tests {
     #[test]
     fn unknown_category_names_field_and_expected_values() {
         let error = Applicant::from_json(&with_field("purpose", "yacht".into())).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::UnknownCategory);
         assert_eq!(error.field, "purpose");
         assert!(error.problem.contains("yacht"), "{error}");
         assert!(error.problem.contains("car_new"), "{error}");
@@ -642,22 +947,84 @@ mod tests {
         let mut json = serde_json::to_value(example()).unwrap();
         json.as_object_mut().unwrap().remove("housing");
         let error = Applicant::from_json(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::MissingField);
         assert_eq!(error.field, "housing");
         assert!(error.problem.contains("missing"), "{error}");
     }
 
     #[test]
     fn wrong_type_names_field() {
-        let error =
-            Applicant::from_json(&with_field("duration_months", "twelve".into())).unwrap_err();
-        assert_eq!(error.field, "duration_months");
-        let error = Applicant::from_json(&with_field("credit_amount_dm", 12.5.into())).unwrap_err();
-        assert_eq!(error.field, "credit_amount_dm");
-        let error = Applicant::from_json(&with_field("age_years", (-3).into())).unwrap_err();
-        assert_eq!(error.field, "age_years");
-        let error =
-            Applicant::from_json(&with_field("dependents", serde_json::Value::Null)).unwrap_err();
-        assert_eq!(error.field, "dependents");
+        use RecordErrorKind::{OutOfRange, WrongType};
+        for (field, value, kind) in [
+            ("duration_months", "twelve".into(), WrongType),
+            ("credit_amount_dm", 12.5.into(), WrongType),
+            ("age_years", (-3).into(), OutOfRange),
+            ("dependents", serde_json::Value::Null, WrongType),
+            ("job", serde_json::json!({"skilled": null}), WrongType),
+            ("housing", serde_json::json!({"own": null}), WrongType),
+            (
+                "foreign_worker",
+                serde_json::json!({"yes": null}),
+                WrongType,
+            ),
+            ("telephone", serde_json::json!(["none"]), WrongType),
+        ] {
+            let error = Applicant::from_json(&with_field(field, value)).unwrap_err();
+            assert_eq!((error.kind, error.field.as_str()), (kind, field), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_category_deserializes_from_a_string_and_nothing_else() {
+        assert_eq!(
+            serde_json::from_str::<Job>("\"skilled\"").unwrap(),
+            Job::Skilled
+        );
+        for not_a_string in ["{\"skilled\": null}", "[\"skilled\"]", "2", "null"] {
+            assert!(
+                serde_json::from_str::<Job>(not_a_string).is_err(),
+                "{not_a_string}"
+            );
+        }
+        let mut json = serde_json::to_value(example()).unwrap();
+        json["job"] = serde_json::json!({"skilled": null});
+        assert!(serde_json::from_value::<Applicant>(json).is_err());
+    }
+
+    #[test]
+    fn a_record_cut_short_is_malformed_whatever_came_before_the_cut() {
+        let text = String::from_utf8(with_field("job", serde_json::json!({"skilled": null})))
+            .unwrap()
+            .replace("\"age_years\":67", "\"age_years\":900");
+        // The last field is a category: the cut falls inside its string.
+        let cut = &text[..text.len() - 3];
+        let error = Applicant::from_json(cut.as_bytes()).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_str()),
+            (RecordErrorKind::Malformed, "record")
+        );
+        assert!(error.problem.contains("`telephone`"), "{error}");
+    }
+
+    #[test]
+    fn a_duplicate_field_is_malformed_even_after_a_wrong_type() {
+        let text = String::from_utf8(with_field("job", serde_json::Value::Null)).unwrap();
+        let twice = format!("{},\"age_years\":30}}", text.trim_end_matches('}'));
+        let error = Applicant::from_json(twice.as_bytes()).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_str()),
+            (RecordErrorKind::Malformed, "record")
+        );
+        assert!(error.problem.contains("age_years"), "{error}");
+    }
+
+    #[test]
+    fn a_value_quoted_in_a_message_is_short_and_has_no_control_characters() {
+        let value = format!("\u{1b}[31m\n{}", "x".repeat(10_000));
+        let error = Applicant::from_json(&with_field("purpose", value.into())).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::UnknownCategory);
+        assert!(!error.problem.chars().any(char::is_control), "{error}");
+        assert!(error.problem.len() < 1_000, "{}", error.problem.len());
     }
 
     #[test]
@@ -666,22 +1033,32 @@ mod tests {
             .unwrap()
             .replace("\"credit_amount_dm\":1169", "\"credit_amount_dm\":1e400");
         let error = Applicant::from_json(bytes.as_bytes()).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::WrongType);
         assert_eq!(error.field, "credit_amount_dm");
     }
 
     #[test]
     fn malformed_input_is_a_record_error() {
-        for bad in [
-            &b"{\"checking_account\": "[..],
-            b"not json",
-            b"",
-            b"[]",
-            b"null",
+        use RecordErrorKind::{Empty, Malformed, WrongType};
+        for (bad, kind) in [
+            (&b"{\"checking_account\": "[..], Malformed),
+            (b"not json", Malformed),
+            (b"", Empty),
+            (b" \n", Malformed),
+            (b"[]", WrongType),
+            (b"null", WrongType),
+            (b"[1, 2", Malformed),
         ] {
             let error = Applicant::from_json(bad).unwrap_err();
+            assert_eq!(
+                (error.kind, error.field.as_str()),
+                (kind, "record"),
+                "{error}"
+            );
             assert!(!error.problem.is_empty());
         }
         let error = Applicant::from_json(&[0xff, 0xfe, b'{']).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::NotUtf8);
         assert_eq!(error.field, "record");
         assert!(error.problem.contains("UTF-8"));
         let mut trailing = example().to_json();
@@ -693,6 +1070,7 @@ mod tests {
     fn oversized_record_is_rejected_before_parsing() {
         let huge = vec![b' '; MAX_RECORD_BYTES + 1];
         let error = Applicant::from_json(&huge).unwrap_err();
+        assert_eq!(error.kind, RecordErrorKind::TooLarge);
         assert_eq!(error.field, "record");
         assert!(error.problem.contains("limit"));
     }

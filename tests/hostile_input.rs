@@ -233,6 +233,84 @@ fn corpus() -> Vec<Case> {
             &[WrongType, UnknownCategory],
             "job",
         ),
+        case(
+            "object whose only key is a job category",
+            with("job", json!({"skilled": null})),
+            &[WrongType],
+            "job",
+        ),
+        case(
+            "object whose only key is a housing category",
+            with("housing", json!({"own": null})),
+            &[WrongType],
+            "housing",
+        ),
+        case(
+            "object whose only key is a foreign-worker category",
+            with("foreign_worker", json!({"yes": null})),
+            &[WrongType],
+            "foreign_worker",
+        ),
+        case(
+            "array holding a category",
+            with("purpose", json!(["car_new"])),
+            &[WrongType],
+            "purpose",
+        ),
+        case(
+            "cut off inside a categorical value",
+            json[..text.find("\"own\"").expect("housing value") + 2].to_vec(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "cut off at a categorical value's opening quote",
+            json[..text.find("\"own\"").expect("housing value") + 1].to_vec(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "raw control character in a category",
+            text.replacen("\"own\"", "\"o\u{7}wn\"", 1).into_bytes(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "raw line feed in a category",
+            text.replacen("\"own\"", "\"own\n\"", 1).into_bytes(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "lone leading surrogate escape in a category",
+            text.replacen("\"own\"", "\"\\ud800\"", 1).into_bytes(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "lone trailing surrogate escape in a category",
+            text.replacen("\"own\"", "\"own\\udc00\"", 1).into_bytes(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "lone surrogate escape in a field name",
+            text.replacen("\"housing\"", "\"housing\\ud800\"", 1)
+                .into_bytes(),
+            &[InvalidJson],
+            "record",
+        ),
+        case(
+            "number beyond any float",
+            text.replacen(
+                "\"credit_amount_dm\":",
+                "\"credit_amount_dm\":1e400,\"x\":",
+                1,
+            )
+            .into_bytes(),
+            &[WrongType, OutOfRange],
+            "credit_amount_dm",
+        ),
         case("duplicate field", duplicate, &[InvalidJson], "record"),
         case(
             "non-UTF-8 byte in a string",

@@ -10,7 +10,8 @@
 use crate::applicant::{
     Applicant, AttributeKind, AttributeValue, Categorical, CheckingAccount, CreditHistory,
     EmploymentSince, ForeignWorker, Housing, Job, OtherDebtors, OtherInstallmentPlans,
-    PersonalStatusSex, Property, Purpose, RecordError, Savings, Telephone, ATTRIBUTES,
+    PersonalStatusSex, Property, Purpose, RecordError, RecordErrorKind, Savings, Telephone,
+    ATTRIBUTES,
 };
 use crate::data::german_credit::LABEL_COLUMN;
 
@@ -87,7 +88,11 @@ pub fn dataset_label(attribute: usize, index: usize) -> Option<&'static str> {
 pub fn category(attribute: usize, text: &str) -> Result<AttributeValue, RecordError> {
     let spec = &ATTRIBUTES[attribute];
     let AttributeKind::Categorical { values } = spec.kind else {
-        return Err(RecordError::new(spec.name, "expected a number"));
+        return Err(RecordError::new(
+            RecordErrorKind::WrongType,
+            spec.name,
+            "expected a number",
+        ));
     };
     let text = text.trim();
     values
@@ -97,6 +102,7 @@ pub fn category(attribute: usize, text: &str) -> Result<AttributeValue, RecordEr
         .map(AttributeValue::Categorical)
         .ok_or_else(|| {
             RecordError::new(
+                RecordErrorKind::UnknownCategory,
                 spec.name,
                 format!(
                     "unknown value `{text}`, expected one of: {}",
@@ -114,10 +120,12 @@ pub fn number(attribute: usize, value: i64) -> Result<AttributeValue, RecordErro
             Ok(AttributeValue::Numeric(value as f64))
         }
         AttributeKind::Numeric { min, max } => Err(RecordError::new(
+            RecordErrorKind::OutOfRange,
             spec.name,
             format!("value {value} is out of range, expected an integer from {min} to {max}"),
         )),
         AttributeKind::Categorical { .. } => Err(RecordError::new(
+            RecordErrorKind::WrongType,
             spec.name,
             format!("expected a category, got the number {value}"),
         )),
@@ -132,6 +140,7 @@ pub fn outcome(text: &str) -> Result<Option<bool>, RecordError> {
         "bad" | "1" | "true" => Ok(Some(true)),
         "good" | "0" | "false" => Ok(Some(false)),
         other => Err(RecordError::new(
+            RecordErrorKind::UnknownCategory,
             OUTCOME_COLUMN,
             format!("`{other}` is not an outcome, expected `good` or `bad`"),
         )),

@@ -4,7 +4,9 @@
 //! only place that knows them. Rows become [`Applicant`]s plus a `bad` label, so everything
 //! downstream sees the same schema the worker receives over Kafka.
 
-use crate::applicant::{Applicant, AttributeKind, AttributeValue, RecordError, ATTRIBUTES};
+use crate::applicant::{
+    Applicant, AttributeKind, AttributeValue, RecordError, RecordErrorKind, ATTRIBUTES,
+};
 use std::io::Read;
 use std::path::Path;
 
@@ -79,6 +81,7 @@ pub fn read(reader: impl Read) -> Result<Vec<LabelledApplicant>, DatasetError> {
                 return Err(DatasetError::Row {
                     row,
                     source: RecordError::new(
+                        RecordErrorKind::UnknownCategory,
                         LABEL_COLUMN,
                         format!("`{other}` is not a label, expected `good` or `bad`"),
                     ),
@@ -105,6 +108,7 @@ pub fn parse_row<'a>(text_of: impl Fn(usize) -> &'a str) -> Result<Applicant, Re
             AttributeKind::Numeric { min, max } => {
                 let number: u32 = text.parse().map_err(|_| {
                     RecordError::new(
+                        RecordErrorKind::WrongType,
                         spec.name,
                         format!("`{text}` is not an integer from {min} to {max}"),
                     )
@@ -118,6 +122,7 @@ pub fn parse_row<'a>(text_of: impl Fn(usize) -> &'a str) -> Result<Applicant, Re
                     .or_else(|| dataset_label_index(index, text))
                     .ok_or_else(|| {
                         RecordError::new(
+                            RecordErrorKind::UnknownCategory,
                             spec.name,
                             format!(
                                 "unknown value `{text}`, expected one of: {}",

@@ -6,8 +6,8 @@
 //! naming the row instead of an error that stops the run.
 
 use super::{io_error, InputPosition, RawChunk, Source, SourceError};
-use crate::applicant::RecordError;
 use crate::applicant::ATTRIBUTES;
+use crate::applicant::{RecordError, RecordErrorKind};
 use crate::backfill::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
 use crate::backfill::row::{InputRow, Rejection};
 use crate::backfill::shard::Shard;
@@ -163,6 +163,7 @@ impl CsvDecoder {
     fn decode_record(&self, record: &csv::ByteRecord, index: u64) -> Result<InputRow, RecordError> {
         if record.len() != self.columns {
             return Err(RecordError::new(
+                RecordErrorKind::Malformed,
                 "record",
                 format!(
                     "row has {} fields, the header has {}",
@@ -175,6 +176,7 @@ impl CsvDecoder {
             let bytes = record.get(position).unwrap_or(b"");
             std::str::from_utf8(bytes).map_err(|_| {
                 RecordError::new(
+                    RecordErrorKind::NotUtf8,
                     "record",
                     format!("column {} is not valid UTF-8", position + 1),
                 )

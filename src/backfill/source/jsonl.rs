@@ -4,7 +4,7 @@
 //! numbers in rejections are line numbers.
 
 use super::{io_error, InputPosition, Payload, RawChunk, Source, SourceError};
-use crate::applicant::{Applicant, RecordError};
+use crate::applicant::{Applicant, RecordError, RecordErrorKind};
 use crate::backfill::fields::{self, OUTCOME_COLUMN};
 use crate::backfill::row::{InputRow, Rejection};
 use crate::backfill::shard::Shard;
@@ -148,14 +148,16 @@ fn decode_line(line: &[u8], index: u64) -> Result<InputRow, RecordError> {
     // The applicant first: its errors name the field, and a line that is not JSON at all is
     // reported once, by it.
     let applicant = Applicant::from_json(line)?;
-    let extras: Extras = serde_json::from_slice(line)
-        .map_err(|error| RecordError::new("record", error.to_string()))?;
+    let extras: Extras = serde_json::from_slice(line).map_err(|error| {
+        RecordError::new(RecordErrorKind::Malformed, "record", error.to_string())
+    })?;
     let application_id = match extras.application_id {
         None | Some(serde_json::Value::Null) => (index + 1).to_string(),
         Some(serde_json::Value::String(id)) if !id.trim().is_empty() => id,
         Some(serde_json::Value::Number(id)) => id.to_string(),
         Some(other) => {
             return Err(RecordError::new(
+                RecordErrorKind::Identifier,
                 "application_id",
                 format!("`{other}` is not an identifier, expected a non-empty string or a number"),
             ))
@@ -167,6 +169,7 @@ fn decode_line(line: &[u8], index: u64) -> Result<InputRow, RecordError> {
         Some(serde_json::Value::Bool(bad)) => Some(bad),
         Some(other) => {
             return Err(RecordError::new(
+                RecordErrorKind::WrongType,
                 OUTCOME_COLUMN,
                 format!("`{other}` is not an outcome, expected `good` or `bad`"),
             ))

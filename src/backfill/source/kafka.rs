@@ -19,7 +19,7 @@
 //! records. The cost is that a time range scans its partitions from the oldest record kept.
 
 use super::{Payload, RawChunk, Source, SourceError};
-use crate::applicant::RecordError;
+use crate::applicant::{RecordError, RecordErrorKind};
 use crate::backfill::fields::{self, OUTCOME_COLUMN};
 use crate::backfill::row::{InputPosition, InputRow, Rejection};
 use crate::backfill::topic::{KafkaPosition, PartitionRange, RangeEnd, RangeStart, TopicAddress};
@@ -346,7 +346,7 @@ impl KafkaDecoder {
             let key = part(&span.key);
             let payload = part(&span.payload);
             let decoded = decode::decode(key, payload)
-                .map_err(|rejection| RecordError::new(rejection.field, rejection.message))
+                .map_err(RecordError::from)
                 .and_then(|(application_id, applicant)| {
                     Ok(InputRow {
                         index,
@@ -383,13 +383,15 @@ fn outcome(payload: &[u8]) -> Result<Option<bool>, RecordError> {
         #[serde(default)]
         creditability: Option<serde_json::Value>,
     }
-    let parsed: Outcome = serde_json::from_slice(payload)
-        .map_err(|error| RecordError::new("record", error.to_string()))?;
+    let parsed: Outcome = serde_json::from_slice(payload).map_err(|error| {
+        RecordError::new(RecordErrorKind::Malformed, "record", error.to_string())
+    })?;
     match parsed.creditability {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(text)) => fields::outcome(&text),
         Some(serde_json::Value::Bool(bad)) => Ok(Some(bad)),
         Some(other) => Err(RecordError::new(
+            RecordErrorKind::WrongType,
             OUTCOME_COLUMN,
             format!("`{other}` is not an outcome, expected `good` or `bad`"),
         )),
@@ -448,8 +450,13 @@ mod tests {
         );
 
         let fields: Vec<_> = rejections.iter().map(|r| r.field.as_str()).collect();
-        // The truncated record is reported at the field where it broke off.
-        assert_eq!(fields, ["key", "duration_months", "record"]);
+        // A truncated record is not JSON; its message says where it broke off.
+        assert_eq!(fields, ["key", "record", "record"]);
+        assert!(
+            rejections[1].reason.contains("`duration_months`"),
+            "{}",
+            rejections[1].reason
+        );
         assert_eq!(rejections[0].row, 12);
         assert_eq!(
             rejections[0].kafka,

@@ -8,7 +8,9 @@
 //! fed back in.
 
 use super::{io_error, Extent, InputPosition, Payload, RawChunk, Source, SourceError};
-use crate::applicant::{Applicant, AttributeKind, AttributeValue, RecordError, ATTRIBUTES};
+use crate::applicant::{
+    Applicant, AttributeKind, AttributeValue, RecordError, RecordErrorKind, ATTRIBUTES,
+};
 use crate::backfill::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
 use crate::backfill::row::{InputRow, Rejection};
 use crate::backfill::shard::Shard;
@@ -477,7 +479,11 @@ impl<'a> AttributeColumn<'a> {
 }
 
 fn missing(attribute: usize) -> RecordError {
-    RecordError::new(ATTRIBUTES[attribute].name, "missing value")
+    RecordError::new(
+        RecordErrorKind::MissingField,
+        ATTRIBUTES[attribute].name,
+        "missing value",
+    )
 }
 
 /// The attribute value of one cell.
@@ -493,13 +499,17 @@ fn cell_value(attribute: usize, cell: Cell<'_>) -> Result<AttributeValue, Record
             fields::number(attribute, number as i64)
         }
         (AttributeKind::Numeric { .. }, Cell::Text(text)) => {
-            let number = text
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| RecordError::new(spec.name, format!("`{text}` is not an integer")))?;
+            let number = text.trim().parse::<i64>().map_err(|_| {
+                RecordError::new(
+                    RecordErrorKind::WrongType,
+                    spec.name,
+                    format!("`{text}` is not an integer"),
+                )
+            })?;
             fields::number(attribute, number)
         }
         (_, other) => Err(RecordError::new(
+            RecordErrorKind::WrongType,
             spec.name,
             format!("value {} has the wrong type", other.to_json()),
         )),
@@ -523,6 +533,7 @@ fn decode_row(
         Cell::Integer(number) => number.to_string(),
         other => {
             return Err(RecordError::new(
+                RecordErrorKind::Identifier,
                 ID_COLUMN,
                 format!("{} is not an identifier", other.to_json()),
             ))
@@ -536,6 +547,7 @@ fn decode_row(
         Cell::Integer(1) => Some(true),
         other => {
             return Err(RecordError::new(
+                RecordErrorKind::WrongType,
                 OUTCOME_COLUMN,
                 format!(
                     "{} is not an outcome, expected `good` or `bad`",
