@@ -274,7 +274,10 @@ pub async fn run(
         max_wait: config.batching.max_wait(),
         stop: stop.clone(),
     }
-    .spawn(KafkaSource::new(Arc::clone(&consumer)))
+    .spawn(KafkaSource::new(
+        Arc::clone(&consumer),
+        kafka.max_copied_bytes,
+    ))
     .map_err(|error| {
         // Nothing will close the batch channel otherwise (the consumer's context holds it),
         // and the inference and publishing threads would wait on it for good.
