@@ -88,6 +88,8 @@ pub struct KafkaConfig {
     /// The producer's `transactional.id` in exactly-once mode: stable per replica.
     #[serde(default)]
     pub transactional_id: String,
+    /// The most an output copies of its input record, in bytes ([`crate::kafka::bounds`]).
+    pub max_copied_bytes: usize,
     /// librdkafka properties for both clients; keys normalised by [`normalise_client_key`].
     #[serde(default)]
     pub client: BTreeMap<String, String>,
@@ -289,6 +291,10 @@ impl Config {
                 "kafka.transactional_id".to_owned(),
                 k.transactional_id.clone(),
             ),
+            (
+                "kafka.max_copied_bytes".to_owned(),
+                k.max_copied_bytes.to_string(),
+            ),
         ];
         for (key, value) in redacted_client(&k.client) {
             entries.push((format!("kafka.client.{key}"), value));
@@ -375,6 +381,7 @@ impl fmt::Debug for KafkaConfig {
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("exactly_once", &self.exactly_once)
             .field("transactional_id", &self.transactional_id)
+            .field("max_copied_bytes", &self.max_copied_bytes)
             .field("client", &redacted_client(&self.client))
             .finish()
     }
@@ -426,6 +433,7 @@ impl KafkaConfig {
         ] {
             check_range(problems, key, value, min, 3_600_000);
         }
+        self.check_max_copied(problems);
         if self.exactly_once && self.transactional_id.trim().is_empty() {
             problems.push(
                 "kafka.transactional_id must be set when kafka.exactly_once is true: a stable id \
@@ -445,6 +453,37 @@ impl KafkaConfig {
             } else if value.contains('\0') {
                 problems.push(format!("kafka.client.{key} contains a NUL character"));
             }
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The producer's `message.max.bytes` (`producer.` prefixed or not, the prefixed one
+    /// winning as in [`crate::kafka::clients`]), if set and a number; librdkafka rejects any
+    /// other value itself.
+    pub fn producer_message_max_bytes(&self) -> Option<usize> {
+        ["producer.message.max.bytes", "message.max.bytes"]
+            .iter()
+            .find_map(|key| self.client.get(*key))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// Every output must fit the producer's limit, or a large record would stop the worker.
+    fn check_max_copied(&self, problems: &mut Vec<String>) {
+        use crate::kafka::bounds::{
+            DEFAULT_MESSAGE_MAX_BYTES, MIN_COPIED_BYTES, OUTPUT_OVERHEAD_BYTES,
+        };
+        let limit = self
+            .producer_message_max_bytes()
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+        let max = limit.saturating_sub(OUTPUT_OVERHEAD_BYTES);
+        if self.max_copied_bytes < MIN_COPIED_BYTES || self.max_copied_bytes > max {
+            problems.push(format!(
+                "kafka.max_copied_bytes must be between {MIN_COPIED_BYTES} and {max} (the \
+                 producer's message.max.bytes, {limit}, less {OUTPUT_OVERHEAD_BYTES} for the \
+                 worker's own headers), got {}",
+                self.max_copied_bytes
+            ));
         }
     }
 }
@@ -1179,6 +1218,39 @@ mod tests {
         .to_string();
         assert!(error.contains("sasl.password"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn max_copied_bytes_must_fit_under_the_producers_message_max_bytes() {
+        assert_eq!(
+            Config::defaults().unwrap().kafka.max_copied_bytes,
+            512 * 1024
+        );
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[("CREDIT_RISK__KAFKA__MAX_COPIED_BYTES", "999000")]),
+        ));
+        assert!(
+            message.starts_with("kafka.max_copied_bytes must be between 1024 and 983616"),
+            "{message}"
+        );
+        let message = invalid(Config::load_with_env(
+            None,
+            env(&[(
+                "CREDIT_RISK__KAFKA__CLIENT__PRODUCER_MESSAGE_MAX_BYTES",
+                "100000",
+            )]),
+        ));
+        assert!(message.contains("message.max.bytes, 100000"), "{message}");
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                ("CREDIT_RISK__KAFKA__CLIENT__MESSAGE_MAX_BYTES", "100000"),
+                ("CREDIT_RISK__KAFKA__MAX_COPIED_BYTES", "65536"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.kafka.producer_message_max_bytes(), Some(100_000));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Everything that talks to Kafka: client settings, the consumer's rebalance and commit
-//! handling, the producer and its delivery reports, offset bookkeeping, exactly-once
-//! transactions, consumer lag, and the in-process mock cluster of embedded mode.
+//! handling, the producer and its delivery reports, how much of its input an output copies,
+//! offset bookkeeping, exactly-once transactions, consumer lag, and the in-process mock cluster
+//! of embedded mode.
 
+pub mod bounds;
 pub mod clients;
 pub mod commit;
 pub mod context;

@@ -5,9 +5,24 @@
 //! producer's polling thread, in [`DeliveryContext::delivery`]. That callback is where an input
 //! offset becomes committable (rust-rdkafka's at-least-once example stores offsets at the same
 //! point): the output is on the broker, with the replication the producer asked for.
+//!
+//! An output can be refused for a reason of its record alone (too large, invalid: see
+//! [`Fault`]), synchronously by `send` or later in its delivery report. Stopping the worker then
+//! would only stop it again on the same record after every restart. So the record is answered
+//! another way ([`Attempt`]): resent as is when the broker refused it only for a neighbour in
+//! the same batch, else replaced by a dead letter (reason `oversize` or `undeliverable`) holding
+//! less of it, then by one holding nothing of it but the worker's headers. The replacement
+//! carries the same input offset, which is acknowledged only once the replacement is delivered.
+//! Only a failure of the whole client (fenced, unauthorised, the broker gone past the message
+//! timeout), or of the last attempt, stops the worker.
+//!
+//! Replacements decided in a delivery report wait in the context until the publishing thread
+//! produces them ([`Publisher::redeliver_refused`]); in exactly-once mode the publishing thread
+//! puts them into the retry of the transaction the refusal aborted.
 
+use crate::kafka::bounds::{cut_headers, measure, share};
 use crate::kafka::context::forward_log;
-use crate::kafka::headers;
+use crate::kafka::headers::{self, raw_headers, OriginalSizes};
 use crate::kafka::offsets::SharedOffsets;
 use crate::pipeline::batch::Source;
 use crate::pipeline::decision::Class;
@@ -17,11 +32,12 @@ use crate::service::metrics::Metrics;
 use prometheus::IntCounter;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, DeliveryResult, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What an output is, for the metrics counted on its acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +46,132 @@ pub enum OutputKind {
     DeadLetter(RejectReason),
 }
 
+/// Which try at answering its record an output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The decision or dead letter as first built.
+    First,
+    /// The same output again: the broker refused it only for another record of its batch.
+    Resent,
+    /// A dead letter instead of a refused output, holding at most an eighth of
+    /// `kafka.max_copied_bytes` of the record.
+    Replacement,
+    /// A dead letter holding nothing of the record but where it is: the last try.
+    Bare,
+}
+
+impl Attempt {
+    /// The try after this one was refused for `fault`, if any is left.
+    pub fn after(self, fault: RecordFault) -> Option<Self> {
+        match (self, fault) {
+            (Self::First, RecordFault::Neighbour) => Some(Self::Resent),
+            (Self::First | Self::Resent, _) => Some(Self::Replacement),
+            (Self::Replacement, _) => Some(Self::Bare),
+            (Self::Bare, _) => None,
+        }
+    }
+}
+
 /// Travels with each produced record and comes back in its delivery report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryToken {
     pub source: Source,
     pub kind: OutputKind,
+    pub attempt: Attempt,
+}
+
+impl DeliveryToken {
+    /// The token of a record's first output.
+    pub fn first(source: Source, kind: OutputKind) -> Self {
+        Self {
+            source,
+            kind,
+            attempt: Attempt::First,
+        }
+    }
+}
+
+/// Whose fault a refused output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The record's: it is answered another way and the stream goes on.
+    Record(RecordFault),
+    /// The client's (fenced, unauthorised, broker unreachable past the message timeout, a
+    /// missing topic...): the worker stops, and its records are scored again after a restart.
+    Client,
+}
+
+/// How an output was wrong for the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFault {
+    /// Over the producer's or the topic's size limit.
+    TooLarge,
+    /// Refused by the broker's validation (a compacted topic needs keys, say).
+    Invalid,
+    /// Refused only because another record of the same produce request was invalid.
+    Neighbour,
+}
+
+/// Classifies a produce error by its code: only codes that describe the record itself are the
+/// record's fault.
+pub fn fault_of(error: &KafkaError) -> Fault {
+    use RDKafkaErrorCode as Code;
+    match error.rdkafka_error_code() {
+        Some(Code::MessageSizeTooLarge | Code::MessageBatchTooLarge | Code::InvalidMessageSize) => {
+            Fault::Record(RecordFault::TooLarge)
+        }
+        Some(
+            Code::InvalidRecord
+            | Code::InvalidMessage
+            | Code::InvalidTimestamp
+            | Code::BadMessage
+            | Code::KeySerialization
+            | Code::ValueSerialization,
+        ) => Fault::Record(RecordFault::Invalid),
+        Some(Code::InvalidDifferentRecord) => Fault::Record(RecordFault::Neighbour),
+        _ => Fault::Client,
+    }
+}
+
+/// An output owned whole, to produce again: a resend or a replacement dead letter.
+#[derive(Debug, Clone)]
+pub struct Output {
+    to_dead_letters: bool,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+    token: DeliveryToken,
+}
+
+impl Output {
+    pub fn token(&self) -> &DeliveryToken {
+        &self.token
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    pub fn headers(&self) -> Option<&OwnedHeaders> {
+        self.headers.as_ref()
+    }
+
+    pub fn to_dead_letters(&self) -> bool {
+        self.to_dead_letters
+    }
+}
+
+/// An output the producer or the broker refused, as the refusal returns it.
+#[derive(Clone, Copy)]
+pub struct Refused<'a> {
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: Option<&'a BorrowedHeaders>,
+    pub token: DeliveryToken,
 }
 
 /// Why an output could not be handed to the producer.
@@ -61,6 +198,25 @@ pub struct DeliveryContext {
     settle_on_delivery: bool,
     /// The labelled counters, looked up once rather than per report.
     counters: OutputCounters,
+    /// `kafka.max_copied_bytes`, for replacements.
+    max_copied: usize,
+    /// What to produce instead of outputs refused in delivery reports.
+    refused: Mutex<Vec<Output>>,
+    /// Signalled when `refused` gains an output.
+    refused_ready: tokio::sync::Notify,
+    /// Records handed to the producer, and delivery reports handled: equal once every report of
+    /// what was produced has run.
+    produced: AtomicU64,
+    reported: AtomicU64,
+    /// Exactly-once mode: the kinds of outputs delivered in the open transaction, counted only
+    /// if it commits (an aborted transaction's outputs are produced again).
+    tally: Mutex<Vec<OutputKind>>,
+}
+
+/// Locks `mutex`; the data behind the worker's mutexes stays consistent through a panic
+/// (single pushes and takes), so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `decisions_total` per class and `dead_lettered_total` per reason, resolved once.
@@ -97,11 +253,13 @@ impl OutputCounters {
 }
 
 impl DeliveryContext {
+    /// `max_copied` is `kafka.max_copied_bytes`.
     pub fn new(
         input_topic: String,
         offsets: Arc<SharedOffsets>,
         metrics: Metrics,
         stop: Stop,
+        max_copied: usize,
     ) -> Self {
         Self {
             input_topic,
@@ -110,6 +268,12 @@ impl DeliveryContext {
             counters: OutputCounters::of(&metrics),
             metrics,
             stop,
+            max_copied,
+            refused: Mutex::new(Vec::new()),
+            refused_ready: tokio::sync::Notify::new(),
+            produced: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            tally: Mutex::new(Vec::new()),
         }
     }
 
@@ -134,6 +298,152 @@ impl DeliveryContext {
         tracing::error!("{cause}");
         self.stop.fail(cause);
     }
+
+    /// What to produce instead of a refused output: `None` when the refusal is the client's
+    /// fault or the record has had its last try.
+    pub fn instead_of(&self, refused: &Refused<'_>, error: &KafkaError) -> Option<Output> {
+        let Fault::Record(fault) = fault_of(error) else {
+            return None;
+        };
+        let token = refused.token;
+        let attempt = token.attempt.after(fault)?;
+        if attempt == Attempt::Resent {
+            return Some(Output {
+                to_dead_letters: matches!(token.kind, OutputKind::DeadLetter(_)),
+                key: refused.key.map(<[u8]>::to_vec),
+                payload: refused.payload.map(<[u8]>::to_vec),
+                headers: refused.headers.map(BorrowedHeaders::detach),
+                token: DeliveryToken { attempt, ..token },
+            });
+        }
+        let reason = if fault == RecordFault::TooLarge {
+            RejectReason::Oversize
+        } else {
+            RejectReason::Undeliverable
+        };
+        let refused_output = match token.kind {
+            OutputKind::Decision(_) => "decision".to_owned(),
+            OutputKind::DeadLetter(reason) => format!("dead letter (error-reason {reason})"),
+        };
+        let rejection = Rejection::new(
+            reason,
+            "record",
+            format!(
+                "the {refused_output} of this record was refused ({error}); this dead letter \
+                 replaces it and holds {} of the record (see the source-* headers)",
+                if attempt == Attempt::Bare {
+                    "nothing"
+                } else {
+                    "a part"
+                }
+            ),
+        );
+        // A decision's payload is the worker's, not the record's: not copied.
+        let payload = match token.kind {
+            OutputKind::DeadLetter(_) => refused.payload,
+            OutputKind::Decision(_) => None,
+        };
+        let input = refused
+            .headers
+            .map(|h| measure(h, headers::is_worker_header))
+            .unwrap_or_default();
+        let original = refused
+            .headers
+            .filter(|_| matches!(token.kind, OutputKind::DeadLetter(_)))
+            .and_then(recorded_original)
+            .unwrap_or(OriginalSizes {
+                key: refused.key.map_or(0, <[u8]>::len),
+                payload: payload.map(<[u8]>::len),
+                headers: input.bytes,
+            });
+        let budget = match attempt {
+            Attempt::Replacement => self.max_copied / 8,
+            _ => 0,
+        };
+        let [key_share, payload_share, headers_share] = share(
+            [
+                refused.key.map_or(0, <[u8]>::len),
+                payload.map_or(0, <[u8]>::len),
+                input.cost,
+            ],
+            budget,
+        );
+        let kept = refused.headers.map_or_else(OwnedHeaders::new, |h| {
+            cut_headers(h, headers_share, headers::is_worker_header)
+        });
+        let token = DeliveryToken {
+            source: token.source,
+            kind: OutputKind::DeadLetter(reason),
+            attempt,
+        };
+        let headers = headers::dead_letter_headers(
+            Some(headers::with_dead_letter_cut(kept, &original)),
+            &rejection,
+            &self.input_topic,
+            &token.source,
+        );
+        let copied = attempt == Attempt::Replacement;
+        Some(Output {
+            to_dead_letters: true,
+            key: refused
+                .key
+                .filter(|_| copied)
+                .map(|key| key[..key_share].to_vec()),
+            payload: payload
+                .filter(|_| copied)
+                .map(|payload| payload[..payload_share].to_vec()),
+            headers: Some(headers),
+            token,
+        })
+    }
+
+    /// An output refused in its delivery report: its replacement is queued for the publishing
+    /// thread, or the worker stops.
+    fn refused_in_report(&self, refused: &Refused<'_>, error: &KafkaError) {
+        let purged = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+        );
+        if purged && !self.settle_on_delivery {
+            // An aborted transaction's outputs: the publishing thread retries or fails its batch.
+            return;
+        }
+        match self.instead_of(refused, error) {
+            Some(output) => {
+                log_refusal(&refused.token, &output.token, error);
+                lock(&self.refused).push(output);
+                self.refused_ready.notify_one();
+            }
+            None => self.failed(&refused.token, error),
+        }
+    }
+}
+
+/// The record sizes a cut dead letter recorded in its headers.
+fn recorded_original(headers: &BorrowedHeaders) -> Option<OriginalSizes> {
+    let number = |name: &str| {
+        raw_headers(headers)
+            .filter(|header| header.name == name.as_bytes())
+            .last()
+            .and_then(|header| std::str::from_utf8(header.value?).ok()?.parse().ok())
+    };
+    Some(OriginalSizes {
+        key: number(headers::ERROR_ORIGINAL_KEY_BYTES)?,
+        payload: number(headers::ERROR_ORIGINAL_PAYLOAD_BYTES),
+        headers: number(headers::ERROR_ORIGINAL_HEADERS_BYTES)?,
+    })
+}
+
+fn log_refusal(refused: &DeliveryToken, instead: &DeliveryToken, error: &KafkaError) {
+    tracing::warn!(
+        partition = refused.source.partition,
+        offset = refused.source.offset,
+        %error,
+        refused = ?refused.kind,
+        attempt = ?instead.attempt,
+        instead = ?instead.kind,
+        "output refused for a reason of its record; answering the record another way"
+    );
 }
 
 impl ClientContext for DeliveryContext {
@@ -155,15 +465,26 @@ impl ProducerContext for DeliveryContext {
                 if self.settle_on_delivery {
                     self.offsets
                         .ack(token.source.partition, token.source.offset);
+                    self.counters.count(token.kind);
+                } else {
+                    lock(&self.tally).push(token.kind);
                 }
-                self.counters.count(token.kind);
                 self.metrics.observe_latency(
                     token.source.timestamp_ms.and_then(seconds_since),
                     token.source.consumed_at.elapsed().as_secs_f64(),
                 );
             }
-            Err((error, _)) => self.failed(&token, error),
+            Err((error, message)) => {
+                let refused = Refused {
+                    key: message.key(),
+                    payload: message.payload(),
+                    headers: message.headers(),
+                    token: *token,
+                };
+                self.refused_in_report(&refused, error);
+            }
         }
+        self.reported.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -212,7 +533,8 @@ impl Publisher {
         &self.producer
     }
 
-    /// Produces a decision keyed by the application id.
+    /// Produces a decision keyed by the application id (`headers` already bounded, see
+    /// [`crate::kafka::bounds`]).
     pub fn decision(
         &self,
         application_id: &str,
@@ -228,7 +550,8 @@ impl Publisher {
     }
 
     /// Produces a dead letter: the original key and payload (either may be absent), the
-    /// original headers plus the error and source headers.
+    /// original headers plus the error and source headers (all already bounded, see
+    /// [`crate::kafka::bounds`]).
     pub fn dead_letter(
         &self,
         key: Option<&[u8]>,
@@ -254,8 +577,123 @@ impl Publisher {
         self.send(record, &self.dead_letter_topic)
     }
 
+    /// Produces an output again (a resend or a replacement).
+    pub fn resend(&self, output: Output) -> Result<(), PublishError> {
+        let Output {
+            to_dead_letters,
+            key,
+            payload,
+            headers,
+            token,
+        } = output;
+        let topic = if to_dead_letters {
+            &self.dead_letter_topic
+        } else {
+            &self.output_topic
+        };
+        let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryToken>> =
+            BaseRecord::with_opaque_to(topic, Box::new(token));
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        if let Some(payload) = &payload {
+            record = record.payload(payload);
+        }
+        self.send(record, topic)
+    }
+
+    /// At-least-once mode: produces what replaces the outputs refused in delivery reports so
+    /// far. Returns how many. (Exactly-once mode puts them into a transaction instead: see
+    /// [`Self::take_refused`].)
+    pub fn redeliver_refused(&self) -> Result<usize, PublishError> {
+        if !self.context().settle_on_delivery {
+            return Ok(0);
+        }
+        let refused = self.take_refused();
+        let count = refused.len();
+        let mut outputs = refused.into_iter();
+        while let Some(output) = outputs.next() {
+            if let Err(error) = self.resend(output) {
+                // Settled as failed, so that no drain waits for outputs nobody will produce.
+                for left in outputs {
+                    let source = left.token.source;
+                    self.context().offsets.fail(source.partition, source.offset);
+                }
+                return Err(error);
+            }
+        }
+        Ok(count)
+    }
+
+    /// Takes what replaces the outputs refused in delivery reports so far.
+    pub fn take_refused(&self) -> Vec<Output> {
+        std::mem::take(&mut *lock(&self.context().refused))
+    }
+
+    /// Resolves once a delivery report has refused an output (at once if one did since the
+    /// last call).
+    pub async fn refused_ready(&self) {
+        self.context().refused_ready.notified().await;
+    }
+
+    /// Waits until the delivery report of every record produced so far has been handled (or
+    /// `timeout` passes); true if it has.
+    pub fn wait_reported(&self, timeout: Duration) -> bool {
+        let context = self.context();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let produced = context.produced.load(Ordering::Acquire);
+            if context.reported.load(Ordering::Acquire) >= produced {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Exactly-once mode: counts the outputs delivered in the transaction just ended if it
+    /// committed, forgets them if it did not. Call after [`Self::wait_reported`].
+    pub fn settle_tally(&self, committed: bool) {
+        let delivered = std::mem::take(&mut *lock(&self.context().tally));
+        if committed {
+            for kind in delivered {
+                self.context().counters.count(kind);
+            }
+        }
+    }
+
+    /// At shutdown, once nothing new is produced: waits until no output of `offsets` is
+    /// pending, producing the replacements of outputs refused meanwhile, or until `timeout`
+    /// passes. Returns the number of records still pending.
+    pub fn drain(&self, offsets: &SharedOffsets, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Err(error) = self.redeliver_refused() {
+                tracing::warn!(%error, "a replacement for a refused output was not produced");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A timeout here only means reports are still due: the pending count decides.
+            let _ = self.flush(left.min(Duration::from_millis(100)));
+            let pending = offsets.wait_drained(None, left.min(Duration::from_millis(10)));
+            let replaced =
+                !self.context().settle_on_delivery || lock(&self.context().refused).is_empty();
+            if pending == 0 && replaced {
+                return 0;
+            }
+            if left.is_zero() {
+                return pending;
+            }
+        }
+    }
+
     /// Enqueues a record, waiting while librdkafka's queue is full (backpressure: the
-    /// publishing thread slows down, the batch channels fill, consumption pauses).
+    /// publishing thread slows down, the batch channels fill, consumption pauses). A record
+    /// refused for a reason of its own is answered another way at once ([`Attempt`]).
     fn send(
         &self,
         mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryToken>>,
@@ -263,7 +701,10 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.context().produced.fetch_add(1, Ordering::Release);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     if self.context().stop.failure().is_some() {
                         let source = returned.delivery_opaque.source;
@@ -274,6 +715,16 @@ impl Publisher {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err((error, returned)) => {
+                    let refused = Refused {
+                        key: returned.key,
+                        payload: returned.payload,
+                        headers: returned.headers.as_ref().map(OwnedHeaders::as_borrowed),
+                        token: *returned.delivery_opaque,
+                    };
+                    if let Some(output) = self.context().instead_of(&refused, &error) {
+                        log_refusal(&refused.token, &output.token, &error);
+                        return self.resend(output);
+                    }
                     self.context().failed(&returned.delivery_opaque, &error);
                     return Err(PublishError::Produce {
                         topic: topic.to_owned(),
@@ -298,6 +749,272 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::headers::{last_text, to_pairs};
+    use rdkafka::message::Header;
+
+    fn context(max_copied: usize) -> DeliveryContext {
+        DeliveryContext::new(
+            "applications".to_owned(),
+            Arc::new(SharedOffsets::new()),
+            Metrics::new().unwrap(),
+            Stop::new(),
+            max_copied,
+        )
+    }
+
+    fn token(kind: OutputKind, attempt: Attempt) -> DeliveryToken {
+        DeliveryToken {
+            source: Source {
+                partition: 3,
+                offset: 77,
+                timestamp_ms: None,
+                consumed_at: Instant::now(),
+            },
+            kind,
+            attempt,
+        }
+    }
+
+    fn error(code: RDKafkaErrorCode) -> KafkaError {
+        KafkaError::MessageProduction(code)
+    }
+
+    #[test]
+    fn only_errors_that_describe_the_record_are_its_fault() {
+        use RDKafkaErrorCode as Code;
+        for code in [
+            Code::MessageSizeTooLarge,
+            Code::MessageBatchTooLarge,
+            Code::InvalidMessageSize,
+        ] {
+            assert_eq!(fault_of(&error(code)), Fault::Record(RecordFault::TooLarge));
+        }
+        for code in [Code::InvalidRecord, Code::InvalidMessage, Code::BadMessage] {
+            assert_eq!(fault_of(&error(code)), Fault::Record(RecordFault::Invalid));
+        }
+        assert_eq!(
+            fault_of(&error(Code::InvalidDifferentRecord)),
+            Fault::Record(RecordFault::Neighbour)
+        );
+        for code in [
+            Code::MessageTimedOut,
+            Code::Fenced,
+            Code::ProducerFenced,
+            Code::TopicAuthorizationFailed,
+            Code::Authentication,
+            Code::UnknownTopicOrPartition,
+            Code::UnknownTopic,
+            Code::Fatal,
+            Code::State,
+            Code::PurgeQueue,
+            Code::AllBrokersDown,
+        ] {
+            assert_eq!(fault_of(&error(code)), Fault::Client, "{code:?}");
+        }
+        assert_eq!(fault_of(&KafkaError::Canceled), Fault::Client);
+    }
+
+    #[test]
+    fn each_refusal_moves_a_record_one_step_down_until_none_is_left() {
+        use Attempt::*;
+        assert_eq!(First.after(RecordFault::Neighbour), Some(Resent));
+        assert_eq!(First.after(RecordFault::TooLarge), Some(Replacement));
+        assert_eq!(Resent.after(RecordFault::Neighbour), Some(Replacement));
+        assert_eq!(Replacement.after(RecordFault::Neighbour), Some(Bare));
+        assert_eq!(Replacement.after(RecordFault::Invalid), Some(Bare));
+        assert_eq!(Bare.after(RecordFault::TooLarge), None);
+    }
+
+    #[test]
+    fn a_decision_refused_as_too_large_is_replaced_by_a_cut_dead_letter_of_its_record() {
+        let big = vec![b'h'; 700_000];
+        let refused_headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "trace-id",
+                value: Some("t-1"),
+            })
+            .insert(Header {
+                key: "blob",
+                value: Some(&big),
+            })
+            .insert(Header {
+                key: headers::MODEL_VERSION,
+                value: Some("lstm-1"),
+            });
+        let refused = Refused {
+            key: Some(b"app-1"),
+            payload: Some(br#"{"decision":"good"}"#),
+            headers: Some(refused_headers.as_borrowed()),
+            token: token(OutputKind::Decision(Class::Good), Attempt::First),
+        };
+        let output = context(512 * 1024)
+            .instead_of(&refused, &error(RDKafkaErrorCode::MessageSizeTooLarge))
+            .unwrap();
+        assert!(output.to_dead_letters());
+        assert_eq!(
+            output.token().kind,
+            OutputKind::DeadLetter(RejectReason::Oversize)
+        );
+        assert_eq!(output.token().attempt, Attempt::Replacement);
+        assert_eq!(output.token().source.offset, 77);
+        assert_eq!(output.key(), Some(&b"app-1"[..]));
+        // The decision's payload is the worker's own, not the record's.
+        assert_eq!(output.payload(), None);
+        let headers = output.headers().unwrap();
+        let copied = measure(headers.as_borrowed(), headers::is_worker_header);
+        assert!(copied.cost <= 512 * 1024 / 8, "{copied:?}");
+        assert_eq!(last_text(headers, "trace-id"), Some("t-1"));
+        assert_eq!(last_text(headers, headers::MODEL_VERSION), None);
+        assert_eq!(last_text(headers, headers::ERROR_REASON), Some("oversize"));
+        assert_eq!(
+            last_text(headers, headers::ERROR_PAYLOAD_TRUNCATED),
+            Some("true")
+        );
+        assert_eq!(
+            last_text(headers, headers::ERROR_ORIGINAL_KEY_BYTES),
+            Some("5")
+        );
+        assert_eq!(
+            last_text(headers, headers::ERROR_ORIGINAL_PAYLOAD_BYTES),
+            None
+        );
+        assert_eq!(
+            last_text(headers, headers::ERROR_ORIGINAL_HEADERS_BYTES),
+            Some("700015")
+        );
+        assert_eq!(
+            last_text(headers, headers::SOURCE_TOPIC),
+            Some("applications")
+        );
+        assert_eq!(last_text(headers, headers::SOURCE_PARTITION), Some("3"));
+        assert_eq!(last_text(headers, headers::SOURCE_OFFSET), Some("77"));
+        assert!(last_text(headers, headers::ERROR_MESSAGE)
+            .is_some_and(|message| message.contains("decision") && message.contains("refused")));
+    }
+
+    #[test]
+    fn a_refused_cut_dead_letter_keeps_the_sizes_of_the_original_record() {
+        let dead_letter_headers = headers::with_dead_letter_cut(
+            OwnedHeaders::new().insert(Header {
+                key: "trace-id",
+                value: Some("t-2"),
+            }),
+            &OriginalSizes {
+                key: 9,
+                payload: Some(20_000_000),
+                headers: 21,
+            },
+        );
+        let payload = vec![b'p'; 500_000];
+        let refused = Refused {
+            key: Some(b"app-2"),
+            payload: Some(&payload),
+            headers: Some(dead_letter_headers.as_borrowed()),
+            token: token(
+                OutputKind::DeadLetter(RejectReason::Oversize),
+                Attempt::First,
+            ),
+        };
+        let output = context(512 * 1024)
+            .instead_of(&refused, &error(RDKafkaErrorCode::InvalidRecord))
+            .unwrap();
+        assert_eq!(
+            output.token().kind,
+            OutputKind::DeadLetter(RejectReason::Undeliverable)
+        );
+        let kept = output.payload().unwrap();
+        assert!(!kept.is_empty() && kept.len() <= 512 * 1024 / 8);
+        let headers = output.headers().unwrap();
+        assert_eq!(
+            last_text(headers, headers::ERROR_ORIGINAL_PAYLOAD_BYTES),
+            Some("20000000")
+        );
+        assert_eq!(
+            last_text(headers, headers::ERROR_ORIGINAL_KEY_BYTES),
+            Some("9")
+        );
+        assert_eq!(
+            last_text(headers, headers::ERROR_REASON),
+            Some("undeliverable")
+        );
+        assert!(last_text(headers, headers::ERROR_MESSAGE)
+            .is_some_and(|message| message.contains("error-reason oversize")));
+        // Its own headers appear once: the refused dead letter's are not copied again.
+        let reasons = to_pairs(headers)
+            .into_iter()
+            .filter(|(name, _)| name == headers::ERROR_REASON)
+            .count();
+        assert_eq!(reasons, 1);
+    }
+
+    #[test]
+    fn a_neighbour_refusal_resends_the_output_unchanged_once() {
+        let refused_headers = OwnedHeaders::new().insert(Header {
+            key: "trace-id",
+            value: Some("t-3"),
+        });
+        let refused = Refused {
+            key: Some(b"app-3"),
+            payload: Some(b"{}"),
+            headers: Some(refused_headers.as_borrowed()),
+            token: token(OutputKind::Decision(Class::Bad), Attempt::First),
+        };
+        let context = context(512 * 1024);
+        let neighbour = error(RDKafkaErrorCode::InvalidDifferentRecord);
+        let output = context.instead_of(&refused, &neighbour).unwrap();
+        assert!(!output.to_dead_letters());
+        assert_eq!(output.token().attempt, Attempt::Resent);
+        assert_eq!(output.token().kind, OutputKind::Decision(Class::Bad));
+        assert_eq!(output.key(), Some(&b"app-3"[..]));
+        assert_eq!(output.payload(), Some(&b"{}"[..]));
+        assert_eq!(
+            to_pairs(output.headers().unwrap()),
+            to_pairs(&refused_headers)
+        );
+        let again = Refused {
+            token: *output.token(),
+            ..refused
+        };
+        let replacement = context.instead_of(&again, &neighbour).unwrap();
+        assert!(replacement.to_dead_letters());
+        assert_eq!(replacement.token().attempt, Attempt::Replacement);
+    }
+
+    #[test]
+    fn the_last_attempt_holds_nothing_of_the_record_and_after_it_or_for_client_errors_none_is_left()
+    {
+        let refused = Refused {
+            key: Some(b"app-4"),
+            payload: Some(b"{}"),
+            headers: None,
+            token: token(
+                OutputKind::DeadLetter(RejectReason::Undeliverable),
+                Attempt::Replacement,
+            ),
+        };
+        let context = context(512 * 1024);
+        let invalid = error(RDKafkaErrorCode::InvalidRecord);
+        let bare = context.instead_of(&refused, &invalid).unwrap();
+        assert_eq!(bare.token().attempt, Attempt::Bare);
+        assert_eq!(bare.key(), None);
+        assert_eq!(bare.payload(), None);
+        assert_eq!(
+            last_text(bare.headers().unwrap(), headers::SOURCE_OFFSET),
+            Some("77")
+        );
+        let last = Refused {
+            token: *bare.token(),
+            ..refused
+        };
+        assert!(context.instead_of(&last, &invalid).is_none());
+        let first = Refused {
+            token: token(OutputKind::Decision(Class::Good), Attempt::First),
+            ..refused
+        };
+        for client in [RDKafkaErrorCode::MessageTimedOut, RDKafkaErrorCode::Fenced] {
+            assert!(context.instead_of(&first, &error(client)).is_none());
+        }
+    }
 
     #[test]
     fn latency_is_measured_from_kafka_timestamps_and_never_negative() {

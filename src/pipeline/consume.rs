@@ -2,16 +2,18 @@
 //!
 //! Each fetched message is decoded here, on the borrowed message, so a valid record's payload
 //! is parsed in place and never copied; only a record bound for the dead-letter topic keeps its
-//! bytes. The offset is registered as in flight *before* the record goes to the batcher, so no
-//! commit can pass it until its output is acknowledged.
+//! bytes, and of a large one only what its dead letter holds ([`crate::kafka::bounds`]). The
+//! offset is registered as in flight *before* the record goes to the batcher, so no commit can
+//! pass it until its output is acknowledged.
 //!
 //! Polling also serves the consumer's callbacks (rebalances, commit results, statistics): they
 //! run inside [`KafkaSource::next`], on the intake thread.
 
+use crate::kafka::bounds::{dead_letter_copy, decision_headers_copy, DeadLetterCopy};
 use crate::kafka::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed, Source};
 use crate::pipeline::batcher::{Polled, RecordSource};
-use crate::pipeline::decode::decode;
+use crate::pipeline::decode::{decode, RejectReason, Rejection};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
@@ -24,41 +26,77 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 /// Pause after a consumer error, at least.
 const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Turns a fetched message into a [`Consumed`] record.
-pub fn to_consumed(message: &BorrowedMessage<'_>) -> Consumed {
+/// Turns a fetched message into a [`Consumed`] record, copying at most `max_copied` bytes of
+/// it (`kafka.max_copied_bytes`).
+pub fn to_consumed(message: &BorrowedMessage<'_>, max_copied: usize) -> Consumed {
     let source = Source {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
         consumed_at: Instant::now(),
     };
-    let headers = message.headers().map(|headers| headers.detach());
-    let body = match decode(message.key(), message.payload()) {
-        Ok((application_id, applicant)) => Body::Valid {
-            application_id,
-            applicant,
+    match decode(message.key(), message.payload()) {
+        Ok((application_id, applicant)) => Consumed {
+            source,
+            headers: decision_headers_copy(message.headers(), max_copied),
+            body: Body::Valid {
+                application_id,
+                applicant,
+            },
         },
-        Err(rejection) => Body::Invalid {
-            rejection,
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-        },
-    };
-    Consumed {
-        source,
-        headers,
-        body,
+        Err(rejection) => {
+            let DeadLetterCopy {
+                key,
+                payload,
+                headers,
+                cut,
+            } = dead_letter_copy(
+                message.key(),
+                message.payload(),
+                message.headers(),
+                max_copied,
+            );
+            let rejection = match cut {
+                None => rejection,
+                Some(original) => Rejection::new(
+                    RejectReason::Oversize,
+                    "record",
+                    format!(
+                        "the record's key ({} bytes), payload ({} bytes) and headers ({} \
+                         bytes) exceed the {max_copied}-byte limit of a dead letter, which \
+                         holds a prefix of each; it was rejected as {rejection}",
+                        original.key,
+                        original.payload.unwrap_or_default(),
+                        original.headers,
+                    ),
+                ),
+            };
+            Consumed {
+                source,
+                headers,
+                body: Body::Invalid {
+                    rejection,
+                    key,
+                    payload,
+                },
+            }
+        }
     }
 }
 
 /// The worker's consumer as a record source.
 pub struct KafkaSource {
     consumer: Arc<WorkerConsumer>,
+    /// `kafka.max_copied_bytes`.
+    max_copied: usize,
 }
 
 impl KafkaSource {
-    pub fn new(consumer: Arc<WorkerConsumer>) -> Self {
-        Self { consumer }
+    pub fn new(consumer: Arc<WorkerConsumer>, max_copied: usize) -> Self {
+        Self {
+            consumer,
+            max_copied,
+        }
     }
 }
 
@@ -78,7 +116,7 @@ impl RecordSource for KafkaSource {
     fn next(&mut self, timeout: Duration) -> Polled {
         let consumed = match self.consumer.poll(whole_millis_up(timeout)) {
             None => return Polled::Idle,
-            Some(Ok(message)) => to_consumed(&message),
+            Some(Ok(message)) => to_consumed(&message, self.max_copied),
             Some(Err(error)) => {
                 // A persistent error (unknown topic, broker down) must not spin the thread.
                 tracing::warn!(%error, "consumer error");

@@ -36,11 +36,14 @@ pub enum RejectReason {
     UnknownCategory,
     /// The preprocessor refused the applicant (an artifact problem, not the record's).
     Preprocessing,
+    /// Its decision or dead letter was refused by the broker for a reason of that record alone
+    /// (an invalid record, say); a dead letter without it answers the record instead.
+    Undeliverable,
 }
 
 impl RejectReason {
     /// Every reason, for pre-initialised metric labels.
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         Self::MissingKey,
         Self::InvalidKey,
         Self::EmptyPayload,
@@ -52,6 +55,7 @@ impl RejectReason {
         Self::OutOfRange,
         Self::UnknownCategory,
         Self::Preprocessing,
+        Self::Undeliverable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl RejectReason {
             Self::OutOfRange => "out_of_range",
             Self::UnknownCategory => "unknown_category",
             Self::Preprocessing => "preprocessing",
+            Self::Undeliverable => "undeliverable",
         }
     }
 }
@@ -134,8 +139,8 @@ impl From<Rejection> for RecordError {
             RejectReason::OutOfRange => RecordErrorKind::OutOfRange,
             RejectReason::UnknownCategory => RecordErrorKind::UnknownCategory,
             RejectReason::InvalidJson => RecordErrorKind::Malformed,
-            // `decode` never gives this reason; were it given, the record's shape was unusable.
-            RejectReason::Preprocessing => RecordErrorKind::Malformed,
+            // `decode` never gives these reasons; were one given, the record's shape was unusable.
+            RejectReason::Preprocessing | RejectReason::Undeliverable => RecordErrorKind::Malformed,
         };
         RecordError::new(kind, rejection.field, rejection.message)
     }

@@ -8,18 +8,35 @@
 //!
 //! In exactly-once mode each batch's outputs and input positions are committed here, in one
 //! transaction ([`crate::kafka::transaction`]).
+//!
+//! An output refused for a reason of its record ([`crate::kafka::publish::Fault`]) is replaced
+//! here too. At-least-once: the thread produces the replacements as soon as the delivery
+//! reports ask for them, between batches. Exactly-once: a refused output makes librdkafka
+//! abort the transaction, and with it the batch's other outputs; the batch is produced again
+//! in a new transaction, the refused outputs replaced, until it commits. Each retry moves a
+//! refused record one step down [`crate::kafka::publish::Attempt`], so a batch is retried a
+//! few times at most; a record refused at its last attempt stops the worker.
 
 use crate::kafka::headers;
 use crate::kafka::offsets::SharedOffsets;
-use crate::kafka::publish::{DeliveryToken, OutputKind, PublishError, Publisher};
+use crate::kafka::publish::{DeliveryToken, Output, OutputKind, PublishError, Publisher};
 use crate::kafka::transaction::{next_positions, TransactionError, Transactions};
-use crate::pipeline::batch::{Batch, Entry, ModelLabel, Outcome, Source};
+use crate::pipeline::batch::{Batch, ModelLabel, Outcome, Source};
 use crate::pipeline::decision::{write_timestamp, Class, DecisionRecord};
 use crate::pipeline::inference::abandon;
 use crate::pipeline::stop::Stop;
 use crate::service::metrics::Metrics;
+use rdkafka::message::OwnedHeaders;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Retries of one batch's transaction after refused outputs, at most: more than the steps of
+/// [`crate::kafka::publish::Attempt`], which end each refused record's retries.
+const MAX_TRANSACTION_RETRIES: usize = 8;
+/// How long to wait for the delivery reports of a transaction that has ended; librdkafka has
+/// them all by then, so only the producer thread's callbacks are awaited.
+const REPORTS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a batch's outputs could not be published. All are fatal for the worker: the batch's
 /// unpublished records stay uncommitted and are scored again after a restart.
@@ -71,7 +88,7 @@ impl Publishing {
 
     fn run(mut self) {
         let mut scratch = Scratch::default();
-        while let Some(mut batch) = self.scored.blocking_recv() {
+        while let Some(mut batch) = self.next_batch() {
             if let Err(error) = self.process(&mut batch, &mut scratch) {
                 let cause = format!("publishing stopped: {error}");
                 tracing::error!("{cause}");
@@ -88,6 +105,30 @@ impl Publishing {
             abandon(&self.offsets, batch.drain());
         }
         tracing::debug!("publishing thread stopped");
+    }
+
+    /// The next scored batch (`None` once the scoring thread is gone), producing meanwhile the
+    /// replacements of outputs that delivery reports refused.
+    fn next_batch(&mut self) -> Option<Batch> {
+        loop {
+            if let Err(error) = self.publisher.redeliver_refused() {
+                let cause = format!("publishing stopped: {error}");
+                tracing::error!("{cause}");
+                self.stop.fail(cause);
+                return None;
+            }
+            let (publisher, scored) = (&self.publisher, &mut self.scored);
+            let next = futures::executor::block_on(async {
+                tokio::select! {
+                    biased;
+                    () = publisher.refused_ready() => None,
+                    batch = scored.recv() => Some(batch),
+                }
+            });
+            if let Some(batch) = next {
+                return batch;
+            }
+        }
     }
 
     /// Labels decisions with a reloaded model from here on. From this batch, decisions carry
@@ -121,41 +162,101 @@ impl Publishing {
         result
     }
 
-    /// [`Self::publish_batch`] inside one transaction that also commits the batch's input
-    /// positions.
+    /// The batch's outputs inside one transaction that also commits the batch's input
+    /// positions; retried with replacements for outputs refused for their record's fault.
     fn in_transaction(
         &self,
         transactions: &Transactions,
         batch: &mut Batch,
         scratch: &mut Scratch,
     ) -> Result<(), PublishingError> {
-        if let Err(error) = transactions.begin() {
-            abandon(&self.offsets, batch.drain());
-            return Err(error.into());
-        }
-        if let Err(error) = self.publish_batch(batch, scratch) {
-            transactions.abort();
-            return Err(error);
-        }
-        // Outputs and input positions become visible together, or not at all.
-        match transactions.commit(&scratch.sources) {
-            Ok(()) => {
-                for source in &scratch.sources {
-                    self.offsets.ack(source.partition, source.offset);
-                }
-                let mut tracker = self.offsets.lock();
-                for (partition, position) in next_positions(&scratch.sources) {
-                    tracker.mark_committed(partition, position);
-                }
-                Ok(())
+        let mut replacements: Vec<Output> = Vec::new();
+        let mut retry = 0;
+        loop {
+            if let Err(error) = transactions.begin() {
+                abandon(&self.offsets, batch.drain());
+                return Err(error.into());
             }
-            Err(error) => {
-                for source in &scratch.sources {
-                    self.offsets.fail(source.partition, source.offset);
+            if let Err(error) = self.publish_kept(batch, scratch, &replacements) {
+                transactions.abort();
+                self.publisher.wait_reported(REPORTS_TIMEOUT);
+                self.publisher.settle_tally(false);
+                abandon(&self.offsets, batch.drain());
+                return Err(error);
+            }
+            // Outputs and input positions become visible together, or not at all.
+            let committed = transactions.commit(&scratch.sources);
+            // Every report of the transaction has run: its counts and refusals are complete.
+            self.publisher.wait_reported(REPORTS_TIMEOUT);
+            self.publisher.settle_tally(committed.is_ok());
+            let error = match committed {
+                Ok(()) => {
+                    for source in &scratch.sources {
+                        self.offsets.ack(source.partition, source.offset);
+                    }
+                    let mut tracker = self.offsets.lock();
+                    for (partition, position) in next_positions(&scratch.sources) {
+                        tracker.mark_committed(partition, position);
+                    }
+                    drop(tracker);
+                    batch.drain();
+                    return Ok(());
                 }
-                Err(error.into())
+                Err(error) => error,
+            };
+            let refused = self.publisher.take_refused();
+            let retry_batch = !refused.is_empty()
+                && error.requires_abort()
+                && retry < MAX_TRANSACTION_RETRIES
+                && self.stop.failure().is_none();
+            if !retry_batch {
+                abandon(&self.offsets, batch.drain());
+                return Err(error.into());
+            }
+            tracing::warn!(
+                %error,
+                refused = refused.len(),
+                retry = retry + 1,
+                "transaction aborted for outputs refused by their records' fault; producing \
+                 the batch again with those replaced"
+            );
+            for output in refused {
+                let source = output.token().source;
+                replacements.retain(|kept| !same_record(&kept.token().source, &source));
+                replacements.push(output);
+            }
+            retry += 1;
+        }
+    }
+
+    /// Exactly-once mode: produces the outputs of `batch`, keeping its entries for a retry of
+    /// the transaction, with `replacements` instead of the outputs of their records.
+    fn publish_kept(
+        &self,
+        batch: &Batch,
+        scratch: &mut Scratch,
+        replacements: &[Output],
+    ) -> Result<(), PublishingError> {
+        scratch.sources.clear();
+        write_timestamp(chrono::Utc::now(), &mut scratch.scored_at);
+        let probabilities = batch.probabilities();
+        for entry in batch.entries() {
+            scratch.sources.push(entry.source);
+            let replacement = replacements
+                .iter()
+                .find(|output| same_record(&output.token().source, &entry.source));
+            match replacement {
+                Some(output) => self.publisher.resend(output.clone())?,
+                None => self.publish(
+                    entry.source,
+                    entry.headers.clone(),
+                    &entry.outcome,
+                    probabilities,
+                    scratch,
+                )?,
             }
         }
+        Ok(())
     }
 
     /// Produces the outputs of `batch` (recording their inputs in `scratch.sources`); on
@@ -171,7 +272,13 @@ impl Publishing {
         while let Some(entry) = entries.next() {
             let source = entry.source;
             scratch.sources.push(source);
-            let published = self.publish(entry, probabilities, scratch);
+            let published = self.publish(
+                source,
+                entry.headers,
+                &entry.outcome,
+                probabilities,
+                scratch,
+            );
             if let Err(error) = published {
                 // Settle this entry (a no-op if the producer's error path already did) and
                 // every one after it.
@@ -185,28 +292,28 @@ impl Publishing {
 
     fn publish(
         &self,
-        entry: Entry,
+        source: Source,
+        input_headers: Option<OwnedHeaders>,
+        outcome: &Outcome,
         probabilities: &[f32],
         scratch: &mut Scratch,
     ) -> Result<(), PublishingError> {
-        let Entry {
-            source,
-            headers: input_headers,
-            outcome,
-        } = entry;
         match outcome {
             Outcome::Scored {
                 application_id,
                 row,
             } => {
-                let probability = probabilities.get(row).copied().unwrap_or(f32::NAN);
+                let probability = probabilities.get(*row).copied().unwrap_or(f32::NAN);
                 if !probability.is_finite() {
-                    return Err(PublishingError::NotFinite(probability, application_id));
+                    return Err(PublishingError::NotFinite(
+                        probability,
+                        application_id.clone(),
+                    ));
                 }
                 let ModelLabel { version, threshold } = &self.label;
                 let class = Class::from_probability(probability, *threshold);
                 DecisionRecord {
-                    application_id: &application_id,
+                    application_id,
                     decision: class,
                     probability_bad: probability,
                     threshold: *threshold,
@@ -214,12 +321,9 @@ impl Publishing {
                     scored_at: &scratch.scored_at,
                 }
                 .encode_into(&mut scratch.payload)?;
-                let token = DeliveryToken {
-                    source,
-                    kind: OutputKind::Decision(class),
-                };
+                let token = DeliveryToken::first(source, OutputKind::Decision(class));
                 self.publisher.decision(
-                    &application_id,
+                    application_id,
                     &scratch.payload,
                     headers::decision_headers(input_headers, version),
                     token,
@@ -230,19 +334,21 @@ impl Publishing {
                 key,
                 payload,
             } => {
-                let token = DeliveryToken {
-                    source,
-                    kind: OutputKind::DeadLetter(rejection.reason),
-                };
+                let token = DeliveryToken::first(source, OutputKind::DeadLetter(rejection.reason));
                 self.publisher.dead_letter(
                     key.as_deref(),
                     payload.as_deref(),
                     input_headers,
-                    &rejection,
+                    rejection,
                     token,
                 )?;
             }
         }
         Ok(())
     }
+}
+
+/// Whether two outputs answer the same input record.
+fn same_record(a: &Source, b: &Source) -> bool {
+    a.partition == b.partition && a.offset == b.offset
 }

@@ -158,6 +158,7 @@ pub async fn run(
         Arc::clone(&offsets),
         metrics.clone(),
         stop.clone(),
+        kafka.max_copied_bytes,
     );
     let publisher = Arc::new(
         Publisher::new(
@@ -274,7 +275,10 @@ pub async fn run(
         max_wait: config.batching.max_wait(),
         stop: stop.clone(),
     }
-    .spawn(KafkaSource::new(Arc::clone(&consumer)))
+    .spawn(KafkaSource::new(
+        Arc::clone(&consumer),
+        kafka.max_copied_bytes,
+    ))
     .map_err(|error| {
         // Nothing will close the batch channel otherwise (the consumer's context holds it),
         // and the inference and publishing threads would wait on it for good.
@@ -333,15 +337,16 @@ pub async fn run(
         tracing::warn!(%error, in_flight = publisher.in_flight(), "producer flush incomplete");
     }
     // librdkafka counts a report as done when its event is dequeued, a moment before the
-    // producer thread has run our callback for it: wait for the callbacks themselves.
+    // producer thread has run our callback for it: wait for the callbacks themselves, and
+    // produce what replaces an output they refused.
     let settle_timeout = if stop.failure().is_some() {
         Duration::from_secs(1)
     } else {
         drain_timeout
     };
-    let settling = Arc::clone(&offsets);
+    let (settling, draining) = (Arc::clone(&offsets), Arc::clone(&publisher));
     if let Ok(left @ 1..) =
-        tokio::task::spawn_blocking(move || settling.wait_drained(None, settle_timeout)).await
+        tokio::task::spawn_blocking(move || draining.drain(&settling, settle_timeout)).await
     {
         tracing::warn!(
             left,
