@@ -7,6 +7,11 @@
 //! differently, still labelled with the trained model's version. The tests use the shipped
 //! bundle in `models/` and ONNX Runtime from `ORT_DYLIB_PATH` or `.onnxruntime/`.
 
+// Each test file uses its own part of the worker-process helpers.
+#[allow(dead_code)]
+#[path = "support/worker_process.rs"]
+mod worker_process;
+
 use credit_risk::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_FILE};
 use credit_risk::backfill::model::ModelError as BackfillModelError;
 use credit_risk::backfill::BackfillModel;
@@ -19,10 +24,10 @@ use onnx_protobuf::{Message, ModelProto};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use worker_process::{closed_port, send_signal, wait_for_metrics, Running};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -265,66 +270,6 @@ fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
 }
 
 // The worker binary, reloaded with SIGHUP.
-
-/// A loopback port nobody listens on: connections to it are refused at once.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// `GET path` on `port`, the body, or `None` while nothing answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    use std::io::Write;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
-/// Kills the child when dropped, so a failing assertion leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} failed");
-}
-
-/// Polls `/metrics` until it contains every one of `expected`, while the worker keeps running.
-fn wait_for_metrics(running: &mut Running, port: u16, expected: &[&str]) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(response) = http_get(port, "/metrics") {
-            if expected.iter().all(|line| response.contains(line)) {
-                return response;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "/metrics never showed {expected:?}"
-        );
-        assert!(
-            running.0.try_wait().expect("poll").is_none(),
-            "the worker exited"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_sighup_reload_of_a_tampered_bundle_is_refused_and_the_old_model_keeps_serving() {

@@ -6,18 +6,23 @@
 //! pipes), `/metrics` and `/readyz`. Running workers use librdkafka's mock cluster, started in
 //! this process on loopback ports.
 
+// Each test file uses its own part of the worker-process helpers.
+#[allow(dead_code)]
+#[path = "support/worker_process.rs"]
+mod worker_process;
+
 use credit_risk::kafka::feed::{feed_blocking, FeedRecord};
 use credit_risk::kafka::mock::EmbeddedCluster;
 use credit_risk::kafka::tail::high_watermarks_blocking;
 use credit_risk::pipeline::testkit::{applicant_records, Topics};
 use std::ffi::OsString;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use worker_process::{closed_port, http_get};
 
 /// Part of every canary value: none of it may show up anywhere.
 const CANARY: &str = "CANARY";
@@ -54,12 +59,6 @@ const REFUSED_SECRET_KEYS: &[&str] = &[
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A loopback port nobody listens on.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// The environment variable that sets the librdkafka property `key`.
@@ -212,21 +211,6 @@ impl Drop for Worker {
     }
 }
 
-/// `GET path` on `port`: the whole response, or `None` while nothing answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::Write;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 /// Fails showing where `CANARY` occurs in `text`, if it does.
 fn assert_no_canary(what: &str, text: &str) {
     if let Some(at) = text.find(CANARY) {
@@ -289,7 +273,7 @@ const FORGED_KEY: &str = "app-1\n2099-01-01T00:00:00.000000Z ERROR credit_risk: 
 #[test]
 fn secrets_in_every_client_property_stay_out_of_logs_metrics_and_readiness_in_both_formats() {
     for format in ["text", "json"] {
-        let metrics_port = free_port();
+        let metrics_port = closed_port();
         let (cluster, topics, mut envs) = cluster_and_worker_env("secrets", metrics_port);
         let bootstrap = cluster.bootstrap_servers().to_owned();
         let mut records = applicant_records(1).expect("a record");
@@ -341,7 +325,7 @@ fn a_secret_librdkafka_quotes_in_its_own_messages_is_scrubbed_in_both_formats() 
         let mut envs = env(&[
             (
                 "CREDIT_RISK__KAFKA__BROKERS",
-                &format!("127.0.0.1:{}", free_port()),
+                &format!("127.0.0.1:{}", closed_port()),
             ),
             ("CREDIT_RISK__METRICS__ADDRESS", "127.0.0.1:0"),
             ("CREDIT_RISK__LOGGING__FORMAT", format),
@@ -376,7 +360,7 @@ fn a_refused_secret_setting_stops_the_worker_naming_the_key_but_not_the_value() 
         let mut envs = env(&[
             (
                 "CREDIT_RISK__KAFKA__BROKERS",
-                &format!("127.0.0.1:{}", free_port()),
+                &format!("127.0.0.1:{}", closed_port()),
             ),
             ("CREDIT_RISK__METRICS__ADDRESS", "127.0.0.1:0"),
             ("CREDIT_RISK__LOGGING__FORMAT", "json"),
@@ -470,7 +454,7 @@ fn a_directory_given_as_the_configuration_file_is_called_a_directory() {
 #[test]
 fn a_forged_record_key_neither_forges_a_log_line_nor_reaches_the_terminal_in_either_format() {
     for format in ["text", "json"] {
-        let (cluster, topics, mut envs) = cluster_and_worker_env("forged", free_port());
+        let (cluster, topics, mut envs) = cluster_and_worker_env("forged", closed_port());
         let bootstrap = cluster.bootstrap_servers().to_owned();
         let record = FeedRecord {
             key: Some(FORGED_KEY.as_bytes().to_vec()),
@@ -523,7 +507,7 @@ fn a_forged_record_key_neither_forges_a_log_line_nor_reaches_the_terminal_in_eit
 
 #[test]
 fn worker_produce_stops_promptly_on_sigterm_while_the_broker_is_unreachable() {
-    let brokers = format!("127.0.0.1:{}", free_port());
+    let brokers = format!("127.0.0.1:{}", closed_port());
     let mut worker = Worker::start(
         &[
             "produce",

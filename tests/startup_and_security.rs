@@ -6,22 +6,21 @@
 //! are applied (and secrets could leak) before any connection succeeds, and a refused
 //! connection keeps the worker retrying, which is the moment to read its logs and metrics.
 
+// Each test file uses its own part of the worker-process helpers.
+#[allow(dead_code)]
+#[path = "support/worker_process.rs"]
+mod worker_process;
+
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use worker_process::{closed_port, http_get, send_signal, wait_for_metrics, Running};
 
 const SECRET: &str = "hunter2-do-not-log-me";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A loopback port nobody listens on: connections to it are refused at once.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 fn worker(envs: &[(&str, String)]) -> Command {
@@ -56,31 +55,6 @@ fn run_to_failure(envs: &[(&str, String)]) -> (Output, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output, text)
-}
-
-/// `GET path` on `port`, the body, or `None` while nothing answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    use std::io::Write;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
-/// Kills the child when dropped, so a failing assertion leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -281,36 +255,6 @@ fn a_missing_preprocessor_stops_the_start_naming_the_file() {
     let (output, text) = start_with_models(dir.path());
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("preprocessor.json"), "{text}");
-}
-
-/// Sends `signal` (e.g. `-HUP`) to the worker with the system's `kill`.
-fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} failed");
-}
-
-/// Polls `/metrics` until it contains every one of `expected`, while the worker keeps running.
-fn wait_for_metrics(running: &mut Running, port: u16, expected: &[&str]) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(response) = http_get(port, "/metrics") {
-            if expected.iter().all(|line| response.contains(line)) {
-                return response;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "/metrics never showed {expected:?}"
-        );
-        assert!(
-            running.0.try_wait().expect("poll").is_none(),
-            "the worker exited"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

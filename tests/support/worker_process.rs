@@ -1,0 +1,68 @@
+//! The worker binary as a child process: a port to give it, its HTTP endpoint, signals, and a
+//! guard that kills it when a test fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A loopback port nobody listens on: connections to it are refused at once, and a server
+/// started on it is free to bind it.
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `GET path` on `port`: the whole response, or `None` while nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `signal` (e.g. `-HUP`) to the worker with the system's `kill`.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+/// Polls `/metrics` until it contains every one of `expected`, while the worker keeps running.
+pub fn wait_for_metrics(running: &mut Running, port: u16, expected: &[&str]) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(response) = http_get(port, "/metrics") {
+            if expected.iter().all(|line| response.contains(line)) {
+                return response;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/metrics never showed {expected:?}"
+        );
+        assert!(
+            running.0.try_wait().expect("poll").is_none(),
+            "the worker exited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
