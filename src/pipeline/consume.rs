@@ -13,7 +13,7 @@ use crate::kafka::bounds::{dead_letter_copy, decision_headers_copy, DeadLetterCo
 use crate::kafka::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed, Source};
 use crate::pipeline::batcher::{Polled, RecordSource};
-use crate::pipeline::decode::{decode, RejectReason, Rejection};
+use crate::pipeline::decode::{decode, RejectReason, Rejection, MAX_KEY_BYTES};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
@@ -25,6 +25,19 @@ use std::time::{Duration, Instant};
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 /// Pause after a consumer error, at least.
 const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// A rejected record's key as logged: at most [`MAX_KEY_BYTES`] of it, so a huge key cannot
+/// turn one warning into half a megabyte of log.
+fn key_for_log(key: &[u8]) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return String::from_utf8_lossy(key).into_owned();
+    }
+    format!(
+        "{}... ({} bytes)",
+        String::from_utf8_lossy(&key[..MAX_KEY_BYTES]),
+        key.len()
+    )
+}
 
 /// Turns a fetched message into a [`Consumed`] record, copying at most `max_copied` bytes of
 /// it (`kafka.max_copied_bytes`).
@@ -137,7 +150,7 @@ impl RecordSource for KafkaSource {
             tracing::warn!(
                 partition = source.partition,
                 offset = source.offset,
-                key = %String::from_utf8_lossy(key.as_deref().unwrap_or_default()),
+                key = %key_for_log(key.as_deref().unwrap_or_default()),
                 reason = rejection.reason.as_str(),
                 field = rejection.field,
                 problem = rejection.message,
@@ -174,6 +187,19 @@ mod tests {
         assert_eq!(
             whole_millis_up(Duration::MAX),
             Duration::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn a_rejected_records_key_is_logged_whole_up_to_the_key_limit_and_cut_beyond_it() {
+        assert_eq!(key_for_log(b"app-1"), "app-1");
+        let limit = [b'k'; MAX_KEY_BYTES];
+        assert_eq!(key_for_log(&limit), "k".repeat(MAX_KEY_BYTES));
+        let huge = vec![b'k'; 1_000_000];
+        let logged = key_for_log(&huge);
+        assert_eq!(
+            logged,
+            format!("{}... (1000000 bytes)", "k".repeat(MAX_KEY_BYTES))
         );
     }
 }
