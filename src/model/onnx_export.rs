@@ -663,7 +663,12 @@ pub fn read_exported(bytes: &[u8]) -> Result<ExportedModel, ImportError> {
     expected
         .producer_version
         .clone_from(&model.producer_version);
-    if expected != model {
+    // Bytes, not parsed messages: a parser that keeps the last of a repeated field (as this
+    // one does) would miss a second graph that ONNX Runtime merges in.
+    let rewritten = expected
+        .write_to_bytes()
+        .map_err(|error| ImportError::NotAnExport(error.to_string()))?;
+    if expected != model || rewritten != bytes {
         return Err(ImportError::NotAnExport(
             "its graph, opset or header differ from what this build's exporter writes for its \
              weights (an edited graph, or a model from another exporter)"
@@ -1021,6 +1026,36 @@ mod tests {
                 metadata.iter().cloned().collect::<BTreeMap<_, _>>()
             );
         }
+    }
+
+    #[test]
+    fn read_exported_refuses_a_second_graph_that_its_parser_would_drop() {
+        let honest = export_onnx(&weights(), &[]).unwrap();
+        // Field 7 (`graph`) once more, before the real one: this parser keeps the last copy,
+        // ONNX Runtime's merges both.
+        let mut extra = build_model(&weights(), &[]).unwrap().graph.unwrap();
+        extra.node.truncate(1);
+        let extra = extra.write_to_bytes().unwrap();
+        let mut tampered = vec![(7 << 3) | 2];
+        let mut length = extra.len();
+        while length >= 0x80 {
+            tampered.push((length as u8) | 0x80);
+            length >>= 7;
+        }
+        tampered.push(length as u8);
+        tampered.extend_from_slice(&extra);
+        tampered.extend_from_slice(&honest);
+        assert_eq!(
+            ModelProto::parse_from_bytes(&tampered).unwrap(),
+            ModelProto::parse_from_bytes(&honest).unwrap(),
+            "the parser must see the same model for this test to mean anything"
+        );
+        assert!(read_exported(&honest).is_ok());
+        let refused = read_exported(&tampered).unwrap_err();
+        assert!(
+            matches!(refused, ImportError::NotAnExport(_)),
+            "{refused:?}"
+        );
     }
 
     #[test]
