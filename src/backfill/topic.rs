@@ -233,12 +233,21 @@ pub fn parse_setting(text: &str) -> Result<(String, String), TopicError> {
     let (key, value) = text
         .split_once('=')
         .filter(|(key, _)| !key.trim().is_empty())
-        .ok_or_else(|| TopicError::Setting(text.split('=').next().unwrap_or("").to_string()))?;
+        .ok_or_else(|| TopicError::Setting(key_shown(text)))?;
     let key = key.trim();
     if RESERVED_SETTINGS.contains(&key) {
         return Err(TopicError::ReservedSetting(key.to_string()));
     }
     Ok((key.to_string(), value.to_string()))
+}
+
+/// The leading key characters of a malformed setting: with no `=`, where the key ends and a
+/// secret value begins (`sasl.password:hunter2`) cannot be told, so nothing past them is shown.
+fn key_shown(text: &str) -> String {
+    text.trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect()
 }
 
 /// The consumer of a Kafka input: assigned partitions (no rebalancing), manual commits of
@@ -458,6 +467,15 @@ mod tests {
             parse_setting("no-equals-sign"),
             Err(TopicError::Setting(_))
         ));
+        for mistyped in [
+            "sasl.password:hunter2",
+            "sasl.password hunter2",
+            " sasl.password",
+        ] {
+            let error = parse_setting(mistyped).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("`sasl.password...`"), "{error}");
+        }
         let config = consumer_config(
             &TopicAddress::detect("kafka://b:1/t").unwrap().unwrap(),
             "nightly",
