@@ -41,9 +41,17 @@ pub fn secret_values(settings: &BTreeMap<String, String>) -> Vec<String> {
             continue;
         }
         values.push(value.clone());
+        if !holds_pairs(key) {
+            continue;
+        }
         for pair in value.split(|c: char| c.is_whitespace() || c == ';' || c == ',') {
             if let Some((_, part)) = pair.split_once('=') {
-                values.push(part.trim_matches(['"', '\'']).to_owned());
+                let part = part.trim_matches(['"', '\'']);
+                // A number or a flag (`lifeSeconds=3600`) is no secret, and scrubbing it would
+                // blank every such number in the log.
+                if !part.bytes().all(|b| b.is_ascii_digit()) && !is_flag(part) {
+                    values.push(part.to_owned());
+                }
             }
         }
     }
@@ -51,6 +59,16 @@ pub fn secret_values(settings: &BTreeMap<String, String>) -> Vec<String> {
     values.sort();
     values.dedup();
     values
+}
+
+/// Whether the value of `key` is a list of `name=value` pairs that librdkafka may quote one by
+/// one.
+fn holds_pairs(key: &str) -> bool {
+    key.ends_with("sasl.oauthbearer.config") || key.ends_with("sasl.jaas.config")
+}
+
+fn is_flag(text: &str) -> bool {
+    text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false")
 }
 
 /// Every form in which `secret` can appear in output: as is, escaped by `{:?}`, by JSON, and
@@ -248,6 +266,25 @@ mod tests {
         }
         assert!(!values.iter().any(|v| v == "SASL_SSL"), "{values:?}");
         assert!(!values.iter().any(|v| v == "abc"), "too short: {values:?}");
+    }
+
+    #[test]
+    fn numbers_flags_and_pairs_of_other_secrets_are_not_scrubbed_from_text() {
+        let values = secret_values(&settings(&[
+            (
+                "sasl.oauthbearer.config",
+                "principal=canary-principal lifeSeconds=3600 debug=TRUE",
+            ),
+            ("sasl.password", "pw-with=equals-sign"),
+        ]));
+        assert!(values.iter().any(|v| v == "canary-principal"), "{values:?}");
+        assert!(
+            values.iter().any(|v| v == "pw-with=equals-sign"),
+            "{values:?}"
+        );
+        for kept in ["3600", "TRUE", "equals-sign"] {
+            assert!(!values.iter().any(|v| v == kept), "{kept}: {values:?}");
+        }
     }
 
     #[test]
