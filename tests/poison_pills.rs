@@ -614,11 +614,35 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_aborts_a_transaction_with_a_refused_output_and_retries_it_dead_lettered() {
+    refused_in_a_transaction(20, |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_arrives_while_its_transaction_is_still_produced_is_retried_not_fatal() {
+    // One record per produce request, sent at once: the refusal comes back while the rest of
+    // the 500-record batch is still being produced, and librdkafka then refuses those sends.
+    refused_in_a_transaction(500, |config| {
+        config.batching.max_batch = 500;
+        config.batching.max_wait_ms = 200;
+        for (key, value) in [
+            ("producer.linger.ms", "0"),
+            ("producer.batch.num.messages", "1"),
+        ] {
+            config.kafka.client.insert(key.to_owned(), value.to_owned());
+        }
+    })
+    .await;
+}
+
+/// `count` records through an exactly-once worker (tuned by `tune`) whose first produce
+/// request the broker refuses as `INVALID_RECORD`: the transaction is aborted and produced
+/// again with the refused outputs dead-lettered, and every record is answered.
+async fn refused_in_a_transaction(count: usize, tune: impl FnOnce(&mut Config)) {
     let (cluster, dir) = setup();
     let topics = Topics::unique("refused-eos");
     topics.create(&cluster, 1).await.expect("topics");
     let bootstrap = cluster.bootstrap_servers().to_owned();
-    let first = valid("first", 20);
+    let first = valid("first", count);
     let offsets = produce(&bootstrap, &topics.input, 0, &first).await;
     cluster
         .fail_requests(
@@ -626,7 +650,9 @@ async fn exactly_once_aborts_a_transaction_with_a_refused_output_and_retries_it_
             vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
         )
         .expect("fault injection");
-    let config = testkit::exactly_once_config(&bootstrap, &topics, dir.path()).expect("config");
+    let mut config = testkit::exactly_once_config(&bootstrap, &topics, dir.path()).expect("config");
+    tune(&mut config);
+    config.validate().expect("tuned config");
     let running = Running::start(config, &topics)
         .await
         .until_answered(&traces(&first))
@@ -666,7 +692,7 @@ async fn exactly_once_aborts_a_transaction_with_a_refused_output_and_retries_it_
     // Counted once, on the commit of the retried transaction.
     assert_eq!(
         answers.report.decided + answers.report.dead_lettered,
-        20,
+        count as u64,
         "{:?}",
         answers.report
     );

@@ -185,6 +185,10 @@ pub enum PublishError {
     },
     #[error("the worker is stopping after a failure; output not produced")]
     Stopped,
+    /// Exactly-once mode: the open transaction takes no more outputs (once an output of it is
+    /// refused, librdkafka refuses the rest); the publishing thread aborts it and decides.
+    #[error("the open transaction refused an output: {0}")]
+    TransactionRefused(#[source] KafkaError),
 }
 
 /// The producer's context: settles input offsets and counts outputs as reports arrive.
@@ -413,6 +417,16 @@ impl DeliveryContext {
                 log_refusal(&refused.token, &output.token, error);
                 lock(&self.refused).push(output);
                 self.refused_ready.notify_one();
+            }
+            None if !self.settle_on_delivery => {
+                // The transaction's commit fails on this report; the publishing thread decides.
+                self.metrics.delivery_failures.inc();
+                tracing::warn!(
+                    partition = refused.token.source.partition,
+                    offset = refused.token.source.offset,
+                    %error,
+                    "an output of the open transaction was not delivered"
+                );
             }
             None => self.failed(&refused.token, error),
         }
@@ -724,6 +738,10 @@ impl Publisher {
                     if let Some(output) = self.context().instead_of(&refused, &error) {
                         log_refusal(&refused.token, &output.token, &error);
                         return self.resend(output);
+                    }
+                    if !self.context().settle_on_delivery {
+                        // The batch is produced again or abandoned with its transaction.
+                        return Err(PublishError::TransactionRefused(error));
                     }
                     self.context().failed(&returned.delivery_opaque, &error);
                     return Err(PublishError::Produce {

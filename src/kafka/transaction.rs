@@ -19,9 +19,10 @@
 //! consumer has already fetched past the batch, and starting over from the committed positions
 //! is what a restart does. Except when the transaction failed only because the broker refused
 //! some of its outputs for a reason of their records (too large, invalid): a restart would fail
-//! on them again. librdkafka then requires an abort ([`TransactionError::requires_abort`]),
-//! and the publishing thread produces the batch again in a new transaction with those outputs
-//! replaced by dead letters ([`crate::pipeline::publishing`]).
+//! on them again. The transaction is aborted (librdkafka refuses its later outputs, or fails its
+//! commit), and the publishing thread produces the batch again in a new transaction with those
+//! outputs replaced by dead letters ([`crate::pipeline::publishing`]); a producer that cannot
+//! abort (fenced) fails the next `begin`, which stops the worker.
 
 use crate::kafka::publish::Publisher;
 use crate::kafka::WorkerConsumer;
@@ -51,20 +52,6 @@ pub enum TransactionError {
     },
     #[error("the consumer has no group metadata to commit offsets in a transaction")]
     NoGroupMetadata,
-}
-
-impl TransactionError {
-    /// Whether librdkafka reports the transaction as abortable: aborting it leaves the producer
-    /// usable for the next one (unlike a fatal error, a fenced producer say).
-    pub fn requires_abort(&self) -> bool {
-        match self {
-            Self::Step {
-                source: KafkaError::Transaction(error),
-                ..
-            } => error.txn_requires_abort() && !error.is_fatal(),
-            _ => false,
-        }
-    }
 }
 
 /// The exactly-once machinery the publishing thread drives.

@@ -177,41 +177,52 @@ impl Publishing {
                 abandon(&self.offsets, batch.drain());
                 return Err(error.into());
             }
-            if let Err(error) = self.publish_kept(batch, scratch, &replacements) {
-                transactions.abort();
-                self.publisher.wait_reported(REPORTS_TIMEOUT);
-                self.publisher.settle_tally(false);
-                abandon(&self.offsets, batch.drain());
-                return Err(error);
-            }
-            // Outputs and input positions become visible together, or not at all.
-            let committed = transactions.commit(&scratch.sources);
-            // Every report of the transaction has run: its counts and refusals are complete.
-            self.publisher.wait_reported(REPORTS_TIMEOUT);
-            self.publisher.settle_tally(committed.is_ok());
-            let error = match committed {
-                Ok(()) => {
-                    for source in &scratch.sources {
-                        self.offsets.ack(source.partition, source.offset);
-                    }
-                    let mut tracker = self.offsets.lock();
-                    for (partition, position) in next_positions(&scratch.sources) {
-                        tracker.mark_committed(partition, position);
-                    }
-                    drop(tracker);
-                    batch.drain();
-                    return Ok(());
+            let (error, retryable) = match self.publish_kept(batch, scratch, &replacements) {
+                Err(error) => {
+                    transactions.abort();
+                    self.publisher.wait_reported(REPORTS_TIMEOUT);
+                    self.publisher.settle_tally(false);
+                    let refused_midway = matches!(
+                        error,
+                        PublishingError::Publish(PublishError::TransactionRefused(_))
+                    );
+                    (error, refused_midway)
                 }
-                Err(error) => error,
+                Ok(()) => {
+                    // Outputs and input positions become visible together, or not at all.
+                    let committed = transactions.commit(&scratch.sources);
+                    // Every report of the transaction has run: its counts and refusals are
+                    // complete.
+                    self.publisher.wait_reported(REPORTS_TIMEOUT);
+                    self.publisher.settle_tally(committed.is_ok());
+                    match committed {
+                        Ok(()) => {
+                            for source in &scratch.sources {
+                                self.offsets.ack(source.partition, source.offset);
+                            }
+                            let mut tracker = self.offsets.lock();
+                            for (partition, position) in next_positions(&scratch.sources) {
+                                tracker.mark_committed(partition, position);
+                            }
+                            drop(tracker);
+                            batch.drain();
+                            return Ok(());
+                        }
+                        // Whatever the commit's error (librdkafka may only time out flushing
+                        // outputs held back behind a refused one), refused outputs mean the
+                        // batch can be produced again with them replaced.
+                        Err(error) => (error.into(), true),
+                    }
+                }
             };
             let refused = self.publisher.take_refused();
             let retry_batch = !refused.is_empty()
-                && error.requires_abort()
+                && retryable
                 && retry < MAX_TRANSACTION_RETRIES
                 && self.stop.failure().is_none();
             if !retry_batch {
                 abandon(&self.offsets, batch.drain());
-                return Err(error.into());
+                return Err(error);
             }
             tracing::warn!(
                 %error,
