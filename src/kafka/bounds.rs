@@ -83,7 +83,12 @@ pub fn cut_headers(
     let mut left = budget;
     for header in raw_headers(headers).filter(|header| !skip(header.name)) {
         let name = String::from_utf8_lossy(header.name);
-        let whole = cost(&header);
+        // What is written, not what was read: each invalid byte of a name becomes 3 bytes.
+        let written = RawHeader {
+            name: name.as_bytes(),
+            value: header.value,
+        };
+        let whole = cost(&written);
         if whole <= left {
             cut = cut.insert(Header {
                 key: &name,
@@ -92,8 +97,8 @@ pub fn cut_headers(
             left -= whole;
             continue;
         }
-        if header.name.len() + HEADER_FRAMING_BYTES < left {
-            let room = left - header.name.len() - HEADER_FRAMING_BYTES;
+        if name.len() + HEADER_FRAMING_BYTES < left {
+            let room = left - name.len() - HEADER_FRAMING_BYTES;
             cut = cut.insert(Header {
                 key: &name,
                 value: header.value.map(|value| prefix(value, room)),
@@ -303,14 +308,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn header_names_that_are_not_utf8_are_read_without_panicking() {
+    /// `input` with one more header named by raw bytes (rust-rdkafka takes only text names).
+    fn with_raw_name(input: OwnedHeaders, name: &[u8], value: &[u8]) -> OwnedHeaders {
         use rdkafka::bindings::{rd_kafka_header_add, rd_kafka_headers_t};
-        let input = headers(&[("first", b"1")]);
         let native = std::ptr::from_ref(input.as_borrowed())
             .cast::<rd_kafka_headers_t>()
             .cast_mut();
-        let name = [0xffu8, 0xfe, b'x'];
         // SAFETY: `native` is the live headers object `input` owns; librdkafka copies the
         // name and value.
         unsafe {
@@ -318,10 +321,26 @@ mod tests {
                 native,
                 name.as_ptr().cast(),
                 name.len() as isize,
-                b"v".as_ptr().cast(),
-                1,
+                value.as_ptr().cast(),
+                value.len() as isize,
             );
         }
+        input
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_budgeted_at_the_length_it_is_written_with() {
+        // 3,000 raw bytes fit a 4,096-byte budget; written lossily they take 9,000.
+        let input = with_raw_name(headers(&[("first", b"1")]), &[0xff; 3000], &[b'v'; 100]);
+        let cut = cut_headers(input.as_borrowed(), 4096, |_| false);
+        assert!(measure(cut.as_borrowed(), |_| false).cost <= 4096);
+        assert_eq!(cut.count(), 1);
+    }
+
+    #[test]
+    fn header_names_that_are_not_utf8_are_read_without_panicking() {
+        let name = [0xffu8, 0xfe, b'x'];
+        let input = with_raw_name(headers(&[("first", b"1")]), &name, b"v");
         let read: Vec<RawHeader<'_>> = raw_headers(input.as_borrowed()).collect();
         assert_eq!(read.len(), 2);
         assert_eq!(read[1].name, &name[..]);
