@@ -56,7 +56,8 @@ pub enum Attempt {
     /// A dead letter instead of a refused output, holding at most an eighth of
     /// `kafka.max_copied_bytes` of the record.
     Replacement,
-    /// A dead letter holding nothing of the record but where it is: the last try.
+    /// A dead letter holding nothing of the record but where it is (its key is the record's
+    /// `topic/partition/offset`): the last try.
     Bare,
 }
 
@@ -387,18 +388,31 @@ impl DeliveryContext {
             &token.source,
         );
         let copied = attempt == Attempt::Replacement;
+        // The last try is keyed by the record's position: a compacted dead-letter topic refuses
+        // records without a key.
+        let key = if copied {
+            refused.key.map(|key| key[..key_share].to_vec())
+        } else {
+            Some(self.position_key(&token.source))
+        };
         Some(Output {
             to_dead_letters: true,
-            key: refused
-                .key
-                .filter(|_| copied)
-                .map(|key| key[..key_share].to_vec()),
+            key,
             payload: payload
                 .filter(|_| copied)
                 .map(|payload| payload[..payload_share].to_vec()),
             headers: Some(headers),
             token,
         })
+    }
+
+    /// `topic/partition/offset` of the record `source` points to.
+    fn position_key(&self, source: &Source) -> Vec<u8> {
+        format!(
+            "{}/{}/{}",
+            self.input_topic, source.partition, source.offset
+        )
+        .into_bytes()
     }
 
     /// An output refused in its delivery report: its replacement is queued for the publishing
@@ -1014,7 +1028,7 @@ mod tests {
         let invalid = error(RDKafkaErrorCode::InvalidRecord);
         let bare = context.instead_of(&refused, &invalid).unwrap();
         assert_eq!(bare.token().attempt, Attempt::Bare);
-        assert_eq!(bare.key(), None);
+        assert_eq!(bare.key(), Some(&b"applications/3/77"[..]));
         assert_eq!(bare.payload(), None);
         assert_eq!(
             last_text(bare.headers().unwrap(), headers::SOURCE_OFFSET),
