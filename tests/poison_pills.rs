@@ -19,7 +19,7 @@ use credit_risk::kafka::feed::FeedRecord;
 use credit_risk::kafka::headers;
 use credit_risk::kafka::mock::EmbeddedCluster;
 use credit_risk::kafka::tail::{Tail, Tailed};
-use credit_risk::pipeline::testkit::{self, RunningWorker, Topics, OUTPUT_TIMEOUT};
+use credit_risk::pipeline::testkit::{self, sample, RunningWorker, Topics, OUTPUT_TIMEOUT};
 use credit_risk::pipeline::RunReport;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -602,14 +602,6 @@ async fn a_worker_restarted_on_a_poison_pill_answers_it_and_every_record_behind_
         assert_eq!(answers.of(&trace).len(), 1, "{trace} answered again");
     }
     assert_committed_through(&cluster, &topics, &[(0, offsets[offsets.len() - 1])]).await;
-}
-
-/// `/metrics` sample of `series`, as printed.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

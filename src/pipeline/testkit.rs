@@ -1067,7 +1067,7 @@ pub fn exactly_once_config(
 }
 
 /// The value of the sample `series` (name and labels, as printed) in a `/metrics` body.
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
