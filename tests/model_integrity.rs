@@ -27,22 +27,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use worker_process::{closed_port, send_signal, wait_for_metrics, Running};
+use worker_process::{closed_port, send_signal, shipped_models_copy, wait_for_metrics, Running};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of every file of the shipped bundle, manifest included.
-fn bundle_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    for entry in std::fs::read_dir(root().join("models")).expect("models/") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-    dir
 }
 
 fn manifest_of(dir: &Path) -> Manifest {
@@ -125,7 +113,7 @@ fn the_untouched_shipped_bundle_loads_in_both_loaders_under_its_manifests_versio
 
 #[test]
 fn flipping_the_output_layer_is_refused_by_both_loaders_naming_the_file_and_hashes() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     let expected = manifest_of(dir.path())
         .files
         .into_iter()
@@ -151,7 +139,7 @@ fn flipping_the_output_layer_is_refused_by_both_loaders_naming_the_file_and_hash
 
 #[test]
 fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_its_weights() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     let manifest = manifest_of(dir.path());
     flip_output_layer(dir.path());
     let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
@@ -179,7 +167,7 @@ fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_
 
 #[test]
 fn an_edited_graph_under_a_rewritten_manifest_is_refused_by_both_loaders() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     let manifest = manifest_of(dir.path());
     let path = dir.path().join(MODEL_FILE);
     let mut model =
@@ -210,7 +198,7 @@ fn an_edited_graph_under_a_rewritten_manifest_is_refused_by_both_loaders() {
 
 #[test]
 fn a_changed_preprocessor_is_refused_by_both_loaders() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     let path = dir.path().join(PREPROCESSOR_FILE);
     let mut artifact: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("preprocessor")).expect("json");
@@ -228,7 +216,7 @@ fn a_changed_preprocessor_is_refused_by_both_loaders() {
 
 #[test]
 fn a_missing_manifest_or_a_missing_listed_file_is_refused_by_both_loaders() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     std::fs::remove_file(dir.path().join(ROC_FILE)).expect("remove the ROC plot");
     let (worker, backfill) = refusals(dir.path());
     for error in [worker, backfill] {
@@ -251,7 +239,7 @@ fn a_missing_manifest_or_a_missing_listed_file_is_refused_by_both_loaders() {
 
 #[test]
 fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     std::fs::remove_file(dir.path().join(MANIFEST_FILE)).expect("remove the manifest");
     let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(["manifest", "--dir"])
@@ -273,7 +261,7 @@ fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
 
 #[test]
 fn a_sighup_reload_of_a_tampered_bundle_is_refused_and_the_old_model_keeps_serving() {
-    let dir = bundle_copy();
+    let dir = shipped_models_copy();
     let manifest = manifest_of(dir.path());
     let metrics_port = closed_port();
     let mut running = Running(

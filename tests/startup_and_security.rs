@@ -15,7 +15,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use worker_process::{closed_port, http_get, send_signal, wait_for_metrics, Running};
+use worker_process::{
+    closed_port, http_get, send_signal, shipped_models_copy, wait_for_metrics, Running,
+};
 
 const SECRET: &str = "hunter2-do-not-log-me";
 
@@ -112,23 +114,7 @@ fn sasl_credentials_never_appear_in_logs_or_metrics() {
     .collect();
 
     // Wait for /metrics; the worker keeps retrying the (refused) broker meanwhile.
-    let started = Instant::now();
-    let metrics = loop {
-        if let Some(response) = http_get(metrics_port, "/metrics") {
-            if response.contains("credit_risk_model_info") {
-                break response;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no /metrics within 60 s"
-        );
-        assert!(
-            running.0.try_wait().expect("poll").is_none(),
-            "the worker exited although only the broker is unreachable"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let metrics = wait_for_metrics(&mut running, metrics_port, &["credit_risk_model_info"]);
     // Give librdkafka time to try (and log) a few connections with the SASL settings.
     std::thread::sleep(Duration::from_secs(3));
     let readiness = http_get(metrics_port, "/readyz").expect("/readyz answers");
@@ -182,18 +168,6 @@ fn tls_settings_reach_librdkafka_and_a_bad_ca_file_stops_the_start_by_name() {
     );
 }
 
-/// A copy of the shipped model directory, for breaking one file of it.
-fn model_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    for entry in std::fs::read_dir(root().join("models")).expect("models/") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-    dir
-}
-
 fn start_with_models(dir: &Path) -> (Output, String) {
     run_to_failure(&[
         (
@@ -207,7 +181,7 @@ fn start_with_models(dir: &Path) -> (Output, String) {
 
 #[test]
 fn a_truncated_model_stops_the_start_naming_the_file() {
-    let dir = model_copy();
+    let dir = shipped_models_copy();
     let model = dir.path().join("credit_lstm.onnx");
     let bytes = std::fs::read(&model).expect("model");
     std::fs::write(&model, &bytes[..bytes.len() / 3]).expect("truncate");
@@ -218,7 +192,7 @@ fn a_truncated_model_stops_the_start_naming_the_file() {
 
 #[test]
 fn a_preprocessor_from_another_training_run_stops_the_start() {
-    let dir = model_copy();
+    let dir = shipped_models_copy();
     let path = dir.path().join("preprocessor.json");
     let mut artifact: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("preprocessor")).expect("json");
@@ -250,7 +224,7 @@ fn a_preprocessor_from_another_training_run_stops_the_start() {
 
 #[test]
 fn a_missing_preprocessor_stops_the_start_naming_the_file() {
-    let dir = model_copy();
+    let dir = shipped_models_copy();
     std::fs::remove_file(dir.path().join("preprocessor.json")).expect("remove");
     let (output, text) = start_with_models(dir.path());
     assert!(!output.status.success(), "{text}");

@@ -1,10 +1,24 @@
-//! The worker binary as a child process: a port to give it, its HTTP endpoint, signals, and a
-//! guard that kills it when a test fails.
+//! The worker binary as a child process: a model directory and a port to give it, its HTTP
+//! endpoint, signals, and a guard that kills it when a test fails.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// A copy of every file of the shipped `models/` (manifest included), to alter or remove.
+pub fn shipped_models_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for entry in std::fs::read_dir(models).expect("models/") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
 
 /// A loopback port nobody listens on: connections to it are refused at once, and a server
 /// started on it is free to bind it.
