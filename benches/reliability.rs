@@ -11,8 +11,7 @@
 //!
 //! The scenarios are those of `tests/reliability_tansu.rs` (`tests/support/reliability.rs`).
 
-#[path = "../tests/support/reliability.rs"]
-mod reliability;
+use credit_testkit::reliability;
 
 use reliability::{CrashPlan, OutagePlan};
 use std::time::Duration;

@@ -61,17 +61,16 @@
 //! Targets on the 2-core reference machine: (c) ≥ 80% of (a); p99 at half load ≤ 25 ms; peak
 //! RSS ≤ 200 MiB.
 
-#[path = "support/proc_stats.rs"]
-mod proc_stats;
+use credit_testkit::proc_stats;
 
-use credit_risk::config::Config;
-use credit_risk::data::german_credit;
-use credit_risk::kafka::mock::EmbeddedCluster;
-use credit_risk::pipeline;
-use credit_risk::pipeline::decode::decode;
-use credit_risk::service::health::Health;
-use credit_risk::service::metrics::{LatencyLog, Metrics};
-use credit_risk::service::model;
+use credit_core::decode::decode;
+use credit_core::german_credit;
+use credit_kafka::mock::EmbeddedCluster;
+use credit_worker::config::Config;
+use credit_worker::pipeline;
+use credit_worker::service::health::Health;
+use credit_worker::service::metrics::{LatencyLog, Metrics};
+use credit_worker::service::model;
 use proc_stats::peak_rss_mib;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

@@ -3,13 +3,13 @@
 //! limit, and the valid record between them still decodes.
 //!
 //! The end-to-end path (these rejections reaching the dead-letter topic with their headers
-//! while neighbours are decided) is `testkit::invalid_records_are_dead_lettered`, run on the
+//! while neighbours are decided) is `scenarios::invalid_records_are_dead_lettered`, run on the
 //! mock cluster and on Tansu; `fuzz/` (run by `scripts/fuzz.sh`) throws random bytes at the
 //! same decoder.
 
-use credit_risk::applicant::MAX_RECORD_BYTES;
-use credit_risk::data::german_credit;
-use credit_risk::pipeline::decode::{decode, RejectReason};
+use credit_core::applicant::MAX_RECORD_BYTES;
+use credit_core::decode::{decode, RejectReason};
+use credit_core::german_credit;
 use serde_json::{json, Value};
 use std::path::Path;
 

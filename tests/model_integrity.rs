@@ -8,18 +8,15 @@
 //! bundle in `models/` and ONNX Runtime from `ORT_DYLIB_PATH` or `.onnxruntime/`.
 
 // Each test file uses its own part of the worker-process helpers.
-#[allow(dead_code)]
-#[path = "support/worker_process.rs"]
-mod worker_process;
+use credit_testkit::worker_process;
 
-use credit_risk::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_FILE};
-use credit_risk::backfill::model::ModelError as BackfillModelError;
-use credit_risk::backfill::BackfillModel;
-use credit_risk::bundle::{self, BundleError, Manifest};
-use credit_risk::config::{Config, ModelConfig};
-use credit_risk::model::onnx_export::read_exported;
-use credit_risk::scoring::onnx_runtime::OnnxScorer;
-use credit_risk::service::model::{self, ModelError};
+use credit_backfill::model::ModelError as BackfillModelError;
+use credit_backfill::BackfillModel;
+use credit_core::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_FILE};
+use credit_core::bundle::{self, BundleError, Manifest};
+use credit_core::scoring::onnx_runtime::OnnxScorer;
+use credit_worker::config::{Config, ModelConfig};
+use credit_worker::service::model::{self, ModelError};
 use onnx_protobuf::{Message, ModelProto};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -27,7 +24,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use worker_process::{closed_port, send_signal, shipped_models_copy, wait_for_metrics, Running};
+use worker_process::{
+    closed_port, flip_output_layer, send_signal, shipped_models_copy, wait_for_metrics, Running,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,31 +47,6 @@ fn worker_config(dir: &Path) -> ModelConfig {
         .model;
     config.dir = dir.to_path_buf();
     config
-}
-
-/// Flips the sign bit of every weight of the output layer, in place in the ONNX file: the
-/// 64 bytes of `head_output_weight`. Returns the tampered file's bytes.
-fn flip_output_layer(dir: &Path) -> Vec<u8> {
-    let path = dir.join(MODEL_FILE);
-    let mut bytes = std::fs::read(&path).expect("model");
-    let exported = read_exported(&bytes).expect("an exported model");
-    let layer: Vec<u8> = exported
-        .weights
-        .head_output
-        .weight
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .collect();
-    assert_eq!(layer.len(), 64, "the shipped output layer is 16 floats");
-    let start = bytes
-        .windows(layer.len())
-        .position(|window| window == layer.as_slice())
-        .expect("the output layer's raw data in the file");
-    for sign in (start + 3..start + layer.len()).step_by(4) {
-        bytes[sign] ^= 0x80;
-    }
-    std::fs::write(&path, &bytes).expect("write the tampered model");
-    bytes
 }
 
 /// Both loaders' errors for the bundle in `dir`, which must be refused.
@@ -152,17 +126,9 @@ fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_
         );
         assert!(error.to_string().contains("credit_lstm.onnx"), "{error}");
     }
-    // Nor does `trainer manifest` seal it.
-    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["manifest", "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run the trainer");
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success() && text.contains("hash to"),
-        "{text}"
-    );
+    // Nor does sealing (`trainer manifest`) accept it.
+    let refused = bundle::seal(dir.path()).expect_err("a tampered model is not sealed");
+    assert!(refused.to_string().contains("hash to"), "{refused}");
 }
 
 #[test]
@@ -235,26 +201,6 @@ fn a_missing_manifest_or_a_missing_listed_file_is_refused_by_both_loaders() {
         );
         assert!(error.to_string().contains("manifest.json"), "{error}");
     }
-}
-
-#[test]
-fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
-    let dir = shipped_models_copy();
-    std::fs::remove_file(dir.path().join(MANIFEST_FILE)).expect("remove the manifest");
-    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["manifest", "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run the trainer");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join(MANIFEST_FILE)).expect("written manifest"),
-        std::fs::read(root().join("models").join(MANIFEST_FILE)).expect("shipped manifest")
-    );
 }
 
 // The worker binary, reloaded with SIGHUP.

@@ -14,13 +14,13 @@
 //! starting past it (librdkafka 2.12's mock drops the older sets before inserting the new one).
 //! So the 20 MB pill is fed to a partition of its own, where nothing precedes or follows it.
 
-use credit_risk::config::Config;
-use credit_risk::kafka::feed::FeedRecord;
-use credit_risk::kafka::headers;
-use credit_risk::kafka::mock::EmbeddedCluster;
-use credit_risk::kafka::tail::{Tail, Tailed};
-use credit_risk::pipeline::testkit::{self, sample, RunningWorker, Topics, OUTPUT_TIMEOUT};
-use credit_risk::pipeline::RunReport;
+use credit_kafka::feed::FeedRecord;
+use credit_kafka::headers;
+use credit_kafka::mock::EmbeddedCluster;
+use credit_kafka::tail::{Tail, Tailed};
+use credit_testkit::scenarios::{self, sample, RunningWorker, Topics, OUTPUT_TIMEOUT};
+use credit_worker::config::Config;
+use credit_worker::pipeline::RunReport;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -45,13 +45,13 @@ fn setup() -> (EmbeddedCluster, TempDir) {
         .try_init();
     let cluster = EmbeddedCluster::start(1).expect("mock cluster");
     let dir = tempfile::tempdir().expect("temporary directory");
-    testkit::write_test_model(dir.path(), 0.5, 7).expect("test model");
+    scenarios::write_test_model(dir.path(), 0.5, 7).expect("test model");
     (cluster, dir)
 }
 
 /// `count` valid records traced `{name}-0`, `{name}-1`...
 fn valid(name: &str, count: usize) -> Vec<FeedRecord> {
-    let mut records = testkit::applicant_records(count).expect("applicants");
+    let mut records = scenarios::applicant_records(count).expect("applicants");
     for (index, record) in records.iter_mut().enumerate() {
         record.key = Some(format!("{name}-app-{index}").into_bytes());
         record.headers = vec![(TRACE.to_owned(), format!("{name}-{index}").into_bytes())];
@@ -72,7 +72,7 @@ fn record(trace: &str, key: Vec<u8>, payload: Vec<u8>, extra: &[(&str, Vec<u8>)]
 
 /// A valid applicant payload.
 fn applicant() -> Vec<u8> {
-    testkit::applicant_records(1)
+    scenarios::applicant_records(1)
         .expect("applicant")
         .remove(0)
         .payload
@@ -117,7 +117,7 @@ async fn produce(bootstrap: &str, topic: &str, partition: i32, records: &[FeedRe
 
 /// A configuration for `topics` on `cluster`, the test model in `dir`.
 fn config(cluster: &EmbeddedCluster, topics: &Topics, dir: &Path) -> Config {
-    testkit::scenario_config(cluster.bootstrap_servers(), topics, dir).expect("config")
+    scenarios::scenario_config(cluster.bootstrap_servers(), topics, dir).expect("config")
 }
 
 /// What a worker answered: every output read, by trace.
@@ -251,7 +251,7 @@ fn assert_decided(answers: &Answers, topics: &Topics, records: &[FeedRecord]) {
 /// The group committed every input offset: one past the last offset of each partition fed.
 async fn assert_committed_through(cluster: &EmbeddedCluster, topics: &Topics, ends: &[(i32, i64)]) {
     let committed =
-        testkit::committed_offsets(cluster.bootstrap_servers(), &topics.group, &topics.input)
+        scenarios::committed_offsets(cluster.bootstrap_servers(), &topics.group, &topics.input)
             .await
             .expect("committed offsets");
     let expected: BTreeMap<i32, i64> = ends.iter().map(|&(p, last)| (p, last + 1)).collect();
@@ -566,7 +566,7 @@ async fn a_worker_restarted_on_a_poison_pill_answers_it_and_every_record_behind_
     let behind = valid("behind", 20);
     let records: Vec<FeedRecord> = pills.iter().cloned().chain(behind.clone()).collect();
     let offsets = produce(&bootstrap, &topics.input, 0, &records).await;
-    let position = testkit::committed_offsets(&bootstrap, &topics.group, &topics.input)
+    let position = scenarios::committed_offsets(&bootstrap, &topics.group, &topics.input)
         .await
         .expect("committed offsets");
     assert_eq!(
@@ -642,7 +642,8 @@ async fn refused_in_a_transaction(count: usize, tune: impl FnOnce(&mut Config)) 
             vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
         )
         .expect("fault injection");
-    let mut config = testkit::exactly_once_config(&bootstrap, &topics, dir.path()).expect("config");
+    let mut config =
+        scenarios::exactly_once_config(&bootstrap, &topics, dir.path()).expect("config");
     tune(&mut config);
     config.validate().expect("tuned config");
     let running = Running::start(config, &topics)

@@ -8,8 +8,7 @@
 //! The scenarios run one at a time (each starts its own broker and workers; on two cores they
 //! would otherwise compete for the CPU).
 
-#[path = "support/reliability.rs"]
-mod reliability;
+use credit_testkit::reliability;
 
 use reliability::{runtime, BrokerKind, CrashPlan, Figures, OutagePlan, Outcome};
 use std::sync::{Mutex, PoisonError};

@@ -7,14 +7,12 @@
 //! this process on loopback ports.
 
 // Each test file uses its own part of the worker-process helpers.
-#[allow(dead_code)]
-#[path = "support/worker_process.rs"]
-mod worker_process;
+use credit_testkit::worker_process;
 
-use credit_risk::kafka::feed::{feed_blocking, FeedRecord};
-use credit_risk::kafka::mock::EmbeddedCluster;
-use credit_risk::kafka::tail::high_watermarks_blocking;
-use credit_risk::pipeline::testkit::{applicant_records, Topics};
+use credit_kafka::feed::{feed_blocking, FeedRecord};
+use credit_kafka::mock::EmbeddedCluster;
+use credit_kafka::tail::high_watermarks_blocking;
+use credit_testkit::scenarios::{applicant_records, Topics};
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
@@ -539,27 +537,4 @@ fn worker_produce_stops_promptly_on_sigterm_while_the_broker_is_unreachable() {
         "what was lost is said: {output}"
     );
     assert!(!status.success(), "{status}");
-}
-
-#[test]
-fn a_malformed_backfill_kafka_setting_is_reported_without_its_value() {
-    let output = Command::new(env!("CARGO_BIN_EXE_backfill"))
-        .current_dir(root())
-        .args([
-            "score",
-            "kafka://127.0.0.1:1/loans",
-            "scored.csv",
-            "--kafka-config",
-            &format!("={CANARY}-backfill-x9"),
-        ])
-        .output()
-        .expect("run the backfill");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!output.status.success(), "{text}");
-    assert!(text.contains("expected KEY=VALUE"), "{text}");
-    assert_no_canary("the backfill's error", &text);
 }

@@ -7,9 +7,7 @@
 //! connection keeps the worker retrying, which is the moment to read its logs and metrics.
 
 // Each test file uses its own part of the worker-process helpers.
-#[allow(dead_code)]
-#[path = "support/worker_process.rs"]
-mod worker_process;
+use credit_testkit::worker_process;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -208,11 +206,11 @@ fn a_preprocessor_from_another_training_run_stops_the_start() {
     )
     .expect("write");
     // Re-sealed, as a careless deployment might: the model's own record still refuses the pair.
-    let manifest: credit_risk::bundle::Manifest =
+    let manifest: credit_core::bundle::Manifest =
         serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).expect("manifest"))
             .expect("manifest json");
     let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-    credit_risk::bundle::write_manifest(dir.path(), &manifest.model_version, &names)
+    credit_core::bundle::write_manifest(dir.path(), &manifest.model_version, &names)
         .expect("re-seal");
     let (output, text) = start_with_models(dir.path());
     assert!(!output.status.success(), "{text}");
@@ -233,7 +231,7 @@ fn a_missing_preprocessor_stops_the_start_naming_the_file() {
 
 #[test]
 fn sighup_swaps_in_a_new_model_and_a_broken_one_is_refused_without_stopping_the_worker() {
-    use credit_risk::pipeline::testkit::write_test_model;
+    use credit_testkit::scenarios::write_test_model;
     let dir = tempfile::tempdir().expect("temporary directory");
     let first = write_test_model(dir.path(), 0.5, 21).expect("first model");
     let metrics_port = closed_port();

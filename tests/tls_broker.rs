@@ -9,14 +9,13 @@
 //!
 //! Needs Tansu (`scripts/setup.sh --with-tansu`); without it the test fails saying so.
 
-#[path = "support/reliability.rs"]
-mod reliability;
+use credit_testkit::reliability;
 
-use credit_risk::config::Config;
-use credit_risk::pipeline::decision::OwnedDecision;
-use credit_risk::pipeline::testkit::{
+use credit_core::decision::OwnedDecision;
+use credit_testkit::scenarios::{
     applicant_records, scenario_config, write_test_model, RunningWorker, Topics,
 };
+use credit_worker::config::Config;
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};

@@ -2,16 +2,17 @@
 //! the reservation moves every thread of the process, which would confine the other tests'
 //! threads for the length of the run.
 
-use credit_risk::kafka::mock::EmbeddedCluster;
-use credit_risk::pipeline::testkit;
+use credit_kafka::mock::EmbeddedCluster;
+use credit_testkit::scenarios;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_reserved_core_the_inference_thread_runs_alone_on_it_and_every_record_is_decided() {
     let cluster = EmbeddedCluster::start(1).expect("mock cluster");
     let dir = tempfile::tempdir().expect("temporary directory");
-    testkit::write_test_model(dir.path(), 0.5, 7).expect("test model");
+    scenarios::write_test_model(dir.path(), 0.5, 7).expect("test model");
     if let Err(error) =
-        testkit::a_reserved_core_runs_the_inference_thread_alone(&cluster, dir.path(), 2_000).await
+        scenarios::a_reserved_core_runs_the_inference_thread_alone(&cluster, dir.path(), 2_000)
+            .await
     {
         panic!("{error}");
     }

@@ -7,7 +7,7 @@
 //! than passing without having run. Tansu 0.6 lacks transactions, so exactly-once mode is
 //! tested on the mock cluster; here a test pins that the mode stops with the reason instead.
 
-use credit_risk::pipeline::testkit::{self, RemoteBroker, TestkitError};
+use credit_testkit::scenarios::{self, RemoteBroker, TestkitError};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -96,7 +96,7 @@ impl Drop for Tansu {
 fn setup() -> (Tansu, TempDir, String) {
     let tansu = Tansu::start();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let version = testkit::write_test_model(dir.path(), 0.5, 7).expect("test model");
+    let version = scenarios::write_test_model(dir.path(), 0.5, 7).expect("test model");
     (tansu, dir, version)
 }
 
@@ -111,8 +111,13 @@ fn passed<T>(result: Result<T, TestkitError>) -> T {
 async fn tansu_every_record_gets_exactly_one_decision_with_its_key_and_headers() {
     let (tansu, dir, version) = setup();
     let report = passed(
-        testkit::every_record_gets_exactly_one_decision(&tansu.broker(), dir.path(), &version, 500)
-            .await,
+        scenarios::every_record_gets_exactly_one_decision(
+            &tansu.broker(),
+            dir.path(),
+            &version,
+            500,
+        )
+        .await,
     );
     assert_eq!(report.consumed, 500);
 }
@@ -121,27 +126,27 @@ async fn tansu_every_record_gets_exactly_one_decision_with_its_key_and_headers()
 async fn tansu_invalid_records_go_to_the_dead_letter_topic_and_neighbours_are_decided() {
     let (tansu, dir, _) = setup();
     let report =
-        passed(testkit::invalid_records_are_dead_lettered(&tansu.broker(), dir.path()).await);
+        passed(scenarios::invalid_records_are_dead_lettered(&tansu.broker(), dir.path()).await);
     assert!(report.dead_lettered > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_decisions_for_one_key_keep_their_order() {
     let (tansu, dir, _) = setup();
-    passed(testkit::per_key_order_is_kept(&tansu.broker(), dir.path(), 40, 5).await);
+    passed(scenarios::per_key_order_is_kept(&tansu.broker(), dir.path(), 40, 5).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_shutdown_mid_stream_finishes_and_commits_everything_consumed() {
     let (tansu, dir, _) = setup();
-    passed(testkit::shutdown_drains_in_flight(&tansu.broker(), dir.path(), 30_000).await);
+    passed(scenarios::shutdown_drains_in_flight(&tansu.broker(), dir.path(), 30_000).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_a_second_replica_takes_over_partitions_without_loss_or_duplicates() {
     let (tansu, dir, _) = setup();
     passed(
-        testkit::rebalance_hands_over_without_loss_or_duplicates(
+        scenarios::rebalance_hands_over_without_loss_or_duplicates(
             &tansu.broker(),
             dir.path(),
             2_000,
@@ -154,7 +159,8 @@ async fn tansu_a_second_replica_takes_over_partitions_without_loss_or_duplicates
 async fn tansu_refuses_transactions_so_exactly_once_mode_stops_naming_them() {
     let (tansu, dir, _) = setup();
     let message = passed(
-        testkit::exactly_once_without_broker_transactions_stops(&tansu.broker(), dir.path()).await,
+        scenarios::exactly_once_without_broker_transactions_stops(&tansu.broker(), dir.path())
+            .await,
     );
     eprintln!("exactly-once on Tansu: {message}");
 }

@@ -10,8 +10,8 @@
 //! - an accepted applicant survives a JSON round trip unchanged.
 #![no_main]
 
-use credit_risk::applicant::Applicant;
-use credit_risk::pipeline::decode::decode;
+use credit_core::applicant::Applicant;
+use credit_core::decode::decode;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,0 +1,175 @@
+//! The end-of-run summary, printed and written to `<output>.summary.json`.
+
+use super::psi::PsiReference;
+use super::stats::{Confusion, RunningStats};
+use credit_core::evaluation::CostMatrix;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The realised performance of the model on rows whose outcome is known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backtest {
+    /// Rows with a known outcome.
+    pub labelled_rows: u64,
+    /// ROC AUC (from the score histogram; `None` unless both outcomes occur).
+    pub roc_auc: Option<f64>,
+    /// Average cost per applicant at the threshold under `cost_matrix`.
+    pub average_cost: Option<f64>,
+    pub cost_matrix: CostMatrix,
+    pub threshold: f32,
+    pub confusion: Confusion,
+}
+
+/// Population stability of the scores against the training data's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PsiSummary {
+    pub value: f64,
+    pub bins: usize,
+    /// The reference data set.
+    pub reference: String,
+    pub reference_rows: usize,
+    /// Share of the reference in each bin.
+    pub reference_shares: Vec<f64>,
+    /// Share of this run's scores in each bin.
+    pub shares: Vec<f64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub input: String,
+    pub output: String,
+    pub model_version: String,
+    pub threshold: f32,
+    pub shard: String,
+    /// Rows scored, over every attempt of the run.
+    pub rows: u64,
+    /// Rows rejected, over every attempt.
+    pub rejects: u64,
+    pub rejects_file: String,
+    /// Rows decided bad.
+    pub bad_decisions: u64,
+    /// Share of scored rows decided bad.
+    pub bad_rate: Option<f64>,
+    /// Input row at which this attempt started (0 unless resumed).
+    pub resumed_from_row: u64,
+    /// Rows scored by this attempt.
+    pub rows_this_attempt: u64,
+    /// Wall time of this attempt.
+    pub wall_seconds: f64,
+    /// Rows scored per second by this attempt.
+    pub rows_per_second: f64,
+    pub workers: usize,
+    pub intra_threads: usize,
+    pub batch_size: usize,
+    pub backtest: Option<Backtest>,
+    pub psi: Option<PsiSummary>,
+    /// Whether the checkpoint said the run had already finished (nothing was redone).
+    pub already_complete: bool,
+}
+
+impl Summary {
+    /// The backtest part, when some rows carried an outcome.
+    pub fn backtest(stats: &RunningStats, threshold: f32) -> Option<Backtest> {
+        let labelled_rows = stats.confusion.total();
+        (labelled_rows > 0).then(|| Backtest {
+            labelled_rows,
+            roc_auc: stats.roc_auc(),
+            average_cost: stats.confusion.average_cost(&CostMatrix::GERMAN_CREDIT),
+            cost_matrix: CostMatrix::GERMAN_CREDIT,
+            threshold,
+            confusion: stats.confusion,
+        })
+    }
+
+    /// The PSI part, when there is a reference and scores.
+    pub fn psi(
+        stats: &RunningStats,
+        reference: Option<&PsiReference>,
+        reference_path: &str,
+    ) -> Option<PsiSummary> {
+        let reference = reference?;
+        let value = reference.psi(&stats.psi_counts)?;
+        let total: u64 = stats.psi_counts.iter().sum();
+        Some(PsiSummary {
+            value,
+            bins: reference.bins(),
+            reference: reference_path.to_string(),
+            reference_rows: reference.rows,
+            reference_shares: reference.expected.clone(),
+            shares: stats
+                .psi_counts
+                .iter()
+                .map(|&c| c as f64 / total.max(1) as f64)
+                .collect(),
+        })
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.already_complete {
+            writeln!(
+                f,
+                "already complete according to its checkpoint; nothing redone"
+            )?;
+        }
+        writeln!(f, "backfill {} -> {}", self.input, self.output)?;
+        writeln!(
+            f,
+            "  model {} at threshold {}, shard {}",
+            self.model_version, self.threshold, self.shard
+        )?;
+        writeln!(
+            f,
+            "  rows scored {}, rejected {} ({}), decided bad {} ({})",
+            self.rows,
+            self.rejects,
+            self.rejects_file,
+            self.bad_decisions,
+            percent(self.bad_rate)
+        )?;
+        writeln!(
+            f,
+            "  this attempt: {} rows from input row {} in {:.2} s = {:.0} rows/s ({} workers x {} intra threads, batch {})",
+            self.rows_this_attempt,
+            self.resumed_from_row,
+            self.wall_seconds,
+            self.rows_per_second,
+            self.workers,
+            self.intra_threads,
+            self.batch_size
+        )?;
+        if let Some(backtest) = &self.backtest {
+            writeln!(
+                f,
+                "  backtest on {} labelled rows: ROC AUC {}, average cost {} (5:1) at threshold {}",
+                backtest.labelled_rows,
+                number(backtest.roc_auc),
+                number(backtest.average_cost),
+                backtest.threshold
+            )?;
+        }
+        if let Some(psi) = &self.psi {
+            let verdict = match psi.value {
+                v if v < 0.1 => "stable",
+                v if v < 0.25 => "some shift",
+                _ => "major shift",
+            };
+            writeln!(
+                f,
+                "  PSI vs {} ({} rows, {} bins): {:.4} ({verdict})",
+                psi.reference, psi.reference_rows, psi.bins, psi.value
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"))
+}

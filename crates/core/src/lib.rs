@@ -1,0 +1,26 @@
+//! What the trainer, the worker and the backfill share: the applicant and its wire formats,
+//! preprocessing, the model bundle and the scorer that runs it.
+//!
+//! - [`applicant`]: the applicant schema and its validation.
+//! - [`decode`]: a record's JSON → an applicant or a rejection naming the field.
+//! - [`decision`]: the decision record a scored applicant becomes.
+//! - [`german_credit`]: the German Credit data file (training data, demo and bench input).
+//! - [`preprocess`]: the fitted encoder and scaler.
+//! - [`model`]: the network's weights, their ONNX form and a plain-Rust reference forward pass.
+//! - [`artifacts`] and [`bundle`]: the model directory, its manifest and its verified loading.
+//! - [`scoring`]: the [`scoring::Scorer`] seam and the ONNX Runtime scorer.
+//! - [`evaluation`]: AUC, cost-based thresholds and classification reports.
+//! - [`redact`] and [`logging`]: secrets kept out of logs; the binaries' log set-up.
+
+pub mod applicant;
+pub mod artifacts;
+pub mod bundle;
+pub mod decision;
+pub mod decode;
+pub mod evaluation;
+pub mod german_credit;
+pub mod logging;
+pub mod model;
+pub mod preprocess;
+pub mod redact;
+pub mod scoring;

@@ -1,0 +1,460 @@
+//! The fitted encoder and scaler: turns an [`Applicant`] into the model's float features.
+//!
+//! One implementation serves the trainer (which fits it on the training split only, so no
+//! statistic of validation or test data leaks into the model) and the worker (which loads the
+//! saved JSON artifact). Categorical attributes are one-hot encoded over the schema's full value
+//! list; numeric attributes are optionally log-transformed (the skewed ones) and standardised.
+//!
+//! [`Preprocessor::transform_into`] writes into a caller-provided slice, so the worker's hot path
+//! can reuse one batch buffer instead of allocating per record.
+
+use crate::applicant::{Applicant, AttributeKind, AttributeValue, ATTRIBUTES};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Version of the JSON artifact's layout; bumped when the meaning of a field changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Numeric attributes whose distribution is heavily right-skewed get `ln(1 + x)` before scaling,
+/// so one 18,000 DM loan does not squash every other amount to the same scaled value.
+const LOG_TRANSFORMED: [&str; 3] = ["credit_amount_dm", "duration_months", "age_years"];
+
+/// How a numeric value is transformed before standardisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumericTransform {
+    Identity,
+    /// `ln(1 + x)`.
+    Log1p,
+}
+
+impl NumericTransform {
+    fn apply(self, value: f64) -> f64 {
+        match self {
+            NumericTransform::Identity => value,
+            NumericTransform::Log1p => value.ln_1p(),
+        }
+    }
+}
+
+/// How one attribute is encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoding {
+    /// One column per category, in schema order.
+    OneHot { categories: Vec<String> },
+    /// One column: `(transform(x) - mean) / std`.
+    Standardised {
+        transform: NumericTransform,
+        mean: f64,
+        std: f64,
+    },
+}
+
+/// One attribute's encoding and its place in the feature vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedAttribute {
+    pub name: String,
+    /// First column of this attribute.
+    pub offset: usize,
+    /// Number of columns.
+    pub width: usize,
+    pub encoding: Encoding,
+}
+
+/// The saved encoder and scaler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub format_version: u32,
+    /// Total number of feature columns.
+    pub width: usize,
+    /// The 20 attributes in schema order.
+    pub attributes: Vec<EncodedAttribute>,
+    /// Number of rows the scaler was fitted on.
+    pub fitted_rows: usize,
+}
+
+/// Why a preprocessor could not be fitted, loaded or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    #[error("cannot fit a preprocessor on zero rows")]
+    NoRows,
+    #[error("preprocessor output buffer has {actual} columns, expected {expected}")]
+    BufferWidth { expected: usize, actual: usize },
+    #[error("cannot read preprocessor {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write preprocessor {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("preprocessor {path} is not valid JSON for this format: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("preprocessor is incompatible with this build: {0}")]
+    Incompatible(String),
+}
+
+impl Preprocessor {
+    /// Fits the scaler on `rows` (the training split only).
+    pub fn fit(rows: &[Applicant]) -> Result<Self, PreprocessError> {
+        if rows.is_empty() {
+            return Err(PreprocessError::NoRows);
+        }
+        let mut attributes = Vec::with_capacity(ATTRIBUTES.len());
+        let mut offset = 0;
+        for (index, spec) in ATTRIBUTES.iter().enumerate() {
+            let (width, encoding) = match spec.kind {
+                AttributeKind::Categorical { values } => (
+                    values.len(),
+                    Encoding::OneHot {
+                        categories: values.iter().map(|v| v.to_string()).collect(),
+                    },
+                ),
+                AttributeKind::Numeric { .. } => {
+                    let transform = if LOG_TRANSFORMED.contains(&spec.name) {
+                        NumericTransform::Log1p
+                    } else {
+                        NumericTransform::Identity
+                    };
+                    let values: Vec<f64> = rows
+                        .iter()
+                        .map(|row| match row.attribute_values()[index] {
+                            AttributeValue::Numeric(value) => transform.apply(value),
+                            AttributeValue::Categorical(value) => value as f64,
+                        })
+                        .collect();
+                    let mean = values.iter().sum::<f64>() / values.len() as f64;
+                    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / values.len() as f64;
+                    // A constant column carries no information; std 1 keeps it at zero instead of
+                    // dividing by zero.
+                    let std = if variance > 1e-12 {
+                        variance.sqrt()
+                    } else {
+                        1.0
+                    };
+                    (
+                        1,
+                        Encoding::Standardised {
+                            transform,
+                            mean,
+                            std,
+                        },
+                    )
+                }
+            };
+            attributes.push(EncodedAttribute {
+                name: spec.name.to_string(),
+                offset,
+                width,
+                encoding,
+            });
+            offset += width;
+        }
+        Ok(Self {
+            format_version: FORMAT_VERSION,
+            width: offset,
+            attributes,
+            fitted_rows: rows.len(),
+        })
+    }
+
+    /// Writes the features of `applicant` into `out`, which must be exactly [`Self::width`] long.
+    ///
+    /// Allocation-free: the worker calls this once per record on a slice of its batch buffer.
+    pub fn transform_into(
+        &self,
+        applicant: &Applicant,
+        out: &mut [f32],
+    ) -> Result<(), PreprocessError> {
+        if out.len() != self.width {
+            return Err(PreprocessError::BufferWidth {
+                expected: self.width,
+                actual: out.len(),
+            });
+        }
+        out.fill(0.0);
+        for (attribute, value) in self.attributes.iter().zip(applicant.attribute_values()) {
+            match (&attribute.encoding, value) {
+                (Encoding::OneHot { .. }, AttributeValue::Categorical(index)) => {
+                    // `load` checked that the category list matches the schema's, so the index
+                    // is in range; `get_mut` keeps a corrupted artifact from panicking anyway.
+                    if let Some(cell) = out.get_mut(attribute.offset + index) {
+                        *cell = 1.0;
+                    }
+                }
+                (
+                    Encoding::Standardised {
+                        transform,
+                        mean,
+                        std,
+                    },
+                    AttributeValue::Numeric(value),
+                ) => {
+                    out[attribute.offset] = ((transform.apply(value) - mean) / std) as f32;
+                }
+                _ => {
+                    return Err(PreprocessError::Incompatible(format!(
+                        "attribute `{}` has an encoding that does not fit its type",
+                        attribute.name
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Transforms many applicants into one row-major `[rows, width]` buffer.
+    pub fn transform_batch(&self, applicants: &[Applicant]) -> Result<Vec<f32>, PreprocessError> {
+        let mut out = vec![0.0; applicants.len() * self.width];
+        for (applicant, row) in applicants.iter().zip(out.chunks_exact_mut(self.width)) {
+            self.transform_into(applicant, row)?;
+        }
+        Ok(out)
+    }
+
+    /// Column range `[start, end)` of each attribute, in schema order. The model turns each
+    /// range into one token of the sequence it reads.
+    pub fn attribute_blocks(&self) -> Vec<(usize, usize)> {
+        self.attributes
+            .iter()
+            .map(|attribute| (attribute.offset, attribute.offset + attribute.width))
+            .collect()
+    }
+
+    /// The feature layout as compact JSON, stored in the ONNX model's metadata so the model
+    /// file says which columns it expects.
+    pub fn layout_json(&self) -> String {
+        let layout: Vec<serde_json::Value> = self
+            .attributes
+            .iter()
+            .map(|attribute| {
+                serde_json::json!({
+                    "name": attribute.name,
+                    "offset": attribute.offset,
+                    "width": attribute.width,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(layout).to_string()
+    }
+
+    /// SHA-256 of the artifact's canonical JSON: part of the model version.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(json))
+    }
+
+    /// Saves the artifact as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), PreprocessError> {
+        let json = serde_json::to_string_pretty(self).map_err(|source| PreprocessError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        std::fs::write(path, json + "\n").map_err(|source| PreprocessError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Loads an artifact and checks it against this build's schema.
+    pub fn load(path: &Path) -> Result<Self, PreprocessError> {
+        let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json_bytes(&bytes, path)
+    }
+
+    /// Parses an artifact already read from `path` (e.g. the bytes whose hash the model
+    /// bundle's manifest just confirmed) and checks it against this build's schema.
+    pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreprocessError> {
+        let preprocessor: Preprocessor =
+            serde_json::from_slice(bytes).map_err(|source| PreprocessError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?;
+        preprocessor.check_compatible()?;
+        Ok(preprocessor)
+    }
+
+    /// Checks that the artifact describes this build's schema, so a preprocessor from another
+    /// schema version fails at start-up instead of scoring garbage.
+    pub fn check_compatible(&self) -> Result<(), PreprocessError> {
+        let fail = |message: String| Err(PreprocessError::Incompatible(message));
+        if self.format_version != FORMAT_VERSION {
+            return fail(format!(
+                "format_version is {}, this build reads {FORMAT_VERSION}",
+                self.format_version
+            ));
+        }
+        if self.attributes.len() != ATTRIBUTES.len() {
+            return fail(format!(
+                "{} attributes, the schema has {}",
+                self.attributes.len(),
+                ATTRIBUTES.len()
+            ));
+        }
+        let mut offset = 0;
+        for (attribute, spec) in self.attributes.iter().zip(ATTRIBUTES.iter()) {
+            if attribute.name != spec.name {
+                return fail(format!(
+                    "attribute at offset {offset} is `{}`, the schema expects `{}`",
+                    attribute.name, spec.name
+                ));
+            }
+            if attribute.offset != offset {
+                return fail(format!(
+                    "attribute `{}` starts at column {}, expected {offset}",
+                    attribute.name, attribute.offset
+                ));
+            }
+            match (&attribute.encoding, spec.kind) {
+                (Encoding::OneHot { categories }, AttributeKind::Categorical { values }) => {
+                    if categories.len() != values.len()
+                        || categories.iter().zip(values).any(|(a, b)| a != b)
+                        || attribute.width != values.len()
+                    {
+                        return fail(format!(
+                            "attribute `{}` was fitted with categories [{}], the schema has [{}]",
+                            attribute.name,
+                            categories.join(", "),
+                            values.join(", ")
+                        ));
+                    }
+                }
+                (Encoding::Standardised { mean, std, .. }, AttributeKind::Numeric { .. }) => {
+                    if attribute.width != 1 || !mean.is_finite() || !std.is_finite() || *std <= 0.0
+                    {
+                        return fail(format!(
+                            "attribute `{}` has an invalid scaler (mean {mean}, std {std}, width {})",
+                            attribute.name, attribute.width
+                        ));
+                    }
+                }
+                _ => {
+                    return fail(format!(
+                        "attribute `{}` has an encoding that does not fit its type",
+                        attribute.name
+                    ))
+                }
+            }
+            offset += attribute.width;
+        }
+        if offset != self.width {
+            return fail(format!(
+                "width is {}, the attributes add up to {offset}",
+                self.width
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::german_credit;
+
+    #[test]
+    fn width_is_one_hot_categories_plus_numerics() {
+        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        // 13 categorical attributes with 4+5+11+5+5+5+3+4+3+3+4+2+2 values, 7 numerics.
+        assert_eq!(preprocessor.width, 56 + 7);
+        assert_eq!(preprocessor.attribute_blocks().len(), 20);
+        assert_eq!(preprocessor.attribute_blocks()[0], (0, 4));
+        assert_eq!(preprocessor.attribute_blocks()[1], (4, 5));
+    }
+
+    #[test]
+    fn numeric_columns_are_standardised_on_the_fitted_rows() {
+        let rows = german_credit::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let features = preprocessor.transform_batch(&rows).unwrap();
+        let column = 4; // duration_months
+        let values: Vec<f64> = features
+            .chunks_exact(preprocessor.width)
+            .map(|row| f64::from(row[column]))
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+        assert!(mean.abs() < 1e-5, "mean {mean}");
+        assert!((variance - 1.0).abs() < 1e-4, "variance {variance}");
+    }
+
+    #[test]
+    fn one_hot_sets_exactly_one_column_per_categorical_attribute() {
+        let rows = german_credit::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut out = vec![0.0; preprocessor.width];
+        preprocessor.transform_into(&rows[0], &mut out).unwrap();
+        for attribute in &preprocessor.attributes {
+            if let Encoding::OneHot { .. } = attribute.encoding {
+                let block = &out[attribute.offset..attribute.offset + attribute.width];
+                assert_eq!(block.iter().filter(|v| **v == 1.0).count(), 1);
+                assert_eq!(block.iter().filter(|v| **v == 0.0).count(), block.len() - 1);
+            }
+        }
+        // Row 1 is `... < 0 DM`: the first checking-account column.
+        assert_eq!(out[0], 1.0);
+    }
+
+    #[test]
+    fn transform_into_rejects_a_buffer_of_the_wrong_width() {
+        let rows = german_credit::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut out = vec![0.0; preprocessor.width - 1];
+        assert!(matches!(
+            preprocessor.transform_into(&rows[0], &mut out),
+            Err(PreprocessError::BufferWidth { .. })
+        ));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("preprocessor.json");
+        preprocessor.save(&path).unwrap();
+        assert_eq!(Preprocessor::load(&path).unwrap(), preprocessor);
+    }
+
+    #[test]
+    fn load_rejects_an_artifact_from_another_schema() {
+        let mut preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        if let Encoding::OneHot { categories } = &mut preprocessor.attributes[3].encoding {
+            categories.pop();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("preprocessor.json");
+        preprocessor.save(&path).unwrap();
+        let message = Preprocessor::load(&path).unwrap_err().to_string();
+        assert!(message.contains("purpose"), "{message}");
+    }
+
+    #[test]
+    fn load_names_the_path_of_a_truncated_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("preprocessor.json");
+        std::fs::write(&path, "{\"format_version\": 1, \"wid").unwrap();
+        let message = Preprocessor::load(&path).unwrap_err().to_string();
+        assert!(message.contains("preprocessor.json"), "{message}");
+        let missing = Preprocessor::load(&dir.path().join("absent.json")).unwrap_err();
+        assert!(missing.to_string().contains("absent.json"));
+    }
+
+    #[test]
+    fn fit_on_no_rows_is_an_error() {
+        assert!(matches!(
+            Preprocessor::fit(&[]),
+            Err(PreprocessError::NoRows)
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! The offline trainer: the German Credit data in; the model bundle (ONNX model, preprocessor,
+//! metrics, report, manifest) out. The only crate with candle and plotters.
+//!
+//! - [`split`] and [`smote`]: stratified splits and SMOTE-NC balancing.
+//! - [`network`]: the stacked LSTM in candle (training and the trainer's forward pass).
+//! - [`logistic`]: the logistic-regression baseline.
+//! - [`training`]: the shared training loop with early stopping.
+//! - [`plots`]: learning curves and ROC curves as SVG.
+//! - [`trainer`]: the whole run, as the `trainer` binary drives it.
+
+mod logistic;
+pub mod network;
+mod plots;
+mod smote;
+pub mod split;
+pub mod trainer;
+pub mod training;

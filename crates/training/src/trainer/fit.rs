@@ -1,0 +1,317 @@
+//! One complete fit on given train / validation / test indices: preprocess, balance, train the
+//! LSTM and the logistic baseline, choose the threshold on validation, evaluate all three splits.
+//!
+//! The shipped model and every cross-validation fold go through this same function, so the
+//! figures in the CV report describe exactly the procedure that produced the shipped model.
+
+use super::balance::{self, Balancing};
+use crate::logistic::LogisticRegression;
+use crate::network::{Network, NetworkConfig};
+use crate::plots::LearningCurve;
+use crate::training::{self, ClassWeights, EpochStats, Examples, LossWeights, TrainingConfig};
+use credit_core::evaluation::{self, ClassificationReport, CostMatrix};
+use credit_core::german_credit::LabelledApplicant;
+use credit_core::preprocess::Preprocessor;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Everything that decides how a model is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FitOptions {
+    pub balancing: Balancing,
+    /// Neighbours considered by SMOTE-NC.
+    pub smote_neighbours: usize,
+    pub network: NetworkConfig,
+    pub training: TrainingConfig,
+    /// Optimiser settings of the logistic baseline (same loop, its own weight decay).
+    pub baseline_training: TrainingConfig,
+    /// After early stopping, retrain from the same initial weights on training + validation
+    /// rows for the chosen number of epochs (see [`training::refit`]).
+    pub refit: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        let training = TrainingConfig::default();
+        Self {
+            balancing: Balancing::ClassWeights,
+            smote_neighbours: 5,
+            network: NetworkConfig::default(),
+            training,
+            baseline_training: TrainingConfig {
+                weight_decay: 0.01,
+                ..training
+            },
+            refit: true,
+        }
+    }
+}
+
+/// Row indices of the three splits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitIndices {
+    pub train: Vec<usize>,
+    pub validation: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// Metrics of one model on the three splits, at the threshold chosen on validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitReports {
+    pub threshold: f32,
+    pub train: ClassificationReport,
+    pub validation: ClassificationReport,
+    pub test: ClassificationReport,
+    /// Train AUC minus test AUC: how much the model memorised.
+    pub train_test_auc_gap: Option<f64>,
+}
+
+/// Scores of the test split, kept for ROC plots.
+#[derive(Debug, Clone)]
+pub struct TestScores {
+    pub labels: Vec<bool>,
+    pub lstm: Vec<f32>,
+    pub logistic: Vec<f32>,
+}
+
+/// The result of one fit.
+pub struct FitResult {
+    pub preprocessor: Preprocessor,
+    pub network: Network,
+    pub lstm: SplitReports,
+    pub logistic: SplitReports,
+    pub lstm_curve: LearningCurve,
+    pub logistic_curve: LearningCurve,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub training_rows: usize,
+    pub training_rows_after_balancing: usize,
+    pub lstm_seconds: f64,
+    pub test_scores: TestScores,
+}
+
+/// Why a fit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error(transparent)]
+    Preprocess(#[from] credit_core::preprocess::PreprocessError),
+    #[error(transparent)]
+    Balance(#[from] balance::BalanceError),
+    #[error(transparent)]
+    Training(#[from] training::TrainingError),
+    #[error("network construction failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("metrics failed: {0}")]
+    Metrics(#[from] evaluation::MetricsError),
+}
+
+fn examples(preprocessor: &Preprocessor, rows: &[LabelledApplicant]) -> Result<Examples, FitError> {
+    let applicants: Vec<_> = rows.iter().map(|row| row.applicant).collect();
+    Ok(Examples {
+        features: preprocessor.transform_batch(&applicants)?,
+        labels: rows.iter().map(|row| row.bad).collect(),
+        width: preprocessor.width,
+    })
+}
+
+fn pick(rows: &[LabelledApplicant], indices: &[usize]) -> Vec<LabelledApplicant> {
+    indices
+        .iter()
+        .filter_map(|&i| rows.get(i).copied())
+        .collect()
+}
+
+/// Reports for one model: threshold chosen on validation scores, then all three splits.
+fn reports(
+    scores: [&[f32]; 3],
+    labels: [&[bool]; 3],
+    cost: &CostMatrix,
+) -> Result<SplitReports, FitError> {
+    let threshold = evaluation::cost_minimising_threshold(scores[1], labels[1], cost)?;
+    let train = ClassificationReport::evaluate(scores[0], labels[0], threshold, cost)?;
+    let validation = ClassificationReport::evaluate(scores[1], labels[1], threshold, cost)?;
+    let test = ClassificationReport::evaluate(scores[2], labels[2], threshold, cost)?;
+    let train_test_auc_gap = match (train.roc_auc, test.roc_auc) {
+        (Some(a), Some(b)) => Some(a - b),
+        _ => None,
+    };
+    Ok(SplitReports {
+        threshold,
+        train,
+        validation,
+        test,
+        train_test_auc_gap,
+    })
+}
+
+/// The rows to optimise on and the loss weights, for the configured balancing.
+///
+/// Evaluation losses weigh the real (imbalanced) rows as the optimised data is balanced, so the
+/// train and validation curves are on one scale with the training loss.
+fn balance_rows(
+    rows: &[LabelledApplicant],
+    options: &FitOptions,
+) -> Result<(Vec<LabelledApplicant>, LossWeights), FitError> {
+    let balanced_weights =
+        ClassWeights::balanced(&rows.iter().map(|row| row.bad).collect::<Vec<_>>());
+    Ok(match options.balancing {
+        Balancing::Smote => (
+            balance::smote_nc(rows, options.smote_neighbours, options.training.seed)?,
+            LossWeights {
+                optimisation: ClassWeights::UNIFORM,
+                evaluation: balanced_weights,
+            },
+        ),
+        Balancing::ClassWeights => (rows.to_vec(), LossWeights::same(balanced_weights)),
+        Balancing::None => (rows.to_vec(), LossWeights::same(ClassWeights::UNIFORM)),
+    })
+}
+
+/// Fits preprocessor, LSTM and baseline on `split.train`, early-stops and picks thresholds on
+/// `split.validation`, and evaluates on all three. `observer` sees every LSTM epoch.
+pub fn fit(
+    rows: &[LabelledApplicant],
+    split: &SplitIndices,
+    options: &FitOptions,
+    cost: &CostMatrix,
+    observer: &mut dyn FnMut(&EpochStats),
+) -> Result<FitResult, FitError> {
+    let train_rows = pick(rows, &split.train);
+    let validation_rows = pick(rows, &split.validation);
+    let test_rows = pick(rows, &split.test);
+
+    // Fitted on the real training rows only: validation and test stay unseen, and synthetic
+    // rows do not shift the scaler.
+    let preprocessor = Preprocessor::fit(
+        &train_rows
+            .iter()
+            .map(|row| row.applicant)
+            .collect::<Vec<_>>(),
+    )?;
+
+    let (balanced_rows, weights) = balance_rows(&train_rows, options)?;
+    let train_set = examples(&preprocessor, &balanced_rows)?;
+    let train_eval = examples(&preprocessor, &train_rows)?;
+    let validation = examples(&preprocessor, &validation_rows)?;
+    let test = examples(&preprocessor, &test_rows)?;
+
+    let started = Instant::now();
+    let network = Network::new(
+        options.network,
+        preprocessor.width,
+        &preprocessor.attribute_blocks(),
+        options.training.seed,
+    )?;
+    let outcome = training::train(
+        &network,
+        &options.training,
+        weights,
+        &train_set,
+        &train_eval,
+        &validation,
+        observer,
+    )?;
+
+    let baseline = LogisticRegression::new(preprocessor.width)?;
+    let baseline_outcome = training::train(
+        &baseline,
+        &options.baseline_training,
+        weights,
+        &train_set,
+        &train_eval,
+        &validation,
+        &mut |_| {},
+    )?;
+
+    // Validation scores come from the early-stopped models, which never trained on those rows:
+    // the threshold is chosen on them even when the final weights are refitted.
+    let lstm_validation = network.predict(&validation.features)?;
+    let logistic_validation = baseline.predict(&validation.features)?;
+    let (network, baseline, train_eval, optimised_rows) = if options.refit {
+        let mut refit_rows = train_rows.clone();
+        refit_rows.extend_from_slice(&validation_rows);
+        let (refit_balanced, refit_weights) = balance_rows(&refit_rows, options)?;
+        let refit_set = examples(&preprocessor, &refit_balanced)?;
+        let refit_network = Network::new(
+            options.network,
+            preprocessor.width,
+            &preprocessor.attribute_blocks(),
+            options.training.seed,
+        )?;
+        training::refit(
+            &refit_network,
+            &options.training,
+            refit_weights.optimisation,
+            &refit_set,
+            &outcome.learning_rates,
+        )?;
+        let refit_baseline = LogisticRegression::new(preprocessor.width)?;
+        training::refit(
+            &refit_baseline,
+            &options.baseline_training,
+            refit_weights.optimisation,
+            &refit_set,
+            &baseline_outcome.learning_rates,
+        )?;
+        (
+            refit_network,
+            refit_baseline,
+            examples(&preprocessor, &refit_rows)?,
+            refit_balanced.len(),
+        )
+    } else {
+        (network, baseline, train_eval, balanced_rows.len())
+    };
+    let lstm_seconds = started.elapsed().as_secs_f64();
+
+    let lstm_scores = [
+        network.predict(&train_eval.features)?,
+        lstm_validation,
+        network.predict(&test.features)?,
+    ];
+    let logistic_scores = [
+        baseline.predict(&train_eval.features)?,
+        logistic_validation,
+        baseline.predict(&test.features)?,
+    ];
+    let labels = [
+        train_eval.labels.as_slice(),
+        validation.labels.as_slice(),
+        test.labels.as_slice(),
+    ];
+    let lstm = reports(
+        [&lstm_scores[0], &lstm_scores[1], &lstm_scores[2]],
+        labels,
+        cost,
+    )?;
+    let logistic = reports(
+        [
+            &logistic_scores[0],
+            &logistic_scores[1],
+            &logistic_scores[2],
+        ],
+        labels,
+        cost,
+    )?;
+    let [_, _, lstm_test] = lstm_scores;
+    let [_, _, logistic_test] = logistic_scores;
+
+    Ok(FitResult {
+        preprocessor,
+        network,
+        lstm,
+        logistic,
+        lstm_curve: outcome.curve,
+        logistic_curve: baseline_outcome.curve,
+        best_epoch: outcome.best_epoch,
+        epochs_run: outcome.epochs_run,
+        training_rows: train_eval.rows(),
+        training_rows_after_balancing: optimised_rows,
+        lstm_seconds,
+        test_scores: TestScores {
+            labels: test.labels,
+            lstm: lstm_test,
+            logistic: logistic_test,
+        },
+    })
+}

@@ -1,0 +1,295 @@
+//! The offline training run: data set in, ONNX model, preprocessor and report out.
+//!
+//! - [`balance`]: SMOTE-NC or class weights, on the training split only.
+//! - [`fit`]: one fit of preprocessor, LSTM and baseline on given splits.
+//! - [`cross_validation`]: stratified K-fold of that same fit.
+//! - [`report`]: models/metrics.json and the printed table.
+//!
+//! The run ends by writing `manifest.json` (see [`credit_core::bundle`]), the size and SHA-256 of every
+//! artifact, which the worker and backfill check before loading.
+//!
+//! [`run`] ties them together; the `trainer` binary only parses arguments and draws progress.
+
+pub mod balance;
+pub mod cross_validation;
+pub mod fit;
+pub mod report;
+
+use crate::plots::{plot_learning_curve, plot_roc};
+use crate::split::stratified_split;
+use crate::training::EpochStats;
+use balance::Balancing;
+use credit_core::artifacts::{self, ArtifactPaths};
+use credit_core::bundle;
+use credit_core::evaluation::{roc_curve, CostMatrix};
+use credit_core::german_credit::{self, LabelledApplicant};
+use credit_core::model::onnx_export::export_onnx;
+use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
+use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
+use fit::{fit, FitOptions, SplitIndices};
+use report::{
+    BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport,
+};
+use std::path::PathBuf;
+
+/// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
+/// Float32 kernels differ in summation order and activation approximations by ~1e-7; anything
+/// near 1e-5 means the exported graph is not the trained network.
+pub const PARITY_TOLERANCE: f64 = 1e-5;
+
+/// What the run needs to know.
+#[derive(Debug, Clone)]
+pub struct TrainerOptions {
+    pub data_path: PathBuf,
+    pub output_dir: PathBuf,
+    pub validation_fraction: f64,
+    pub test_fraction: f64,
+    /// Also run stratified K-fold cross-validation of the same procedure.
+    pub cv_folds: Option<usize>,
+    /// With `cv_folds`: cross-validate the other balancing methods too, so the report shows
+    /// the evidence behind the choice.
+    pub compare_balancing: bool,
+    pub fit: FitOptions,
+    /// Explicit ONNX Runtime library; otherwise `ORT_DYLIB_PATH` or `.onnxruntime/`.
+    pub ort_dylib: Option<PathBuf>,
+    /// Recorded in the report.
+    pub command: String,
+}
+
+/// What the run reports as it goes, for progress bars.
+pub trait TrainingObserver {
+    fn stage(&mut self, _message: &str) {}
+    fn epoch(&mut self, _stats: &EpochStats) {}
+    fn fold(&mut self, _summary: &FoldSummary, _total: usize) {}
+}
+
+/// An observer that ignores everything (tests, quiet runs).
+pub struct Silent;
+impl TrainingObserver for Silent {}
+
+/// Why the run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error(transparent)]
+    Data(#[from] german_credit::DatasetError),
+    #[error(transparent)]
+    Fit(#[from] fit::FitError),
+    #[error(transparent)]
+    CrossValidation(#[from] cross_validation::CrossValidationError),
+    #[error("ONNX export failed: {0}")]
+    Export(String),
+    #[error(transparent)]
+    Scoring(#[from] credit_core::scoring::onnx_runtime::ScoringError),
+    #[error(transparent)]
+    Preprocess(#[from] credit_core::preprocess::PreprocessError),
+    #[error("ONNX Runtime disagrees with the trained network by {difference:e} (tolerance {PARITY_TOLERANCE:e}): the export is wrong")]
+    Parity { difference: f64 },
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+    #[error(transparent)]
+    Bundle(#[from] credit_core::bundle::BundleError),
+}
+
+fn write_error(path: &std::path::Path, error: impl std::fmt::Display) -> TrainerError {
+    TrainerError::Write {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    }
+}
+
+pub use credit_core::artifacts::model_version;
+
+/// Trains, evaluates and exports; writes every artifact into `options.output_dir`.
+pub fn run(
+    options: &TrainerOptions,
+    observer: &mut dyn TrainingObserver,
+) -> Result<TrainingReport, TrainerError> {
+    let cost = CostMatrix::GERMAN_CREDIT;
+    let rows: Vec<LabelledApplicant> = german_credit::load(&options.data_path)?;
+    let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
+    let seed = options.fit.training.seed;
+    let split = stratified_split(
+        &labels,
+        options.validation_fraction,
+        options.test_fraction,
+        seed,
+    );
+    let split = SplitIndices {
+        train: split.train,
+        validation: split.validation,
+        test: split.test,
+    };
+
+    observer.stage("training the stacked LSTM and the logistic baseline");
+    let result = fit(&rows, &split, &options.fit, &cost, &mut |stats| {
+        observer.epoch(stats)
+    })?;
+
+    let weights = result.network.to_weights()?;
+    let threshold = result.lstm.threshold;
+    let preprocessor_sha256 = result.preprocessor.fingerprint();
+    let version = model_version(&weights, &preprocessor_sha256, threshold);
+    let trained_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let metadata = vec![
+        (artifacts::KEY_VERSION.to_string(), version.clone()),
+        (artifacts::KEY_THRESHOLD.to_string(), threshold.to_string()),
+        (
+            artifacts::KEY_FEATURE_LAYOUT.to_string(),
+            result.preprocessor.layout_json(),
+        ),
+        (artifacts::KEY_TRAINED_AT.to_string(), trained_at.clone()),
+        (
+            artifacts::KEY_PREPROCESSOR_SHA256.to_string(),
+            preprocessor_sha256,
+        ),
+    ];
+    let onnx = export_onnx(&weights, &metadata).map_err(|e| TrainerError::Export(e.to_string()))?;
+
+    observer.stage("checking ONNX Runtime against the trained network");
+    init_runtime(options.ort_dylib.as_deref())?;
+    let mut scorer = OnnxScorer::from_bytes(&onnx, 1)?;
+    let all_features = result
+        .preprocessor
+        .transform_batch(&rows.iter().map(|row| row.applicant).collect::<Vec<_>>())?;
+    let mut onnx_scores = Vec::with_capacity(rows.len());
+    scorer.score_into(&all_features, rows.len(), &mut onnx_scores)?;
+    let own_scores = result.network.predict(&all_features)?;
+    let max_abs_difference = onnx_scores
+        .iter()
+        .zip(&own_scores)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, f64::max);
+    if max_abs_difference > PARITY_TOLERANCE || onnx_scores.len() != own_scores.len() {
+        return Err(TrainerError::Parity {
+            difference: max_abs_difference,
+        });
+    }
+
+    let cross_validation: Option<CrossValidationReport> = match options.cv_folds {
+        Some(k) => {
+            observer.stage(&format!("{k}-fold cross-validation"));
+            Some(cross_validate(
+                &rows,
+                k,
+                options.validation_fraction / (1.0 - options.test_fraction),
+                &options.fit,
+                &cost,
+                &mut |summary| observer.fold(summary, k),
+            )?)
+        }
+        None => None,
+    };
+    let mut balancing_comparison = Vec::new();
+    if let (Some(k), true) = (options.cv_folds, options.compare_balancing) {
+        for method in [Balancing::Smote, Balancing::ClassWeights, Balancing::None] {
+            let spread = match (&cross_validation, method == options.fit.balancing) {
+                (Some(primary), true) => primary.lstm,
+                _ => {
+                    observer.stage(&format!(
+                        "{k}-fold cross-validation with {method:?} balancing"
+                    ));
+                    let fit_options = FitOptions {
+                        balancing: method,
+                        ..options.fit
+                    };
+                    cross_validate(
+                        &rows,
+                        k,
+                        options.validation_fraction / (1.0 - options.test_fraction),
+                        &fit_options,
+                        &cost,
+                        &mut |summary| observer.fold(summary, k),
+                    )?
+                    .lstm
+                }
+            };
+            balancing_comparison.push(BalancingComparison {
+                method,
+                lstm: spread,
+            });
+        }
+    }
+
+    let report = TrainingReport {
+        model_version: version,
+        trained_at,
+        command: options.command.clone(),
+        data: DataSummary {
+            path: options.data_path.display().to_string(),
+            rows: rows.len(),
+            bad: labels.iter().filter(|b| **b).count(),
+        },
+        split: SplitSummary {
+            seed,
+            train: split.train.len(),
+            validation: split.validation.len(),
+            test: split.test.len(),
+        },
+        balancing: BalancingSummary {
+            method: options.fit.balancing,
+            training_rows_before: result.training_rows,
+            training_rows_after: result.training_rows_after_balancing,
+            reason: report::balancing_reason(options.fit.balancing, &balancing_comparison),
+        },
+        cost_matrix: cost,
+        network: options.fit.network,
+        training: options.fit.training,
+        best_epoch: result.best_epoch,
+        epochs_run: result.epochs_run,
+        training_seconds: result.lstm_seconds,
+        lstm: result.lstm.clone(),
+        logistic_regression: result.logistic.clone(),
+        onnx_parity: ParitySummary {
+            applicants: rows.len(),
+            max_abs_difference,
+        },
+        cross_validation,
+        balancing_comparison,
+        learning_curve: result.lstm_curve.clone(),
+    };
+
+    observer.stage("writing artifacts");
+    let paths = ArtifactPaths::new(&options.output_dir);
+    std::fs::create_dir_all(&paths.dir).map_err(|e| write_error(&paths.dir, e))?;
+    std::fs::write(paths.model(), &onnx).map_err(|e| write_error(&paths.model(), e))?;
+    result.preprocessor.save(&paths.preprocessor())?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| write_error(&paths.metrics(), e))?;
+    std::fs::write(paths.metrics(), json + "\n").map_err(|e| write_error(&paths.metrics(), e))?;
+    plot_learning_curve(
+        &result.lstm_curve,
+        &paths.learning_curve(),
+        "Stacked LSTM: loss and ROC AUC per epoch",
+    )
+    .map_err(|e| write_error(&paths.learning_curve(), e))?;
+    let test = &result.test_scores;
+    let roc = vec![
+        (
+            format!(
+                "stacked LSTM (test AUC {})",
+                fmt_auc(report.lstm.test.roc_auc)
+            ),
+            roc_curve(&test.lstm, &test.labels).map_err(|e| write_error(&paths.roc(), e))?,
+        ),
+        (
+            format!(
+                "logistic regression (test AUC {})",
+                fmt_auc(report.logistic_regression.test.roc_auc)
+            ),
+            roc_curve(&test.logistic, &test.labels).map_err(|e| write_error(&paths.roc(), e))?,
+        ),
+    ];
+    plot_roc(&roc, &paths.roc(), "ROC on the held-out test split")
+        .map_err(|e| write_error(&paths.roc(), e))?;
+    // Last, so a manifest only ever describes a complete bundle; opening it as the worker will
+    // proves the version read back from the ONNX file is the one just computed.
+    bundle::write_manifest(&paths.dir, &report.model_version, &artifacts::BUNDLE_FILES)?;
+    bundle::open(&paths.dir)?;
+    Ok(report)
+}
+
+fn fmt_auc(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |v| format!("{v:.3}"))
+}

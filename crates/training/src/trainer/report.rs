@@ -1,0 +1,220 @@
+//! The evaluation report (models/metrics.json) and its printed table.
+//!
+//! Every figure is computed by the run that writes the file; the README quotes this file and
+//! the command that produced it, never a number typed by hand.
+
+use super::balance::Balancing;
+use super::cross_validation::{CrossValidationReport, ModelSpread};
+use super::fit::SplitReports;
+use crate::network::NetworkConfig;
+use crate::plots::LearningCurve;
+use crate::training::TrainingConfig;
+use credit_core::evaluation::{ClassificationReport, CostMatrix};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// The data set that was used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub path: String,
+    pub rows: usize,
+    pub bad: usize,
+}
+
+/// Sizes of the three splits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitSummary {
+    pub seed: u64,
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+}
+
+/// How the training split was balanced, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BalancingSummary {
+    pub method: Balancing,
+    pub training_rows_before: usize,
+    pub training_rows_after: usize,
+    pub reason: String,
+}
+
+/// ONNX Runtime against the trainer's own forward pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParitySummary {
+    pub applicants: usize,
+    pub max_abs_difference: f64,
+}
+
+/// Cross-validated LSTM figures under one balancing method.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BalancingComparison {
+    pub method: Balancing,
+    pub lstm: ModelSpread,
+}
+
+/// The full report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub model_version: String,
+    pub trained_at: String,
+    /// The command line that produced this report.
+    pub command: String,
+    pub data: DataSummary,
+    pub split: SplitSummary,
+    pub balancing: BalancingSummary,
+    pub cost_matrix: CostMatrix,
+    pub network: NetworkConfig,
+    pub training: TrainingConfig,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub training_seconds: f64,
+    /// The stacked LSTM (the shipped model).
+    pub lstm: SplitReports,
+    /// The logistic-regression baseline on the same features and splits.
+    pub logistic_regression: SplitReports,
+    pub onnx_parity: ParitySummary,
+    pub cross_validation: Option<CrossValidationReport>,
+    /// With `--compare-balancing`: the same cross-validation under each balancing method.
+    #[serde(default)]
+    pub balancing_comparison: Vec<BalancingComparison>,
+    pub learning_curve: LearningCurve,
+}
+
+/// Why the balancing method was used: written into the report so the choice is explained
+/// next to its consequences, with the cross-validated comparison when one was run.
+pub fn balancing_reason(method: Balancing, comparison: &[BalancingComparison]) -> String {
+    let what = match method {
+        Balancing::Smote => {
+            "SMOTE-NC on the training split only (the original study's SMOTE, in \
+            the variant that keeps categorical attributes valid)"
+        }
+        Balancing::ClassWeights => {
+            "class weights on the training split (bad rows weigh \
+            good/bad in the loss; no synthetic applicants)"
+        }
+        Balancing::None => "no balancing (the cost-based threshold alone handles the 70:30 mix)",
+    };
+    let mut reason = format!(
+        "{what}; validation and test keep the real 70:30 mix, so their figures are what \
+         production sees"
+    );
+    if !comparison.is_empty() {
+        let figures: Vec<String> = comparison
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:?}: AUC {:.3}, cost {:.3}",
+                    c.method, c.lstm.roc_auc.mean, c.lstm.average_cost.mean
+                )
+            })
+            .collect();
+        reason.push_str(&format!(
+            ". Cross-validated LSTM under each method: {}",
+            figures.join("; ")
+        ));
+    }
+    reason
+}
+
+fn auc(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+fn row(table: &mut String, model: &str, split: &str, report: &ClassificationReport) {
+    let c = &report.confusion;
+    let _ = writeln!(
+        table,
+        "{model:<9} {split:<10} {:>6.3} {:>6} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3}   {:>4} {:>4} {:>4} {:>4}",
+        report.accuracy,
+        auc(report.roc_auc),
+        report.precision_bad,
+        report.recall_bad,
+        report.f1_bad,
+        report.brier,
+        report.average_cost,
+        c.true_bad,
+        c.false_good,
+        c.false_bad,
+        c.true_good,
+    );
+}
+
+/// The summary table printed at the end of training.
+pub fn render_table(report: &TrainingReport) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "model {}  threshold {:.3} (chosen on validation, 5:1 cost)  best epoch {}/{}  {:.1}s",
+        report.model_version,
+        report.lstm.threshold,
+        report.best_epoch,
+        report.epochs_run,
+        report.training_seconds
+    );
+    let _ = writeln!(
+        table,
+        "{:<9} {:<10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}   {:>4} {:>4} {:>4} {:>4}",
+        "model",
+        "split",
+        "acc",
+        "auc",
+        "prec",
+        "recall",
+        "f1",
+        "brier",
+        "cost",
+        "TB",
+        "FG",
+        "FB",
+        "TG"
+    );
+    for (name, reports) in [
+        ("lstm", &report.lstm),
+        ("logistic", &report.logistic_regression),
+    ] {
+        row(&mut table, name, "train", &reports.train);
+        row(&mut table, name, "validation", &reports.validation);
+        row(&mut table, name, "test", &reports.test);
+    }
+    let _ = writeln!(
+        table,
+        "train-test AUC gap: lstm {}  logistic {}   (TB/FG/FB/TG: true bad, bad predicted good, good predicted bad, true good)",
+        auc(report.lstm.train_test_auc_gap),
+        auc(report.logistic_regression.train_test_auc_gap)
+    );
+    let _ = writeln!(
+        table,
+        "ONNX Runtime vs trainer forward pass: max |diff| {:.2e} over {} applicants",
+        report.onnx_parity.max_abs_difference, report.onnx_parity.applicants
+    );
+    if let Some(cv) = &report.cross_validation {
+        let _ = writeln!(
+            table,
+            "{}-fold CV ({:.0}s): lstm AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, train-test AUC gap {:.3}; logistic AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+            cv.folds,
+            cv.seconds,
+            cv.lstm.roc_auc.mean,
+            cv.lstm.roc_auc.std,
+            cv.lstm.average_cost.mean,
+            cv.lstm.average_cost.std,
+            cv.lstm_train_test_auc_gap.mean,
+            cv.logistic_regression.roc_auc.mean,
+            cv.logistic_regression.roc_auc.std,
+            cv.logistic_regression.average_cost.mean,
+            cv.logistic_regression.average_cost.std,
+        );
+    }
+    for comparison in &report.balancing_comparison {
+        let _ = writeln!(
+            table,
+            "balancing {:?}: lstm CV AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+            comparison.method,
+            comparison.lstm.roc_auc.mean,
+            comparison.lstm.roc_auc.std,
+            comparison.lstm.average_cost.mean,
+            comparison.lstm.average_cost.std
+        );
+    }
+    table
+}

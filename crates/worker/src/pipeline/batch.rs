@@ -1,0 +1,443 @@
+//! The micro-batch: records gathered for one inference, with their features laid out row-major
+//! in a buffer that is allocated once and reused for every batch.
+//!
+//! Records that cannot be scored travel in the same batch as entries without a feature row, so
+//! every output — decision or dead letter — is produced in consumption order by one thread.
+
+use credit_core::applicant::Applicant;
+use credit_core::decode::{RejectReason, Rejection};
+use credit_core::preprocess::Preprocessor;
+use credit_core::scoring::onnx_runtime::ScoringError;
+use credit_core::scoring::Scorer;
+use rdkafka::message::OwnedHeaders;
+use std::time::Instant;
+
+/// Where a record came from: the input offset its output acknowledgement releases, and the
+/// two instants its latencies are measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub partition: i32,
+    pub offset: i64,
+    /// The input record's Kafka timestamp (create or log-append time), milliseconds:
+    /// end-to-end latency starts here.
+    pub timestamp_ms: Option<i64>,
+    /// When the worker took the record from its consumer: the worker's own share of the
+    /// latency starts here. What lies before it (the upstream producer's linger, the broker,
+    /// the fetch, any backlog in the topic or the consumer's queue) is set by others, or by
+    /// how far behind the worker is; what follows is its processing. An SRE needs to tell
+    /// the two apart.
+    pub consumed_at: Instant,
+}
+
+/// A consumed and decoded record on its way into a batch.
+#[derive(Debug)]
+pub(crate) struct Consumed {
+    pub source: Source,
+    /// The input's headers, copied to its output.
+    pub headers: Option<OwnedHeaders>,
+    pub body: Body,
+}
+
+/// A record's content after decoding.
+#[derive(Debug)]
+pub(crate) enum Body {
+    Valid {
+        application_id: String,
+        applicant: Applicant,
+    },
+    /// Destined for the dead-letter topic, with the original key and payload.
+    Invalid {
+        rejection: Rejection,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// One record of a batch.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub source: Source,
+    pub headers: Option<OwnedHeaders>,
+    pub outcome: Outcome,
+}
+
+/// What is published for an entry.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Scored: its features are row `row` of the batch.
+    Scored { application_id: String, row: usize },
+    /// Dead-lettered.
+    Rejected {
+        rejection: Rejection,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// A reloaded model on its way to the scoring thread, riding on the first batch that was
+/// preprocessed with its preprocessor.
+///
+/// Carrying the swap *in* the batch, rather than on a side channel, is what keeps
+/// preprocessing, scoring and labelling consistent: batches pass the scoring thread and then
+/// the publishing thread in order through one channel each, so every batch before this one is
+/// scored and labelled by the old model and this one and every later one by the new model.
+pub(crate) struct ModelSwap {
+    pub scorer: Box<dyn Scorer>,
+    pub label: ModelLabel,
+}
+
+/// What decisions say about the model that made them: its version and the threshold in force
+/// with it (its own, or the configured override).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelLabel {
+    pub version: String,
+    pub threshold: f32,
+}
+
+impl std::fmt::Debug for ModelSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSwap")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Up to `capacity` records and the features of those that can be scored.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    width: usize,
+    capacity: usize,
+    /// `capacity × width`, allocated once; rows `0..rows` are in use.
+    features: Vec<f32>,
+    rows: usize,
+    entries: Vec<Entry>,
+    /// The probability of `bad` of rows `0..rows`, once scored (allocated once, reused).
+    probabilities: Vec<f32>,
+    /// The model to score this batch (and every later one) with, if it changes here.
+    swap: Option<Box<ModelSwap>>,
+    /// The swap's label, left by the scoring thread for the publishing thread.
+    relabel: Option<ModelLabel>,
+}
+
+impl Batch {
+    /// A batch of at most `capacity` records of `width` features each.
+    pub(crate) fn new(capacity: usize, width: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            width,
+            capacity,
+            features: vec![0.0; capacity * width],
+            rows: 0,
+            entries: Vec::with_capacity(capacity),
+            probabilities: Vec::with_capacity(capacity),
+            swap: None,
+            relabel: None,
+        }
+    }
+
+    /// Marks this batch as the first one for a new model. Only the batcher calls it, and only
+    /// on an empty batch, before preprocessing anything with the new model's preprocessor.
+    pub(crate) fn attach_swap(&mut self, swap: ModelSwap) {
+        self.swap = Some(Box::new(swap));
+    }
+
+    /// Takes the model change this batch carries, if any (the scoring thread, before
+    /// scoring).
+    pub(crate) fn take_swap(&mut self) -> Option<Box<ModelSwap>> {
+        self.swap.take()
+    }
+
+    #[cfg(test)]
+    /// Whether this batch carries a model change.
+    pub(crate) fn has_swap(&self) -> bool {
+        self.swap.is_some()
+    }
+
+    /// Passes a swap's label on to the publishing thread (the scoring thread, having put the
+    /// swap's scorer in service).
+    pub(crate) fn relabel(&mut self, label: ModelLabel) {
+        self.relabel = Some(label);
+    }
+
+    /// The label decisions carry from this batch on, if it changes here (the publishing
+    /// thread).
+    pub(crate) fn take_label(&mut self) -> Option<ModelLabel> {
+        self.relabel.take()
+    }
+
+    /// Scores rows `0..rows()` with `scorer`, keeping the probabilities in the batch.
+    pub(crate) fn score(&mut self, scorer: &mut dyn Scorer) -> Result<(), ScoringError> {
+        let rows = self.rows;
+        scorer.score_into(
+            &self.features[..rows * self.width],
+            rows,
+            &mut self.probabilities,
+        )
+    }
+
+    /// The probabilities [`Batch::score`] produced, by row.
+    pub(crate) fn probabilities(&self) -> &[f32] {
+        &self.probabilities
+    }
+
+    /// Adds a record, preprocessing a valid one straight into the next feature row.
+    ///
+    /// Returns the record back if the batch is full (callers check [`Batch::is_full`] first).
+    pub(crate) fn push(
+        &mut self,
+        record: Consumed,
+        preprocessor: &Preprocessor,
+    ) -> Result<(), Box<Consumed>> {
+        if self.is_full() {
+            return Err(Box::new(record));
+        }
+        let Consumed {
+            source,
+            headers,
+            body,
+        } = record;
+        let outcome = match body {
+            Body::Valid {
+                application_id,
+                applicant,
+            } => {
+                let start = self.rows * self.width;
+                let row = &mut self.features[start..start + self.width];
+                match preprocessor.transform_into(&applicant, row) {
+                    Ok(()) => {
+                        self.rows += 1;
+                        Outcome::Scored {
+                            application_id,
+                            row: self.rows - 1,
+                        }
+                    }
+                    // Only a preprocessor that does not fit the schema fails here; the record is
+                    // kept (re-encoded: the original bytes are gone) rather than lost.
+                    Err(error) => Outcome::Rejected {
+                        rejection: Rejection::new(
+                            RejectReason::Preprocessing,
+                            "record",
+                            error.to_string(),
+                        ),
+                        payload: Some(applicant.to_json()),
+                        key: Some(application_id.into_bytes()),
+                    },
+                }
+            }
+            Body::Invalid {
+                rejection,
+                key,
+                payload,
+            } => Outcome::Rejected {
+                rejection,
+                key,
+                payload,
+            },
+        };
+        self.entries.push(Entry {
+            source,
+            headers,
+            outcome,
+        });
+        Ok(())
+    }
+
+    #[cfg(test)]
+    /// Records in the batch, scored or not.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.len() >= self.capacity
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Records with a feature row: the inference batch size.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    #[cfg(test)]
+    /// The features of rows `0..rows()`, row-major.
+    pub(crate) fn features(&self) -> &[f32] {
+        &self.features[..self.rows * self.width]
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Removes the entries (in consumption order), leaving an empty batch whose buffers keep
+    /// their allocation.
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Entry> {
+        self.rows = 0;
+        self.probabilities.clear();
+        self.entries.drain(..)
+    }
+
+    /// The entries (in consumption order) with the probabilities by row, leaving an empty
+    /// batch once the iterator is dropped (the probabilities stay until the next
+    /// [`Batch::score`]).
+    pub(crate) fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32]) {
+        self.rows = 0;
+        (self.entries.drain(..), &self.probabilities)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(offset: i64) -> Source {
+        Source {
+            partition: 0,
+            offset,
+            timestamp_ms: Some(1_000 + offset),
+            consumed_at: Instant::now(),
+        }
+    }
+
+    fn valid(offset: i64, applicant: Applicant) -> Consumed {
+        Consumed {
+            source: source(offset),
+            headers: None,
+            body: Body::Valid {
+                application_id: format!("app-{offset}"),
+                applicant,
+            },
+        }
+    }
+
+    fn invalid(offset: i64) -> Consumed {
+        Consumed {
+            source: source(offset),
+            headers: None,
+            body: Body::Invalid {
+                rejection: Rejection::new(RejectReason::InvalidJson, "record", "nope"),
+                key: Some(b"k".to_vec()),
+                payload: Some(b"{".to_vec()),
+            },
+        }
+    }
+
+    #[test]
+    fn rows_hold_exactly_the_preprocessed_features_of_valid_records() {
+        let rows = crate::pipeline::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(4, preprocessor.width);
+        batch.push(valid(0, rows[0]), &preprocessor).unwrap();
+        batch.push(invalid(1), &preprocessor).unwrap();
+        batch.push(valid(2, rows[1]), &preprocessor).unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.rows(), 2);
+        assert!(!batch.is_full());
+        let expected = preprocessor.transform_batch(&rows[..2]).unwrap();
+        assert_eq!(batch.features(), &expected[..]);
+        let rows_of: Vec<Option<usize>> = batch
+            .entries()
+            .iter()
+            .map(|entry| match entry.outcome {
+                Outcome::Scored { row, .. } => Some(row),
+                Outcome::Rejected { .. } => None,
+            })
+            .collect();
+        assert_eq!(rows_of, vec![Some(0), None, Some(1)]);
+    }
+
+    #[test]
+    fn a_full_batch_refuses_more_and_counts_rejected_records() {
+        let rows = crate::pipeline::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(2, preprocessor.width);
+        batch.push(invalid(0), &preprocessor).unwrap();
+        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
+        assert!(batch.is_full());
+        let refused = batch.push(valid(2, rows[1]), &preprocessor).unwrap_err();
+        assert_eq!(refused.source.offset, 2);
+    }
+
+    /// Scores each row as `row / 10`, so a probability names the row it came from.
+    struct RowNumbers;
+
+    impl Scorer for RowNumbers {
+        fn input_width(&self) -> usize {
+            0
+        }
+
+        fn score_into(
+            &mut self,
+            _: &[f32],
+            batch: usize,
+            out: &mut Vec<f32>,
+        ) -> Result<(), ScoringError> {
+            out.clear();
+            out.extend((0..batch).map(|row| row as f32 / 10.0));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn scored_entries_meet_their_own_row_probability_and_rejects_take_no_row() {
+        let rows = crate::pipeline::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(4, preprocessor.width);
+        batch.push(invalid(0), &preprocessor).unwrap();
+        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
+        batch.push(invalid(2), &preprocessor).unwrap();
+        batch.push(valid(3, rows[1]), &preprocessor).unwrap();
+        batch.score(&mut RowNumbers).unwrap();
+        assert_eq!(batch.probabilities(), &[0.0, 0.1]);
+        let (entries, probabilities) = batch.drain_scored();
+        let answered: Vec<(i64, Option<f32>)> = entries
+            .map(|entry| match entry.outcome {
+                Outcome::Scored { row, .. } => (entry.source.offset, Some(probabilities[row])),
+                Outcome::Rejected { .. } => (entry.source.offset, None),
+            })
+            .collect();
+        assert_eq!(
+            answered,
+            vec![(0, None), (1, Some(0.0)), (2, None), (3, Some(0.1))]
+        );
+        assert!(batch.is_empty());
+        assert_eq!(batch.rows(), 0);
+    }
+
+    #[test]
+    fn drained_batches_are_reused_without_reallocating() {
+        let rows = crate::pipeline::shipped_applicants();
+        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let mut batch = Batch::new(8, preprocessor.width);
+        let features_ptr = batch.features.as_ptr();
+        for round in 0..3 {
+            for i in 0..8 {
+                batch
+                    .push(valid(i, rows[(round * 8 + i) as usize]), &preprocessor)
+                    .unwrap();
+            }
+            assert!(batch.is_full());
+            let offsets: Vec<i64> = batch.drain().map(|e| e.source.offset).collect();
+            assert_eq!(
+                offsets,
+                (0..8).collect::<Vec<_>>(),
+                "consumption order kept"
+            );
+            assert!(batch.is_empty());
+            assert_eq!(batch.rows(), 0);
+            assert!(batch.features().is_empty());
+        }
+        assert_eq!(batch.features.as_ptr(), features_ptr);
+        assert_eq!(batch.capacity(), 8);
+    }
+}

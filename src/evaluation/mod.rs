@@ -1,4 +1,0 @@
-//! Metrics, cost-based threshold choice, reports and plots.
-
-pub mod metrics;
-pub mod plots;

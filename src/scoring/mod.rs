@@ -1,3 +1,0 @@
-//! Scoring preprocessed batches with ONNX Runtime.
-
-pub mod onnx_runtime;
