@@ -15,6 +15,7 @@
 //! checkpoint, so the usual Kafka tooling shows the backfill's progress and lag.
 
 use super::shard::Shard;
+use credit_kafka::settings::{layered, RESERVED_CLIENT_KEYS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
@@ -212,19 +213,13 @@ pub fn client_error(address: &TopicAddress, error: &KafkaError) -> TopicError {
     }
 }
 
-/// Settings the backfill's Kafka clients rely on; `--kafka-config` cannot change them. The
-/// worker's reserved keys ([`credit_kafka::settings::RESERVED_CLIENT_KEYS`]) plus the end-of-partition
-/// signal the reader stops on. `transactional.id` among them: a transactional producer refuses
-/// every record sent outside a transaction, and the backfill runs none.
-pub const RESERVED_SETTINGS: [&str; 7] = [
-    "bootstrap.servers",
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-    "enable.idempotence",
-    "transactional.id",
-];
+/// True for settings the backfill's Kafka clients rely on, which `--kafka-config` cannot
+/// change: the worker's reserved keys ([`RESERVED_CLIENT_KEYS`], `transactional.id` among them:
+/// a transactional producer refuses every record sent outside a transaction, and the backfill
+/// runs none) plus the end-of-partition signal the reader stops on.
+fn is_reserved(key: &str) -> bool {
+    RESERVED_CLIENT_KEYS.contains(&key) || key == "enable.partition.eof"
+}
 
 /// Parses `--kafka-config KEY=VALUE` pass-through settings (security.protocol, sasl.*,
 /// ssl.*, tuning), refusing the ones the backfill's guarantees rest on.
@@ -235,7 +230,7 @@ pub fn parse_setting(text: &str) -> Result<(String, String), TopicError> {
         .filter(|(key, _)| !key.trim().is_empty())
         .ok_or_else(|| TopicError::Setting(key_shown(text)))?;
     let key = key.trim();
-    if RESERVED_SETTINGS.contains(&key) {
+    if is_reserved(key) {
         return Err(TopicError::ReservedSetting(key.to_string()));
     }
     Ok((key.to_string(), value.to_string()))
@@ -258,24 +253,24 @@ pub fn consumer_config(
     group: &str,
     settings: &BTreeMap<String, String>,
 ) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("client.id", "credit-risk-backfill")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        // Partitions are read one after another: when one is done, its last (empty) fetch
-        // holds the connection for up to this long before the next partition's data flows.
-        .set("fetch.wait.max.ms", "50");
-    for (key, value) in settings {
-        config.set(key, value);
-    }
-    config
-        .set("bootstrap.servers", &address.brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
-    config
+    layered(
+        &[
+            ("client.id", "credit-risk-backfill"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            // Partitions are read one after another: when one is done, its last (empty) fetch
+            // holds the connection for up to this long before the next partition's data flows.
+            ("fetch.wait.max.ms", "50"),
+        ],
+        settings,
+        &[
+            ("bootstrap.servers", &address.brokers),
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+        ],
+    )
 }
 
 /// The producer of a Kafka output: idempotent, Java-compatible key hashing (a key's
@@ -284,20 +279,20 @@ pub fn producer_config(
     address: &TopicAddress,
     settings: &BTreeMap<String, String>,
 ) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("client.id", "credit-risk-backfill")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "20")
-        .set("compression.type", "lz4")
-        .set("message.timeout.ms", "120000");
-    for (key, value) in settings {
-        config.set(key, value);
-    }
-    config
-        .set("bootstrap.servers", &address.brokers)
-        .set("enable.idempotence", "true");
-    config
+    layered(
+        &[
+            ("client.id", "credit-risk-backfill"),
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "20"),
+            ("compression.type", "lz4"),
+            ("message.timeout.ms", "120000"),
+        ],
+        settings,
+        &[
+            ("bootstrap.servers", &address.brokers),
+            ("enable.idempotence", "true"),
+        ],
+    )
 }
 
 /// The partitions of `address` that belong to `shard` (partition `p` to shard `p mod N`),
@@ -454,7 +449,7 @@ mod tests {
             Err(TopicError::ReservedSetting(_))
         ));
         // Everything the worker reserves is reserved here too.
-        for key in credit_kafka::settings::RESERVED_CLIENT_KEYS {
+        for key in RESERVED_CLIENT_KEYS {
             assert!(
                 matches!(
                     parse_setting(&format!("{key}=x")),

@@ -9,6 +9,7 @@
 use crate::config::KafkaConfig;
 use credit_core::redact;
 use credit_core::redact::{is_secret_key, REDACTED};
+use credit_kafka::settings::layered;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
@@ -50,31 +51,34 @@ pub(crate) fn client_overrides(kafka: &KafkaConfig, role: Role) -> Vec<(String, 
 /// acknowledged. `auto.offset.reset` defaults to `earliest`: a new group must score the
 /// backlog, not silently skip it.
 pub(crate) fn consumer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("auto.offset.reset", "earliest")
-        .set("client.id", "credit-risk-worker")
-        // Broker reachability for /readyz comes from these (see crate::delivery::context).
-        .set("statistics.interval.ms", "1000")
-        // Prefetch at most 16 MiB (librdkafka's default is 64 MiB): at 100k records a second
-        // that is still a quarter of a second of work, and it keeps a worker reading a
-        // backlog well inside its memory budget. A partition whose fetch finds the queue full
-        // retries after 10 ms rather than librdkafka's default 1 s, which with a small queue
-        // left the worker idle between fetches.
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.queue.backoff.ms", "10");
-    for (key, value) in client_overrides(kafka, Role::Consumer) {
-        config.set(key, value);
-    }
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
+    let mut guarantees = vec![
+        ("bootstrap.servers", bootstrap),
+        ("group.id", kafka.group_id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+    ];
     if kafka.exactly_once {
         // Inputs written by transactional producers: only their committed records.
-        config.set("isolation.level", "read_committed");
+        guarantees.push(("isolation.level", "read_committed"));
     }
+    let mut config = layered(
+        &[
+            ("auto.offset.reset", "earliest"),
+            ("client.id", "credit-risk-worker"),
+            // Broker reachability for /readyz comes from these (see
+            // crate::delivery::context).
+            ("statistics.interval.ms", "1000"),
+            // Prefetch at most 16 MiB (librdkafka's default is 64 MiB): at 100k records a
+            // second that is still a quarter of a second of work, and it keeps a worker reading
+            // a backlog well inside its memory budget. A partition whose fetch finds the queue
+            // full retries after 10 ms rather than librdkafka's default 1 s, which with a small
+            // queue left the worker idle between fetches.
+            ("queued.max.messages.kbytes", "16384"),
+            ("fetch.queue.backoff.ms", "10"),
+        ],
+        client_overrides(kafka, Role::Consumer),
+        &guarantees,
+    );
     let level = log_level(&config);
     config.set_log_level(level);
     config
@@ -99,36 +103,31 @@ fn log_level(config: &ClientConfig) -> RDKafkaLogLevel {
 /// In exactly-once mode it is also transactional (`kafka.transactional_id`); librdkafka then
 /// wants `message.timeout.ms` no longer than `transaction.timeout.ms`, both 60 s by default.
 pub(crate) fn producer_config(kafka: &KafkaConfig, bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("client.id", "credit-risk-worker")
-        .set("partitioner", "murmur2_random")
-        // 2 ms, not librdkafka's 5 ms. The batcher has already gathered a batch's outputs and
-        // they are produced back to back, so the linger need not gather more; under light
-        // load every millisecond of it is latency. Worker bench, settings alternated, together
-        // with `batching.max_wait_ms` 2 → 1 (since back to 2 on evidence of its own, see
-        // config/default.toml): at 48,000 records/s the median p50 fell from
-        // 17.8 to 14.9 ms over nine runs each, at ~4% more CPU per record; at full load no
-        // CPU difference showed. 1 ms had p99s of 52 and 93 ms in two runs of four; 0.5 ms
-        // 77-88 ms in three of three.
-        .set("linger.ms", "2")
-        .set(
-            "message.timeout.ms",
-            if kafka.exactly_once {
-                "60000"
-            } else {
-                "120000"
-            },
-        );
-    for (key, value) in client_overrides(kafka, Role::Producer) {
-        config.set(key, value);
-    }
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true");
+    let mut guarantees = vec![
+        ("bootstrap.servers", bootstrap),
+        ("enable.idempotence", "true"),
+    ];
     if kafka.exactly_once {
-        config.set("transactional.id", &kafka.transactional_id);
+        guarantees.push(("transactional.id", kafka.transactional_id.as_str()));
     }
+    let message_timeout_ms = if kafka.exactly_once {
+        "60000"
+    } else {
+        "120000"
+    };
+    let mut config = layered(
+        &[
+            ("client.id", "credit-risk-worker"),
+            ("partitioner", "murmur2_random"),
+            // 2 ms, not librdkafka's 5 ms: a batch's outputs are already gathered and produced
+            // back to back, so under light load a longer linger is only latency (the A/B runs
+            // behind this value are in docs/).
+            ("linger.ms", "2"),
+            ("message.timeout.ms", message_timeout_ms),
+        ],
+        client_overrides(kafka, Role::Producer),
+        &guarantees,
+    );
     let level = log_level(&config);
     config.set_log_level(level);
     config
