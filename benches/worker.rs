@@ -319,8 +319,8 @@ fn input_partitions(records: u64, payloads: &[Vec<u8>]) -> i32 {
 fn child_ort(args: &Args) -> Result<String, String> {
     let config = worker_config(args)?;
     let loaded = model::load(&config.model).map_err(|e| e.to_string())?;
-    let mut scorer = loaded.served.scorer;
-    let preprocessor = loaded.served.preprocessor;
+    let mut scorer = loaded.scorer;
+    let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
     let batch = config.batching.max_batch;
     let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
@@ -368,7 +368,7 @@ fn child_ort(args: &Args) -> Result<String, String> {
 fn child_decode(args: &Args) -> Result<String, String> {
     let config = worker_config(args)?;
     let loaded = model::load(&config.model).map_err(|e| e.to_string())?;
-    let preprocessor = loaded.served.preprocessor;
+    let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
     let batch = config.batching.max_batch;
     let payloads = payloads()?;
@@ -605,7 +605,7 @@ fn child_worker(args: &Args) -> Result<String, String> {
                 pipeline::run(
                     &config,
                     &bootstrap,
-                    loaded.served,
+                    loaded,
                     no_reloads,
                     metrics,
                     health,

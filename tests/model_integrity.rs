@@ -10,13 +10,13 @@
 // Each test file uses its own part of the worker-process helpers.
 use credit_testkit::worker_process;
 
-use credit_backfill::model::ModelError as BackfillModelError;
 use credit_backfill::BackfillModel;
 use credit_core::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_FILE};
 use credit_core::bundle::{self, BundleError, Manifest};
+use credit_core::loader::ModelError;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use credit_worker::config::{Config, ModelConfig};
-use credit_worker::service::model::{self, ModelError};
+use credit_worker::service::model;
 use onnx_protobuf::{Message, ModelProto};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -49,15 +49,16 @@ fn worker_config(dir: &Path) -> ModelConfig {
     config
 }
 
-/// Both loaders' errors for the bundle in `dir`, which must be refused.
+/// The worker's and the backfill's errors for the bundle in `dir` (one loader, two entry
+/// points), which must be refused.
 fn refusals(dir: &Path) -> (BundleError, BundleError) {
     let worker = match model::load(&worker_config(dir)) {
         Err(ModelError::Bundle(error)) => error,
         Err(other) => panic!("the worker refused for another reason: {other}"),
-        Ok(loaded) => panic!("the worker loaded version {}", loaded.served.version),
+        Ok(served) => panic!("the worker loaded version {}", served.version),
     };
     let backfill = match BackfillModel::load(dir, None, None) {
-        Err(BackfillModelError::Bundle(error)) => error,
+        Err(ModelError::Bundle(error)) => error,
         Err(other) => panic!("the backfill refused for another reason: {other}"),
         Ok(loaded) => panic!("the backfill loaded version {}", loaded.version),
     };
@@ -69,7 +70,7 @@ fn the_untouched_shipped_bundle_loads_in_both_loaders_under_its_manifests_versio
     let models = root().join("models");
     let version = manifest_of(&models).model_version;
     let worker = model::load(&worker_config(&models)).expect("the worker loads models/");
-    assert_eq!(worker.served.version, version);
+    assert_eq!(worker.version, version);
     let backfill = BackfillModel::load(&models, None, None).expect("the backfill loads models/");
     assert_eq!(backfill.version, version);
     let opened = bundle::open(&models).expect("models/ verifies");

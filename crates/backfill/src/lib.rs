@@ -81,7 +81,7 @@ pub enum BackfillError {
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
-    Model(#[from] model::ModelError),
+    Model(#[from] credit_core::loader::ModelError),
     #[error(transparent)]
     Topic(#[from] topic::TopicError),
     #[error("{0}")]

@@ -628,11 +628,11 @@ impl Pipeline<'_> {
         for (row, out) in rows.iter().zip(features.chunks_exact_mut(width)) {
             preprocessor
                 .transform_into(&row.applicant, out)
-                .map_err(super::model::ModelError::from)?;
+                .map_err(credit_core::loader::ModelError::from)?;
         }
         scorer
             .score_into(features, rows.len(), probabilities)
-            .map_err(super::model::ModelError::from)?;
+            .map_err(credit_core::loader::ModelError::from)?;
         let rows = rows
             .into_iter()
             .zip(probabilities.iter())

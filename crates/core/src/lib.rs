@@ -7,7 +7,8 @@
 //! - [`german_credit`]: the German Credit data file (training data, demo and bench input).
 //! - [`preprocess`]: the fitted encoder and scaler.
 //! - [`model`]: the network's weights, their ONNX form and a plain-Rust reference forward pass.
-//! - [`artifacts`] and [`bundle`]: the model directory, its manifest and its verified loading.
+//! - [`artifacts`], [`bundle`] and [`loader`]: the model directory, its manifest, and the one
+//!   verified, self-checked loader.
 //! - [`scoring`]: the [`scoring::Scorer`] seam and the ONNX Runtime scorer.
 //! - [`evaluation`]: AUC, cost-based thresholds and classification reports.
 //! - [`redact`] and [`logging`]: secrets kept out of logs; the binaries' log set-up.
@@ -19,6 +20,7 @@ pub mod decision;
 pub mod decode;
 pub mod evaluation;
 pub mod german_credit;
+pub mod loader;
 pub mod logging;
 pub mod model;
 pub mod preprocess;

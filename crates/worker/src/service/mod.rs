@@ -15,10 +15,10 @@ pub mod reload;
 
 use crate::config::Config;
 use crate::pipeline::{PipelineError, RunReport};
+use credit_core::loader::ModelError;
 use health::Health;
 use http::{HttpLimits, HttpServer, HttpState};
 use metrics::Metrics;
-use model::ModelError;
 use reload::ReloadHandle;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -118,10 +118,10 @@ impl Worker {
         } = self;
         let result = async {
             let model_config = config.model.clone();
-            let loaded = tokio::task::spawn_blocking(move || model::load(&model_config))
+            let served = tokio::task::spawn_blocking(move || model::load(&model_config))
                 .await
                 .map_err(|_| ServiceError::ModelTask)??;
-            metrics.set_model_version(&loaded.served.version);
+            metrics.set_model_version(&served.version);
             health.set_model_loaded(true);
             // Capacity 1: a second reloaded model waits until the batcher took the first.
             let (models_tx, models_rx) = tokio::sync::mpsc::channel(1);
@@ -134,7 +134,7 @@ impl Worker {
             let report = crate::pipeline::run(
                 &config,
                 bootstrap,
-                loaded.served,
+                served,
                 models_rx,
                 metrics.clone(),
                 Arc::clone(&health),

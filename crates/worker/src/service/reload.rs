@@ -42,15 +42,15 @@ pub(crate) async fn serve_reloads(
         tracing::info!(dir = %config.dir.display(), "reloading the model");
         let loading = config.clone();
         match tokio::task::spawn_blocking(move || model::load(&loading)).await {
-            Ok(Ok(loaded)) => {
+            Ok(Ok(served)) => {
                 metrics.count_reload(true);
-                let version = loaded.served.version.clone();
+                let version = served.version.clone();
                 tracing::info!(
                     version = %version,
-                    threshold = loaded.served.threshold,
+                    threshold = served.threshold,
                     "model reloaded and self-checked; serving it from the next batch"
                 );
-                if models.send(loaded.served).await.is_err() {
+                if models.send(served).await.is_err() {
                     break;
                 }
             }
