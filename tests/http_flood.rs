@@ -6,9 +6,9 @@
 //! Loopback only; every wait is bounded, and each test runs in a few seconds.
 
 use credit_testkit::http::get as get_blocking;
-use credit_worker::service::health::Health;
 use credit_worker::service::http::{HttpLimits, HttpServer, HttpState};
-use credit_worker::service::metrics::Metrics;
+use credit_worker::telemetry::health::Health;
+use credit_worker::telemetry::metrics::Metrics;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! (`Metrics::new().encode()`), everything else is read as text. `scripts/check-ops.sh` adds
 //! the checks that need tools (promtool, PyYAML, docker compose).
 
-use credit_worker::service::metrics::Metrics;
+use credit_worker::telemetry::metrics::Metrics;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

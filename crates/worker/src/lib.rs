@@ -7,6 +7,8 @@
 //!   transactions.
 //! - [`service`]: what surrounds the pipeline: metrics, health, HTTP, model loading and reload,
 //!   the embedded demonstration.
+//! - [`telemetry`]: metrics, liveness and readiness.
+//! - [`stop`]: the stop signal every thread and task watches.
 //! - [`loadgen`]: synthetic applicants produced to a topic at a chosen rate.
 
 pub mod config;
@@ -14,3 +16,5 @@ pub(crate) mod delivery;
 pub mod loadgen;
 pub mod pipeline;
 pub mod service;
+pub mod stop;
+pub mod telemetry;

@@ -73,8 +73,8 @@ pub(crate) async fn commit_periodically(
     topic: String,
     offsets: std::sync::Arc<SharedOffsets>,
     interval: std::time::Duration,
-    stop: crate::pipeline::stop::Stop,
-    metrics: crate::service::metrics::Metrics,
+    stop: crate::stop::Stop,
+    metrics: crate::telemetry::metrics::Metrics,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

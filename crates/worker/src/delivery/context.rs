@@ -11,10 +11,9 @@
 
 use crate::delivery::commit::{commit_tracked, Scope};
 use crate::delivery::offsets::SharedOffsets;
-use crate::pipeline::batcher::OpenBatch;
-use crate::pipeline::stop::Stop;
-use crate::service::health::Health;
-use crate::service::metrics::Metrics;
+use crate::stop::Stop;
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
 use credit_kafka::log::forward_log;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -76,6 +75,14 @@ fn block_if_possible<R>(wait: impl FnOnce() -> R) -> Option<R> {
     }
 }
 
+/// Records consumed but not yet handed on to scoring (the batch being filled), which a
+/// revocation must send on before it can wait for their outputs. The pipeline implements it;
+/// delivery does not depend on how batches are built.
+pub(crate) trait Unsent: Send + Sync {
+    /// Hands whatever is held on now.
+    fn flush(&self);
+}
+
 /// The worker consumer's context: drains and commits revoked partitions, keeps readiness and
 /// the assigned-partitions gauge current, and re-arms failed commits.
 pub(crate) struct WorkerConsumerContext {
@@ -88,7 +95,7 @@ pub(crate) struct WorkerConsumerContext {
     pub drain_timeout: Duration,
     /// The batch being filled: a revocation sends it on at once rather than after
     /// `max_wait`, since the callback runs on the intake thread that would otherwise send it.
-    pub open_batch: Arc<OpenBatch>,
+    pub open_batch: Arc<dyn Unsent>,
     /// Once the worker is stopping, its own shutdown drains and commits; a revocation then
     /// (the consumer leaving the group) has nothing to wait for.
     pub stop: Stop,

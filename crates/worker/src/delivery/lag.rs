@@ -4,8 +4,8 @@
 //! `kafka.lag_refresh_ms`, not per record.
 
 use crate::delivery::WorkerConsumer;
-use crate::pipeline::stop::Stop;
-use crate::service::metrics::Metrics;
+use crate::stop::Stop;
+use crate::telemetry::metrics::Metrics;
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The delivery guarantee: where at-least-once (and, when configured, exactly-once) lives.
 //!
 //! An input offset is committed only once every output of the records before it is
-//! acknowledged: the producer and its delivery reports ([`publish`]), the per-partition offset
+//! acknowledged, each output carrying its record's [`origin`]: the producer and its delivery reports ([`publish`]), the per-partition offset
 //! bookkeeping ([`offsets`]), the periodic and final commits ([`commit`]), the consumer's
 //! reaction to rebalances ([`context`]), exactly-once transactions ([`transaction`]); plus the
 //! clients' settings ([`clients`]) and consumer lag ([`lag`]).
@@ -11,6 +11,7 @@ pub(crate) mod commit;
 pub(crate) mod context;
 pub(crate) mod lag;
 pub(crate) mod offsets;
+pub(crate) mod origin;
 pub(crate) mod publish;
 pub(crate) mod transaction;
 

@@ -21,9 +21,9 @@
 //! puts them into the retry of the transaction the refusal aborted.
 
 use crate::delivery::offsets::SharedOffsets;
-use crate::pipeline::batch::Source;
-use crate::pipeline::stop::Stop;
-use crate::service::metrics::Metrics;
+use crate::delivery::origin::Origin;
+use crate::stop::Stop;
+use crate::telemetry::metrics::Metrics;
 use credit_core::decision::Class;
 use credit_core::decode::{RejectReason, Rejection};
 use credit_kafka::bounds::{cut_headers, measure, share};
@@ -76,14 +76,14 @@ impl Attempt {
 /// Travels with each produced record and comes back in its delivery report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DeliveryToken {
-    pub source: Source,
+    pub source: Origin,
     pub kind: OutputKind,
     pub attempt: Attempt,
 }
 
 impl DeliveryToken {
     /// The token of a record's first output.
-    pub(crate) fn first(source: Source, kind: OutputKind) -> Self {
+    pub(crate) fn first(source: Origin, kind: OutputKind) -> Self {
         Self {
             source,
             kind,
@@ -412,7 +412,7 @@ impl DeliveryContext {
     }
 
     /// `topic/partition/offset` of the record `source` points to.
-    fn position_key(&self, source: &Source) -> Vec<u8> {
+    fn position_key(&self, source: &Origin) -> Vec<u8> {
         format!(
             "{}/{}/{}",
             self.input_topic, source.partition, source.offset
@@ -802,7 +802,7 @@ mod tests {
 
     fn token(kind: OutputKind, attempt: Attempt) -> DeliveryToken {
         DeliveryToken {
-            source: Source {
+            source: Origin {
                 partition: 3,
                 offset: 77,
                 timestamp_ms: None,

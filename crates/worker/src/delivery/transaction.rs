@@ -24,10 +24,10 @@
 //! outputs replaced by dead letters ([`crate::pipeline::publishing`]); a producer that cannot
 //! abort (fenced) fails the next `begin`, which stops the worker.
 
+use crate::delivery::origin::Origin;
 use crate::delivery::publish::Publisher;
 use crate::delivery::WorkerConsumer;
-use crate::pipeline::batch::Source;
-use crate::service::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
@@ -108,7 +108,7 @@ impl Transactions {
 
     /// Adds the batch's next input positions to the open transaction and commits it; on
     /// failure the transaction is aborted (if the producer still can) and the error returned.
-    pub(crate) fn commit(&self, sources: &[Source]) -> Result<(), TransactionError> {
+    pub(crate) fn commit(&self, sources: &[Origin]) -> Result<(), TransactionError> {
         let committed = self.send_offsets(sources).and_then(|()| {
             self.publisher
                 .producer()
@@ -142,7 +142,7 @@ impl Transactions {
         }
     }
 
-    fn send_offsets(&self, sources: &[Source]) -> Result<(), TransactionError> {
+    fn send_offsets(&self, sources: &[Origin]) -> Result<(), TransactionError> {
         let positions = next_positions(sources);
         if positions.is_empty() {
             return Ok(());
@@ -169,7 +169,7 @@ impl Transactions {
 
 /// The position to commit per partition after a batch: one past the highest offset the batch
 /// consumed there (offsets may have gaps, e.g. transaction markers in the input).
-pub(crate) fn next_positions(sources: &[Source]) -> Vec<(i32, i64)> {
+pub(crate) fn next_positions(sources: &[Origin]) -> Vec<(i32, i64)> {
     let mut positions: Vec<(i32, i64)> = Vec::new();
     for source in sources {
         let next = source.offset + 1;
@@ -189,8 +189,8 @@ pub(crate) fn next_positions(sources: &[Source]) -> Vec<(i32, i64)> {
 mod tests {
     use super::*;
 
-    fn source(partition: i32, offset: i64) -> Source {
-        Source {
+    fn source(partition: i32, offset: i64) -> Origin {
+        Origin {
             partition,
             offset,
             timestamp_ms: None,

@@ -4,35 +4,18 @@
 //! Records that cannot be scored travel in the same batch as entries without a feature row, so
 //! every output — decision or dead letter — is produced in consumption order by one thread.
 
+use crate::delivery::origin::Origin;
 use credit_core::applicant::Applicant;
 use credit_core::decode::{RejectReason, Rejection};
 use credit_core::preprocess::Preprocessor;
 use credit_core::scoring::onnx_runtime::ScoringError;
 use credit_core::scoring::Scorer;
 use rdkafka::message::OwnedHeaders;
-use std::time::Instant;
-
-/// Where a record came from: the input offset its output acknowledgement releases, and the
-/// two instants its latencies are measured from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Source {
-    pub partition: i32,
-    pub offset: i64,
-    /// The input record's Kafka timestamp (create or log-append time), milliseconds:
-    /// end-to-end latency starts here.
-    pub timestamp_ms: Option<i64>,
-    /// When the worker took the record from its consumer: the worker's own share of the
-    /// latency starts here. What lies before it (the upstream producer's linger, the broker,
-    /// the fetch, any backlog in the topic or the consumer's queue) is set by others, or by
-    /// how far behind the worker is; what follows is its processing. An SRE needs to tell
-    /// the two apart.
-    pub consumed_at: Instant,
-}
 
 /// A consumed and decoded record on its way into a batch.
 #[derive(Debug)]
 pub(crate) struct Consumed {
-    pub source: Source,
+    pub source: Origin,
     /// The input's headers, copied to its output.
     pub headers: Option<OwnedHeaders>,
     pub body: Body,
@@ -56,7 +39,7 @@ pub(crate) enum Body {
 /// One record of a batch.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub source: Source,
+    pub source: Origin,
     pub headers: Option<OwnedHeaders>,
     pub outcome: Outcome,
 }
@@ -300,12 +283,12 @@ impl Batch {
 mod tests {
     use super::*;
 
-    fn source(offset: i64) -> Source {
-        Source {
+    fn source(offset: i64) -> Origin {
+        Origin {
             partition: 0,
             offset,
             timestamp_ms: Some(1_000 + offset),
-            consumed_at: Instant::now(),
+            consumed_at: std::time::Instant::now(),
         }
     }
 

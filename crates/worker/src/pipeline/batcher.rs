@@ -23,11 +23,12 @@
 //! batch ([`Batch::attach_swap`]); a batch is never preprocessed by two preprocessors, and
 //! never scored by a model other than the one whose preprocessor filled it.
 
+use crate::delivery::context::Unsent;
 use crate::delivery::offsets::SharedOffsets;
 use crate::pipeline::batch::{Batch, Consumed, ModelLabel, ModelSwap};
 use crate::pipeline::inference::abandon;
-use crate::pipeline::stop::Stop;
 use crate::pipeline::ServedModel;
+use crate::stop::Stop;
 use credit_core::preprocess::Preprocessor;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,6 +37,12 @@ use tokio::sync::mpsc;
 /// How long an idle batcher waits for a record before it looks at the stop signal and for a
 /// reloaded model again: the bound on how late either is noticed without traffic.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+
+impl Unsent for OpenBatch {
+    fn flush(&self) {
+        OpenBatch::flush(self);
+    }
+}
 
 /// What a [`RecordSource`] answers when asked for a record.
 pub(crate) enum Polled {
@@ -332,7 +339,8 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::batch::{Body, Source};
+    use crate::delivery::origin::Origin;
+    use crate::pipeline::batch::Body;
     use credit_core::applicant::Applicant;
     use std::time::Instant;
 
@@ -438,7 +446,7 @@ mod tests {
 
     fn record(offset: i64, applicant: Applicant) -> Consumed {
         Consumed {
-            source: Source {
+            source: Origin {
                 partition: 0,
                 offset,
                 timestamp_ms: None,

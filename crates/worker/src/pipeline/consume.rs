@@ -9,8 +9,9 @@
 //! Polling also serves the consumer's callbacks (rebalances, commit results, statistics): they
 //! run inside [`KafkaSource::next`], on the intake thread.
 
+use crate::delivery::origin::Origin;
 use crate::delivery::WorkerConsumer;
-use crate::pipeline::batch::{Body, Consumed, Source};
+use crate::pipeline::batch::{Body, Consumed};
 use crate::pipeline::batcher::{Polled, RecordSource};
 use credit_core::decode::{decode, RejectReason, Rejection, MAX_KEY_BYTES};
 use credit_kafka::bounds::{dead_letter_copy, decision_headers_copy, DeadLetterCopy};
@@ -42,7 +43,7 @@ fn key_for_log(key: &[u8]) -> String {
 /// Turns a fetched message into a [`Consumed`] record, copying at most `max_copied` bytes of
 /// it (`kafka.max_copied_bytes`).
 pub(crate) fn to_consumed(message: &BorrowedMessage<'_>, max_copied: usize) -> Consumed {
-    let source = Source {
+    let source = Origin {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),

@@ -14,8 +14,8 @@
 use crate::delivery::offsets::SharedOffsets;
 use crate::pipeline::batch::{Batch, Entry};
 use crate::pipeline::placement;
-use crate::pipeline::stop::Stop;
-use crate::service::metrics::Metrics;
+use crate::stop::Stop;
+use crate::telemetry::metrics::Metrics;
 use credit_core::scoring::onnx_runtime::ScoringError;
 use credit_core::scoring::Scorer;
 use std::sync::Arc;

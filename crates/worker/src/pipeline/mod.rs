@@ -4,7 +4,7 @@
 //! One concern per module: [`batch`] (the reusable batch buffer), [`consume`] (Kafka as the
 //! batcher's record source), [`batcher`], [`inference`] and [`publishing`] (the three threads:
 //! intake, scoring, publishing), [`placement`] (an optional core of its own for the inference
-//! thread), [`stop`] (the shared stop signal) and [`worker`] (assembly and ordered shutdown).
+//! thread) and [`worker`] (assembly and ordered shutdown).
 //! Records are decoded and decisions written by [`credit_core::decode`] and
 //! [`credit_core::decision`].
 
@@ -14,7 +14,6 @@ pub(crate) mod consume;
 pub(crate) mod inference;
 pub mod placement;
 pub(crate) mod publishing;
-pub mod stop;
 pub(crate) mod worker;
 
 pub use worker::{run, PipelineError, RunReport, ServedModel};

@@ -18,12 +18,13 @@
 //! few times at most; a record refused at its last attempt stops the worker.
 
 use crate::delivery::offsets::SharedOffsets;
+use crate::delivery::origin::Origin;
 use crate::delivery::publish::{DeliveryToken, Output, OutputKind, PublishError, Publisher};
 use crate::delivery::transaction::{next_positions, TransactionError, Transactions};
-use crate::pipeline::batch::{Batch, ModelLabel, Outcome, Source};
+use crate::pipeline::batch::{Batch, ModelLabel, Outcome};
 use crate::pipeline::inference::abandon;
-use crate::pipeline::stop::Stop;
-use crate::service::metrics::Metrics;
+use crate::stop::Stop;
+use crate::telemetry::metrics::Metrics;
 use credit_core::decision::{write_timestamp, Class, DecisionRecord};
 use credit_kafka::headers;
 use rdkafka::message::OwnedHeaders;
@@ -74,7 +75,7 @@ struct Scratch {
     payload: Vec<u8>,
     scored_at: String,
     /// The inputs of the batch being published (exactly-once mode commits their positions).
-    sources: Vec<Source>,
+    sources: Vec<Origin>,
 }
 
 impl Publishing {
@@ -303,7 +304,7 @@ impl Publishing {
 
     fn publish(
         &self,
-        source: Source,
+        source: Origin,
         input_headers: Option<OwnedHeaders>,
         outcome: &Outcome,
         probabilities: &[f32],
@@ -360,6 +361,6 @@ impl Publishing {
 }
 
 /// Whether two outputs answer the same input record.
-fn same_record(a: &Source, b: &Source) -> bool {
+fn same_record(a: &Origin, b: &Origin) -> bool {
     a.partition == b.partition && a.offset == b.offset
 }

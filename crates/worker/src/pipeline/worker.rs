@@ -24,7 +24,7 @@
 use crate::config::Config;
 use crate::delivery::clients::{consumer_config, producer_config, without_secrets};
 use crate::delivery::commit::{commit_periodically, commit_tracked, Scope};
-use crate::delivery::context::WorkerConsumerContext;
+use crate::delivery::context::{Unsent, WorkerConsumerContext};
 use crate::delivery::offsets::SharedOffsets;
 use crate::delivery::publish::{DeliveryContext, Publisher};
 use crate::delivery::transaction::{TransactionError, Transactions};
@@ -35,9 +35,9 @@ use crate::pipeline::consume::KafkaSource;
 use crate::pipeline::inference::Inference;
 use crate::pipeline::placement::CoreReservation;
 use crate::pipeline::publishing::Publishing;
-use crate::pipeline::stop::Stop;
-use crate::service::health::Health;
-use crate::service::metrics::Metrics;
+use crate::stop::Stop;
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
 use credit_core::preprocess::Preprocessor;
 use credit_core::scoring::Scorer;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -185,7 +185,7 @@ pub async fn run(
                 metrics: metrics.clone(),
                 health: Arc::clone(&health),
                 drain_timeout: kafka.drain_timeout(),
-                open_batch: Arc::clone(&open_batch),
+                open_batch: Arc::clone(&open_batch) as Arc<dyn Unsent>,
                 stop: stop.clone(),
                 commits: !exactly_once,
             })

@@ -10,10 +10,10 @@
 //! throughout.
 
 use crate::config::Config;
-use crate::pipeline::stop::Stop;
 use crate::pipeline::RunReport;
-use crate::service::health::Health;
 use crate::service::{ServiceError, Worker};
+use crate::stop::Stop;
+use crate::telemetry::health::Health;
 use credit_core::decision::{Class, OwnedDecision};
 use credit_core::german_credit::{self, DatasetError};
 use credit_kafka::feed::{feed_blocking, now_micros, FeedRecord, FED_AT_HEADER};

@@ -10,8 +10,8 @@
 //! a flood of idle or half-sent connections can neither shut out a probe nor use up the file
 //! descriptors the worker needs for its Kafka sockets and model reloads.
 
-use crate::service::health::Health;
-use crate::service::metrics::Metrics;
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -7,18 +7,16 @@
 //! the HTTP address or a [`ReloadHandle`] first (embedded mode, tests).
 
 pub mod embedded;
-pub mod health;
 pub mod http;
-pub mod metrics;
 pub mod model;
 pub mod reload;
 
 use crate::config::Config;
 use crate::pipeline::{PipelineError, RunReport};
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
 use credit_core::loader::ModelError;
-use health::Health;
 use http::{HttpLimits, HttpServer, HttpState};
-use metrics::Metrics;
 use reload::ReloadHandle;
 use std::future::Future;
 use std::net::SocketAddr;

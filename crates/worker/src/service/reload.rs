@@ -11,8 +11,8 @@
 
 use crate::config::ModelConfig;
 use crate::pipeline::ServedModel;
-use crate::service::metrics::Metrics;
 use crate::service::model;
+use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;

@@ -1,0 +1,6 @@
+//! What the worker tells its operators: Prometheus metrics ([`metrics`]) and the liveness and
+//! readiness state behind `/healthz` and `/readyz` ([`health`]). Every layer above writes here;
+//! the HTTP endpoint ([`crate::service`]) serves it.
+
+pub mod health;
+pub mod metrics;
