@@ -2,7 +2,7 @@
 //! scored (row number, raw text, field, reason), committed together with the output so that
 //! a resumed run neither loses nor repeats a rejection.
 
-use super::row::Rejection;
+use super::row::RejectedRow;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ impl RejectFile {
     }
 
     /// Appends rejections.
-    pub fn write(&mut self, rejections: &[Rejection]) -> std::io::Result<()> {
+    pub fn write(&mut self, rejections: &[RejectedRow]) -> std::io::Result<()> {
         if rejections.is_empty() {
             return Ok(());
         }
@@ -100,7 +100,7 @@ impl RejectFile {
 }
 
 /// Reads a reject file back (for tests and tools).
-pub fn read(path: &Path) -> std::io::Result<Vec<Rejection>> {
+pub fn read(path: &Path) -> std::io::Result<Vec<RejectedRow>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()
         .filter(|line| !line.trim().is_empty())

@@ -18,7 +18,7 @@ pub struct InputRow {
 
 /// One input row that could not be scored, as written to the reject file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rejection {
+pub struct RejectedRow {
     /// 1-based row number in the input (the data row, header excluded; for JSON Lines the
     /// line number).
     pub row: u64,
@@ -33,7 +33,7 @@ pub struct Rejection {
     pub kafka: Option<KafkaPosition>,
 }
 
-impl Rejection {
+impl RejectedRow {
     /// A rejection of the row at 0-based `index`.
     pub fn new(index: u64, raw: impl Into<String>, error: &RecordError) -> Self {
         Self {
@@ -90,7 +90,7 @@ pub struct ScoredChunk {
     /// Position of the chunk in the input; the writer restores this order.
     pub sequence: u64,
     pub rows: Vec<ScoredRow>,
-    pub rejections: Vec<Rejection>,
+    pub rejections: Vec<RejectedRow>,
     /// The input position after this chunk.
     pub end: InputPosition,
 }

@@ -19,7 +19,7 @@ use super::format::Format;
 use super::model::BackfillModel;
 use super::psi::{PsiReference, BINS};
 use super::rejects::RejectFile;
-use super::row::{InputPosition, InputRow, Rejection, ScoredChunk, ScoredRow};
+use super::row::{InputPosition, InputRow, RejectedRow, ScoredChunk, ScoredRow};
 use super::shard::Shard;
 use super::sink::{self, OutputSpec, OutputState, Sink};
 use super::source::{self, Decoder, Extent, RawChunk};
@@ -617,7 +617,7 @@ impl Pipeline<'_> {
         probabilities: &mut Vec<f32>,
     ) -> ChunkResult {
         let mut rows: Vec<InputRow> = Vec::with_capacity(chunk.len());
-        let mut rejections: Vec<Rejection> = Vec::new();
+        let mut rejections: Vec<RejectedRow> = Vec::new();
         self.decoder
             .decode(chunk, self.shard, &mut rows, &mut rejections)?;
         let preprocessor = &self.model.preprocessor;

@@ -2,7 +2,7 @@
 //! crashes, shards and bad rows. They use the shipped model in `models/` and ONNX Runtime from
 //! `.onnxruntime/` (see `scripts/setup-onnxruntime.sh`).
 
-use credit_backfill::row::{InputPosition, InputRow, Rejection};
+use credit_backfill::row::{InputPosition, InputRow, RejectedRow};
 use credit_backfill::source;
 use credit_backfill::synthetic_files as write;
 use credit_backfill::{
@@ -59,7 +59,7 @@ fn read_rows(path: &Path) -> Vec<InputRow> {
     let format = Format::resolve(None, path).unwrap();
     let (mut source, decoder) = source::open(path, format, InputPosition::default()).unwrap();
     let mut rows = Vec::new();
-    let mut rejections: Vec<Rejection> = Vec::new();
+    let mut rejections: Vec<RejectedRow> = Vec::new();
     while let Some(chunk) = source.next_chunk(1000).unwrap() {
         decoder
             .decode(&chunk, Shard::ALL, &mut rows, &mut rejections)
@@ -403,7 +403,7 @@ fn bad_rows_are_rejected_with_reasons_and_counted() {
     assert_eq!(summary.rows, 96);
     let rejections =
         credit_backfill::rejects::read(&OutputPaths::for_output(&output).rejects).unwrap();
-    let by_row: BTreeMap<u64, &Rejection> = rejections.iter().map(|r| (r.row, r)).collect();
+    let by_row: BTreeMap<u64, &RejectedRow> = rejections.iter().map(|r| (r.row, r)).collect();
     assert_eq!(by_row.keys().copied().collect::<Vec<_>>(), [3, 10, 20, 30]);
     assert_eq!(by_row[&3].field, "purpose");
     assert!(by_row[&3].reason.contains("yachting"));

@@ -7,7 +7,7 @@
 
 use super::{io_error, InputPosition, RawChunk, Source, SourceError};
 use crate::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
-use crate::row::{InputRow, Rejection};
+use crate::row::{InputRow, RejectedRow};
 use crate::shard::Shard;
 use credit_core::applicant::ATTRIBUTES;
 use credit_core::applicant::{RecordError, RecordErrorKind};
@@ -146,7 +146,7 @@ impl CsvDecoder {
         first_index: u64,
         shard: Shard,
         rows: &mut Vec<InputRow>,
-        rejections: &mut Vec<Rejection>,
+        rejections: &mut Vec<RejectedRow>,
     ) {
         for (offset, record) in records.iter().enumerate() {
             let index = first_index + offset as u64;
@@ -155,7 +155,7 @@ impl CsvDecoder {
             }
             match self.decode_record(record, index) {
                 Ok(row) => rows.push(row),
-                Err(error) => rejections.push(Rejection::new(index, raw_text(record), &error)),
+                Err(error) => rejections.push(RejectedRow::new(index, raw_text(record), &error)),
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use super::{io_error, InputPosition, Payload, RawChunk, Source, SourceError};
 use crate::fields::{self, OUTCOME_COLUMN};
-use crate::row::{InputRow, Rejection};
+use crate::row::{InputRow, RejectedRow};
 use crate::shard::Shard;
 use credit_core::applicant::{Applicant, RecordError, RecordErrorKind};
 use serde::Deserialize;
@@ -104,7 +104,7 @@ impl JsonlDecoder {
         first_index: u64,
         shard: Shard,
         rows: &mut Vec<InputRow>,
-        rejections: &mut Vec<Rejection>,
+        rejections: &mut Vec<RejectedRow>,
     ) {
         let mut start = 0;
         for (offset, &end) in ends.iter().enumerate() {
@@ -116,7 +116,7 @@ impl JsonlDecoder {
             }
             match decode_line(line, index) {
                 Ok(row) => rows.push(row),
-                Err(error) => rejections.push(Rejection::new(
+                Err(error) => rejections.push(RejectedRow::new(
                     index,
                     String::from_utf8_lossy(line).into_owned(),
                     &error,

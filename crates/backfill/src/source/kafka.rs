@@ -20,7 +20,7 @@
 
 use super::{Payload, RawChunk, Source, SourceError};
 use crate::fields::{self, OUTCOME_COLUMN};
-use crate::row::{InputPosition, InputRow, Rejection};
+use crate::row::{InputPosition, InputRow, RejectedRow};
 use crate::topic::{KafkaPosition, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use credit_core::applicant::{RecordError, RecordErrorKind};
 use credit_core::decode;
@@ -334,7 +334,7 @@ impl KafkaDecoder {
         records: &Records,
         first_index: u64,
         rows: &mut Vec<InputRow>,
-        rejections: &mut Vec<Rejection>,
+        rejections: &mut Vec<RejectedRow>,
     ) {
         let part = |range: &Option<Range<usize>>| {
             range
@@ -359,7 +359,7 @@ impl KafkaDecoder {
                 Ok(row) => rows.push(row),
                 Err(error) => {
                     let raw = String::from_utf8_lossy(payload.unwrap_or_default()).into_owned();
-                    let mut rejection = Rejection::new(index, raw, &error);
+                    let mut rejection = RejectedRow::new(index, raw, &error);
                     rejection.kafka = Some(KafkaPosition {
                         partition: span.partition,
                         offset: span.offset,

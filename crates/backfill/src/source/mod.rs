@@ -15,7 +15,7 @@ pub mod kafka;
 pub mod parquet;
 
 use super::format::Format;
-use super::row::{InputPosition, InputRow, Rejection};
+use super::row::{InputPosition, InputRow, RejectedRow};
 use super::shard::Shard;
 use std::path::{Path, PathBuf};
 
@@ -68,7 +68,7 @@ pub enum Extent {
     Rows(u64),
 }
 
-/// Why the input cannot be read. Row-level problems are [`Rejection`]s, not this.
+/// Why the input cannot be read. Row-level problems are [`RejectedRow`]s, not this.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read input {path}: {source}")]
@@ -152,7 +152,7 @@ impl Decoder {
         chunk: &RawChunk,
         shard: Shard,
         rows: &mut Vec<InputRow>,
-        rejections: &mut Vec<Rejection>,
+        rejections: &mut Vec<RejectedRow>,
     ) -> Result<(), SourceError> {
         match (self, &chunk.payload) {
             (Decoder::Csv(decoder), Payload::Csv(records)) => {

@@ -9,7 +9,7 @@
 
 use super::{io_error, Extent, InputPosition, Payload, RawChunk, Source, SourceError};
 use crate::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
-use crate::row::{InputRow, Rejection};
+use crate::row::{InputRow, RejectedRow};
 use crate::shard::Shard;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -351,7 +351,7 @@ impl ParquetDecoder {
         first_index: u64,
         shard: Shard,
         rows: &mut Vec<InputRow>,
-        rejections: &mut Vec<Rejection>,
+        rejections: &mut Vec<RejectedRow>,
     ) -> Result<(), SourceError> {
         let schema = batch.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -406,7 +406,7 @@ impl ParquetDecoder {
                 Err(error) => {
                     let cells: Vec<Cell<'_>> = attributes.iter().map(|c| c.column.get(i)).collect();
                     let raw = raw_json(&cells, id_cell, outcome_cell);
-                    rejections.push(Rejection::new(index, raw, &error));
+                    rejections.push(RejectedRow::new(index, raw, &error));
                 }
             }
         }

@@ -55,7 +55,7 @@ pub(crate) enum Polled {
 }
 
 /// Where the batcher's records come from: the Kafka consumer in the worker
-/// ([`crate::pipeline::consume::KafkaSource`]), a channel in tests.
+/// ([`crate::pipeline::consume::ConsumerSource`]), a channel in tests.
 pub(crate) trait RecordSource {
     /// The next record, waiting at most `timeout` for one.
     fn next(&mut self, timeout: Duration) -> Polled;

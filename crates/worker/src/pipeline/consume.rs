@@ -7,7 +7,7 @@
 //! pass it until its output is acknowledged.
 //!
 //! Polling also serves the consumer's callbacks (rebalances, commit results, statistics): they
-//! run inside [`KafkaSource::next`], on the intake thread.
+//! run inside [`ConsumerSource::next`], on the intake thread.
 
 use crate::delivery::origin::Origin;
 use crate::delivery::WorkerConsumer;
@@ -99,13 +99,13 @@ pub(crate) fn to_consumed(message: &BorrowedMessage<'_>, max_copied: usize) -> C
 }
 
 /// The worker's consumer as a record source.
-pub(crate) struct KafkaSource {
+pub(crate) struct ConsumerSource {
     consumer: Arc<WorkerConsumer>,
     /// `kafka.max_copied_bytes`.
     max_copied: usize,
 }
 
-impl KafkaSource {
+impl ConsumerSource {
     pub(crate) fn new(consumer: Arc<WorkerConsumer>, max_copied: usize) -> Self {
         Self {
             consumer,
@@ -126,7 +126,7 @@ fn whole_millis_up(timeout: Duration) -> Duration {
     Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
-impl RecordSource for KafkaSource {
+impl RecordSource for ConsumerSource {
     fn next(&mut self, timeout: Duration) -> Polled {
         let consumed = match self.consumer.poll(whole_millis_up(timeout)) {
             None => return Polled::Idle,

@@ -31,7 +31,7 @@ use crate::delivery::transaction::{TransactionError, Transactions};
 use crate::delivery::{lag, WorkerConsumer};
 use crate::pipeline::batch::{Batch, ModelLabel};
 use crate::pipeline::batcher::{Batcher, OpenBatch};
-use crate::pipeline::consume::KafkaSource;
+use crate::pipeline::consume::ConsumerSource;
 use crate::pipeline::inference::Inference;
 use crate::pipeline::placement::CoreReservation;
 use crate::pipeline::publishing::Publishing;
@@ -276,7 +276,7 @@ pub async fn run(
         max_wait: config.batching.max_wait(),
         stop: stop.clone(),
     }
-    .spawn(KafkaSource::new(
+    .spawn(ConsumerSource::new(
         Arc::clone(&consumer),
         kafka.max_copied_bytes,
     ))
