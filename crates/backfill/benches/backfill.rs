@@ -25,7 +25,7 @@
 
 use credit_testkit::proc_stats;
 
-use credit_backfill::synthetic_files as write;
+use credit_backfill::synthetic_files;
 use credit_backfill::{BackfillModel, Format, ScoreOptions};
 use credit_core::german_credit;
 use credit_synthetic::Generator;
@@ -273,7 +273,7 @@ fn real_main() -> Result<(), String> {
     let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
         .map_err(|e| e.to_string())?;
     let generator = Generator::new(rows, 2024).map_err(|e| e.to_string())?;
-    write::generate_to_file(
+    synthetic_files::generate_to_file(
         &generator,
         &input,
         Format::Parquet,

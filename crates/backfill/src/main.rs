@@ -24,7 +24,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use credit_backfill::synthetic_files as write;
+use credit_backfill::synthetic_files;
 use credit_backfill::topic::{self, RangeEnd, RangeStart};
 use credit_backfill::{BackfillModel, Format, KafkaOptions, Progress, ScoreOptions, Shard};
 use credit_core::german_credit;
@@ -278,7 +278,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         args.rows,
         "[{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}",
     );
-    write::generate_to_file(
+    synthetic_files::generate_to_file(
         &generator,
         &args.output,
         format,

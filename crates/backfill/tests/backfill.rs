@@ -4,7 +4,7 @@
 
 use credit_backfill::row::{InputPosition, InputRow, RejectedRow};
 use credit_backfill::source;
-use credit_backfill::synthetic_files as write;
+use credit_backfill::synthetic_files;
 use credit_backfill::{
     BackfillError, BackfillModel, Format, OutputPaths, ScoreOptions, Shard, Summary,
 };
@@ -33,7 +33,7 @@ fn generator(seed: u64) -> Generator {
 /// Writes `rows` synthetic applicants (with outcomes) to `path`.
 fn generate(path: &Path, rows: u64, seed: u64) {
     let format = Format::resolve(None, path).unwrap();
-    write::generate_to_file(&generator(seed), path, format, rows, true, &|_| {}).unwrap();
+    synthetic_files::generate_to_file(&generator(seed), path, format, rows, true, &|_| {}).unwrap();
 }
 
 fn options(input: &Path, output: &Path) -> ScoreOptions {
