@@ -905,8 +905,66 @@ fn best(runs: &[serde_json::Value]) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// (a), (b) and (c) of every full-load round, and the feed that made each round's backlog.
+struct FullLoad {
+    ort_runs: Vec<serde_json::Value>,
+    decode_runs: Vec<serde_json::Value>,
+    full_runs: Vec<serde_json::Value>,
+    feeds: Vec<serde_json::Value>,
+}
+
+/// (c)/(a): each round's ratio, their median (the verdict) and best (c) over best (a).
+struct Ratios {
+    /// The rounds' ratios in round order, as percentages.
+    rounds_text: String,
+    sorted: Vec<f64>,
+    median: f64,
+    best: f64,
+}
+
+/// The (d) runs at half of (c)'s best throughput, each with its feeder's result.
+struct HalfLoad {
+    rate: f64,
+    runs: Vec<(serde_json::Value, Option<serde_json::Value>)>,
+}
+
+/// Every measurement, and the run of each kind that the figures quote.
+struct Results {
+    full_load: FullLoad,
+    /// The best (a), (b) and (c).
+    ort: serde_json::Value,
+    decoding: serde_json::Value,
+    full: serde_json::Value,
+    ratios: Ratios,
+    half_load: HalfLoad,
+    /// The (d) run of median p99, and its feeder's result.
+    half: serde_json::Value,
+    half_fed: Option<serde_json::Value>,
+    paced: Vec<(f64, serde_json::Value)>,
+    broker: serde_json::Value,
+}
+
 fn orchestrate(args: &Args) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let settings = print_settings(args, cores)?;
+    let payloads = payloads()?;
+    let broker = Broker::start(args)?;
+    let args = &Args {
+        broker_pid: Some(broker.child.id()),
+        ..args.clone()
+    };
+    let results = measure(broker, args, &payloads)?;
+    println!();
+    print_table(args, &results);
+    println!();
+    print_verdicts(args, &results);
+    print_thread_costs(&results);
+    write_figures(cores, &settings, args, results)
+}
+
+/// The worker's settings (defaults and `CREDIT_RISK__` overrides), printed first since every
+/// figure depends on them.
+fn print_settings(args: &Args, cores: usize) -> Result<Config, String> {
     let settings = worker_config(&Args {
         bootstrap: "unused:9092".into(),
         prefix: "unused".into(),
@@ -920,24 +978,52 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         settings.model.reserve_inference_core,
         args.records
     );
+    Ok(settings)
+}
 
-    let payloads = payloads()?;
-    let mut broker = Broker::start(args)?;
-    let args = &Args {
-        broker_pid: Some(broker.child.id()),
-        ..args.clone()
-    };
+/// Runs every measurement against `broker`, then stops it.
+fn measure(mut broker: Broker, args: &Args, payloads: &[Vec<u8>]) -> Result<Results, String> {
     let run_id = std::process::id();
+    let full_load = full_load_rounds(&mut broker, args, run_id, payloads)?;
+    let (ort, decoding) = (best(&full_load.ort_runs), best(&full_load.decode_runs));
+    let full = best(&full_load.full_runs);
+    let ratios = Ratios::of(&full_load, &ort, &full);
+    let half_load = half_load_runs(&mut broker, args, run_id, &full)?;
+    let (half, half_fed) = half_load.median_p99_run();
+    let paced = paced_runs(&mut broker, args, run_id)?;
+    let broker = broker.stop().unwrap_or(serde_json::Value::Null);
+    Ok(Results {
+        full_load,
+        ort,
+        decoding,
+        full,
+        ratios,
+        half_load,
+        half,
+        half_fed,
+        paced,
+        broker,
+    })
+}
 
-    // `--repeat` rounds of (a), (b) and (c) at full load (a pre-produced backlog), each round's
-    // three measurements back to back. This machine's speed drifts by 10-30% over minutes, so
-    // a ratio of (c) to an (a) measured minutes earlier says as much about the drift as about
-    // the worker: each round's (c)/(a) pairs measurements taken under the same conditions,
-    // and the verdict is the median of those ratios. The table shows the best of each.
-    let partitions = input_partitions(args.records, &payloads);
-    let (mut ort_runs, mut decode_runs) = (Vec::new(), Vec::new());
-    let mut full_runs = Vec::new();
-    let mut feeds = Vec::new();
+/// `--repeat` rounds of (a), (b) and (c) at full load (a pre-produced backlog), each round's
+/// three measurements back to back. This machine's speed drifts by 10-30% over minutes, so
+/// a ratio of (c) to an (a) measured minutes earlier says as much about the drift as about
+/// the worker: each round's (c)/(a) pairs measurements taken under the same conditions,
+/// and the verdict is the median of those ratios. The table shows the best of each.
+fn full_load_rounds(
+    broker: &mut Broker,
+    args: &Args,
+    run_id: u32,
+    payloads: &[Vec<u8>],
+) -> Result<FullLoad, String> {
+    let partitions = input_partitions(args.records, payloads);
+    let mut rounds = FullLoad {
+        ort_runs: Vec::new(),
+        decode_runs: Vec::new(),
+        full_runs: Vec::new(),
+        feeds: Vec::new(),
+    };
     for round in 0..args.repeat.max(1) {
         let ort_round = run_child("ort", args)?;
         let decode_round = run_child("decode", args)?;
@@ -947,8 +1033,8 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             number(&ort_round, "records_per_s"),
             number(&decode_round, "records_per_s"),
         );
-        ort_runs.push(ort_round);
-        decode_runs.push(decode_round);
+        rounds.ort_runs.push(ort_round);
+        rounds.decode_runs.push(decode_round);
         let full_args = Args {
             bootstrap: broker.bootstrap.clone(),
             prefix: format!("bench-{run_id}-full{round}"),
@@ -961,7 +1047,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             args.records,
             number(&fed, "seconds")
         );
-        feeds.push(fed);
+        rounds.feeds.push(fed);
         let (full, _) = run_worker(&full_args, None)?;
         println!(
             "(c) end to end {:.0} rec/s over {:.2} s; p50 {:.1} ms p99 {:.1} ms (backlog); peak RSS {:.1} MiB",
@@ -971,33 +1057,49 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             number(&full, "latency_p99_ms"),
             number(&full, "peak_rss_mib")
         );
-        full_runs.push(full);
+        rounds.full_runs.push(full);
     }
-    let (ort, decoding) = (best(&ort_runs), best(&decode_runs));
-    let full = best(&full_runs);
-    let e2e_rate = number(&full, "records_per_s");
-    let mut round_ratios: Vec<f64> = ort_runs
-        .iter()
-        .zip(&full_runs)
-        .map(|(ort, full)| number(full, "records_per_s") / number(ort, "records_per_s"))
-        .collect();
-    let rounds_text = round_ratios
-        .iter()
-        .map(|ratio| format!("{:.1}%", ratio * 100.0))
-        .collect::<Vec<_>>()
-        .join(", ");
-    round_ratios.sort_by(f64::total_cmp);
-    let median_ratio = median(&round_ratios);
+    Ok(rounds)
+}
 
-    // (d) at half of the measured throughput, fed while the worker runs, in `--repeat` runs.
-    // One run's p99 is decided by its worst 1% of records, and a single burst of time taken
-    // by the host lands on that: the verdict is the median of the runs' p99s (the higher of
-    // the middle two for an even count), and the table shows that run.
-    let half_rate = (e2e_rate / 2.0).max(1.0);
-    let mut half_runs = Vec::new();
+impl Ratios {
+    fn of(rounds: &FullLoad, ort: &serde_json::Value, full: &serde_json::Value) -> Self {
+        let mut sorted: Vec<f64> = rounds
+            .ort_runs
+            .iter()
+            .zip(&rounds.full_runs)
+            .map(|(ort, full)| number(full, "records_per_s") / number(ort, "records_per_s"))
+            .collect();
+        let rounds_text = sorted
+            .iter()
+            .map(|ratio| format!("{:.1}%", ratio * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sorted.sort_by(f64::total_cmp);
+        Self {
+            rounds_text,
+            median: median(&sorted),
+            best: number(full, "records_per_s") / number(ort, "records_per_s"),
+            sorted,
+        }
+    }
+}
+
+/// (d) at half of the measured throughput, fed while the worker runs, in `--repeat` runs.
+/// One run's p99 is decided by its worst 1% of records, and a single burst of time taken
+/// by the host lands on that: the verdict is the median of the runs' p99s (the higher of
+/// the middle two for an even count), and the table shows that run.
+fn half_load_runs(
+    broker: &mut Broker,
+    args: &Args,
+    run_id: u32,
+    full: &serde_json::Value,
+) -> Result<HalfLoad, String> {
+    let half_rate = (number(full, "records_per_s") / 2.0).max(1.0);
+    let mut runs = Vec::new();
     for round in 0..args.repeat.max(1) {
         let (half, fed) = paced_run(
-            &mut broker,
+            broker,
             args,
             &format!("bench-{run_id}-half{round}"),
             half_rate,
@@ -1010,142 +1112,177 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             number(&half, "worker_latency_p50_ms"),
             number(&half, "worker_latency_p99_ms"),
         );
-        half_runs.push((half, fed));
+        runs.push((half, fed));
     }
-    let half_p99s_text = half_runs
-        .iter()
-        .map(|(half, _)| format!("{:.1}", number(half, "latency_p99_ms")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut by_p99: Vec<&(serde_json::Value, Option<serde_json::Value>)> =
-        half_runs.iter().collect();
-    by_p99
-        .sort_by(|a, b| number(&a.0, "latency_p99_ms").total_cmp(&number(&b.0, "latency_p99_ms")));
-    let (half, half_fed) = by_p99[by_p99.len() / 2].clone();
+    Ok(HalfLoad {
+        rate: half_rate,
+        runs,
+    })
+}
+
+impl HalfLoad {
+    /// The run of median p99 (the higher of the middle two for an even count), with its feed.
+    fn median_p99_run(&self) -> (serde_json::Value, Option<serde_json::Value>) {
+        let mut by_p99: Vec<&(serde_json::Value, Option<serde_json::Value>)> =
+            self.runs.iter().collect();
+        by_p99.sort_by(|a, b| {
+            number(&a.0, "latency_p99_ms").total_cmp(&number(&b.0, "latency_p99_ms"))
+        });
+        by_p99[by_p99.len() / 2].clone()
+    }
+
+    fn p99s_text(&self) -> String {
+        self.runs
+            .iter()
+            .map(|(half, _)| format!("{:.1}", number(half, "latency_p99_ms")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One run per `--paced-rates` rate, after (d).
+fn paced_runs(
+    broker: &mut Broker,
+    args: &Args,
+    run_id: u32,
+) -> Result<Vec<(f64, serde_json::Value)>, String> {
     let mut paced = Vec::new();
     for (index, &rate) in args.paced_rates.iter().enumerate() {
-        let (result, _) = paced_run(&mut broker, args, &format!("bench-{run_id}-r{index}"), rate)?;
+        let (result, _) = paced_run(broker, args, &format!("bench-{run_id}-r{index}"), rate)?;
         paced.push((rate, result));
     }
-    let broker_result = broker.stop().unwrap_or(serde_json::Value::Null);
+    Ok(paced)
+}
 
-    let ort_rate = number(&ort, "records_per_s");
-    let best_ratio = e2e_rate / ort_rate;
-    let half_p99 = number(&half, "latency_p99_ms");
-    let rss = full_runs
-        .iter()
-        .map(|run| number(run, "peak_rss_mib"))
-        .chain(
-            half_runs
-                .iter()
-                .map(|(half, _)| number(half, "peak_rss_mib")),
-        )
-        .fold(f64::NAN, f64::max);
-    println!();
-    // CPU time of the measurement's process per record: the worker's own cost, whatever the
-    // machine's speed at the time; a light load that costs more per record than a full one
-    // shows polling or spinning, not work.
-    // A worker's CPU is counted from its first record after the warm-up (`measured`).
-    let cpu_per_record_us = |result: &serde_json::Value, cpu_s: f64| {
-        let records = result
-            .get("measured")
-            .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
-        if records > 0.0 {
-            cpu_s / records * 1e6
-        } else {
-            f64::NAN
-        }
-    };
-    let per_record_us = |result: &serde_json::Value, cpu_key: &str| {
-        cpu_per_record_us(result, number(result, cpu_key))
-    };
-    let cpu_us = |result: &serde_json::Value| per_record_us(result, "cpu_s");
-    // The broker's CPU per record over a worker run, and the whole machine's (every process,
-    // both cores): how close to saturation the run was, and how much the host took. A tail
-    // with the machine near 100% is queueing for the CPU, not a wait in the worker.
-    let broker_and_machine = |result: &serde_json::Value| {
-        format!(
-            "{:.1} | {:.0} ({:.1})",
-            per_record_us(result, "broker_cpu_s"),
-            number(result, "machine_busy") * 100.0,
-            number(result, "machine_steal") * 100.0
-        )
-    };
-    // The worker's own share of the latency: from taking a record from the consumer to the
-    // acknowledgement of its output. The rest of the end-to-end figure is the feeder's
-    // linger, the broker and the fetch.
-    let in_worker = |result: &serde_json::Value| {
-        format!(
-            "{:.1} / {:.1}",
-            number(result, "worker_latency_p50_ms"),
-            number(result, "worker_latency_p99_ms")
-        )
-    };
+/// CPU time of the measurement's process per record: the worker's own cost, whatever the
+/// machine's speed at the time; a light load that costs more per record than a full one
+/// shows polling or spinning, not work.
+/// A worker's CPU is counted from its first record after the warm-up (`measured`).
+fn cpu_per_record_us(result: &serde_json::Value, cpu_s: f64) -> f64 {
+    let records = result
+        .get("measured")
+        .map_or_else(|| number(result, "records"), |_| number(result, "measured"));
+    if records > 0.0 {
+        cpu_s / records * 1e6
+    } else {
+        f64::NAN
+    }
+}
+
+fn per_record_us(result: &serde_json::Value, cpu_key: &str) -> f64 {
+    cpu_per_record_us(result, number(result, cpu_key))
+}
+
+fn cpu_us(result: &serde_json::Value) -> f64 {
+    per_record_us(result, "cpu_s")
+}
+
+/// The broker's CPU per record over a worker run, and the whole machine's (every process,
+/// both cores): how close to saturation the run was, and how much the host took. A tail
+/// with the machine near 100% is queueing for the CPU, not a wait in the worker.
+fn broker_and_machine(result: &serde_json::Value) -> String {
+    format!(
+        "{:.1} | {:.0} ({:.1})",
+        per_record_us(result, "broker_cpu_s"),
+        number(result, "machine_busy") * 100.0,
+        number(result, "machine_steal") * 100.0
+    )
+}
+
+/// The worker's own share of the latency: from taking a record from the consumer to the
+/// acknowledgement of its output. The rest of the end-to-end figure is the feeder's
+/// linger, the broker and the fetch.
+fn in_worker(result: &serde_json::Value) -> String {
+    format!(
+        "{:.1} / {:.1}",
+        number(result, "worker_latency_p50_ms"),
+        number(result, "worker_latency_p99_ms")
+    )
+}
+
+fn print_table(args: &Args, results: &Results) {
+    let (ort, decoding) = (&results.ort, &results.decoding);
     println!(
         "| measurement | records/s | p50 ms | p99 ms | in worker p50 / p99 ms | CPU-µs/record | broker CPU-µs/record | machine busy % (stolen) | peak RSS MiB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| (a) ORT alone, batch {}, {} intra thread(s) (best of {}) | {:.0} | | | | {:.1} | | | {:.1} |",
-        number(&ort, "batch"),
-        number(&ort, "intra_threads"),
+        number(ort, "batch"),
+        number(ort, "intra_threads"),
         args.repeat.max(1),
-        ort_rate,
-        cpu_us(&ort),
-        number(&ort, "peak_rss_mib")
+        number(ort, "records_per_s"),
+        cpu_us(ort),
+        number(ort, "peak_rss_mib")
     );
     println!(
         "| (b) decode + preprocess, 1 thread (best of {}) | {:.0} | | | | {:.1} | | | {:.1} |",
         args.repeat.max(1),
-        number(&decoding, "records_per_s"),
-        cpu_us(&decoding),
-        number(&decoding, "peak_rss_mib")
+        number(decoding, "records_per_s"),
+        cpu_us(decoding),
+        number(decoding, "peak_rss_mib")
     );
-    // The worker runs' rows differ only in their label.
-    let worker_row = |label: String, result: &serde_json::Value| {
-        println!(
-            "| {label} | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
-            number(result, "records_per_s"),
-            number(result, "latency_p50_ms"),
-            number(result, "latency_p99_ms"),
-            in_worker(result),
-            cpu_us(result),
-            broker_and_machine(result),
-            number(result, "peak_rss_mib")
-        );
-    };
-    worker_row(
-        format!(
+    print_worker_row(
+        &format!(
             "(c) worker end to end, {} records backlog (best of {})",
             args.records,
             args.repeat.max(1)
         ),
-        &full,
+        &results.full,
     );
-    worker_row(
-        format!(
+    let half_rate = results.half_load.rate;
+    print_worker_row(
+        &format!(
             "(d) worker at half load, {half_rate:.0} rec/s fed for {:.0} s (median p99 of {})",
             args.half_seconds,
-            half_runs.len()
+            results.half_load.runs.len()
         ),
-        &half,
+        &results.half,
     );
-    for (rate, result) in &paced {
-        worker_row(
-            format!(
+    for (rate, result) in &results.paced {
+        print_worker_row(
+            &format!(
                 "(d') worker fed {rate:.0} rec/s for {:.0} s",
                 args.half_seconds
             ),
             result,
         );
     }
-    println!();
-    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+}
+
+/// The worker runs' rows differ only in their label.
+fn print_worker_row(label: &str, result: &serde_json::Value) {
+    println!(
+        "| {label} | {:.0} | {:.1} | {:.1} | {} | {:.1} | {} | {:.1} |",
+        number(result, "records_per_s"),
+        number(result, "latency_p50_ms"),
+        number(result, "latency_p99_ms"),
+        in_worker(result),
+        cpu_us(result),
+        broker_and_machine(result),
+        number(result, "peak_rss_mib")
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn print_verdicts(args: &Args, results: &Results) {
+    let (ort, full, ratios) = (&results.ort, &results.full, &results.ratios);
+    let rounds_text = &ratios.rounds_text;
+    let half_p99s_text = results.half_load.p99s_text();
+    let half_p99 = number(&results.half, "latency_p99_ms");
+    let rss = worker_peak_rss(results);
     println!(
         "(c)/(a) = {:.1}%, the median of the rounds' ratios ({rounds_text}) (target >= 80%): {}; best (c) / best (a) = {:.1}%",
-        median_ratio * 100.0,
-        verdict(median_ratio >= 0.8),
-        best_ratio * 100.0
+        ratios.median * 100.0,
+        verdict(ratios.median >= 0.8),
+        ratios.best * 100.0
     );
     println!(
         "p99 at half load {:.1} ms, the median of the runs' p99s ({half_p99s_text} ms) (target <= 25 ms): {}",
@@ -1159,51 +1296,108 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     );
     println!(
         "worker CPU: {:.2} CPU-s for {} records at full load ({:.0} rec/CPU-s); ORT alone {:.0} rec/CPU-s",
-        number(&full, "cpu_s"),
+        number(full, "cpu_s"),
         args.records,
-        number(&full, "records") / number(&full, "cpu_s"),
-        number(&ort, "records") / number(&ort, "cpu_s")
+        number(full, "records") / number(full, "cpu_s"),
+        number(ort, "records") / number(ort, "cpu_s")
     );
+}
 
-    // Where the worker's CPU goes, by thread: a live feed costs more per record than a
-    // backlog, and this says which threads pay for it. Beside it, how long those threads were
-    // ready to run but waited for a core (the inference thread's wait is throughput lost), and
-    // how often they were put on a core (context switches, per 1,000 records).
-    let by_thread = |result: &serde_json::Value| {
-        let per_role = |key: &str, role: &str| {
-            result
-                .get(key)
-                .and_then(|by_role| by_role.get(role)?.as_f64())
-                .unwrap_or(f64::NAN)
-        };
-        result
-            .get("thread_cpu_s")
-            .and_then(serde_json::Value::as_object)
-            .map(|threads| {
-                threads
-                    .keys()
-                    .map(|role| {
-                        format!(
-                            "{role} {:.1} (waited {:.1}; on a core {:.0})",
-                            cpu_per_record_us(result, per_role("thread_cpu_s", role)),
-                            cpu_per_record_us(result, per_role("thread_wait_s", role)),
-                            cpu_per_record_us(result, per_role("thread_on_core", role)) / 1000.0
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
+/// The highest peak RSS of the worker runs, (c) and (d).
+fn worker_peak_rss(results: &Results) -> f64 {
+    results
+        .full_load
+        .full_runs
+        .iter()
+        .map(|run| number(run, "peak_rss_mib"))
+        .chain(
+            results
+                .half_load
+                .runs
+                .iter()
+                .map(|(half, _)| number(half, "peak_rss_mib")),
+        )
+        .fold(f64::NAN, f64::max)
+}
+
+/// Where the worker's CPU goes, by thread: a live feed costs more per record than a
+/// backlog, and this says which threads pay for it. Beside it, how long those threads were
+/// ready to run but waited for a core (the inference thread's wait is throughput lost), and
+/// how often they were put on a core (context switches, per 1,000 records).
+fn print_thread_costs(results: &Results) {
     println!(
         "worker by thread, CPU µs per record (waiting for a core, µs per record; times on a core per 1,000 records), (c): {}",
-        by_thread(&full)
+        by_thread(&results.full)
     );
     println!(
         "worker by thread, CPU µs per record (waiting for a core, µs per record; times on a core per 1,000 records), (d): {}",
-        by_thread(&half)
+        by_thread(&results.half)
     );
+}
 
+fn by_thread(result: &serde_json::Value) -> String {
+    let per_role = |key: &str, role: &str| {
+        result
+            .get(key)
+            .and_then(|by_role| by_role.get(role)?.as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    result
+        .get("thread_cpu_s")
+        .and_then(serde_json::Value::as_object)
+        .map(|threads| {
+            threads
+                .keys()
+                .map(|role| {
+                    format!(
+                        "{role} {:.1} (waited {:.1}; on a core {:.0})",
+                        cpu_per_record_us(result, per_role("thread_cpu_s", role)),
+                        cpu_per_record_us(result, per_role("thread_wait_s", role)),
+                        cpu_per_record_us(result, per_role("thread_on_core", role)) / 1000.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Writes the figures to `target/bench-worker.json`.
+fn write_figures(
+    cores: usize,
+    settings: &Config,
+    args: &Args,
+    results: Results,
+) -> Result<(), String> {
+    let json = figures_json(cores, settings, args, results);
+    let path = manifest().join("target/bench-worker.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    println!("figures written to {}", path.display());
+    Ok(())
+}
+
+fn figures_json(
+    cores: usize,
+    settings: &Config,
+    args: &Args,
+    results: Results,
+) -> BTreeMap<&'static str, serde_json::Value> {
+    let Results {
+        full_load,
+        ort,
+        decoding,
+        full,
+        ratios,
+        half_load,
+        half,
+        half_fed,
+        paced,
+        broker,
+    } = results;
     let mut json = BTreeMap::new();
     json.insert("cores", serde_json::json!(cores));
     json.insert(
@@ -1212,17 +1406,27 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     );
     json.insert("records", serde_json::json!(args.records));
     json.insert("ort_alone", ort);
-    json.insert("ort_alone_runs", serde_json::json!(ort_runs));
+    json.insert("ort_alone_runs", serde_json::json!(full_load.ort_runs));
     json.insert("decode_preprocess", decoding);
-    json.insert("decode_preprocess_runs", serde_json::json!(decode_runs));
+    json.insert(
+        "decode_preprocess_runs",
+        serde_json::json!(full_load.decode_runs),
+    );
     // One per full-load round, in the order of `end_to_end_full_load_runs`.
-    json.insert("feeds", serde_json::json!(feeds));
+    json.insert("feeds", serde_json::json!(full_load.feeds));
     json.insert("end_to_end_full_load", full);
-    json.insert("end_to_end_full_load_runs", serde_json::json!(full_runs));
+    json.insert(
+        "end_to_end_full_load_runs",
+        serde_json::json!(full_load.full_runs),
+    );
     json.insert("half_load", half);
     json.insert(
         "half_load_runs",
-        serde_json::json!(half_runs.iter().map(|(half, _)| half).collect::<Vec<_>>()),
+        serde_json::json!(half_load
+            .runs
+            .iter()
+            .map(|(half, _)| half)
+            .collect::<Vec<_>>()),
     );
     json.insert(
         "half_load_feed",
@@ -1235,24 +1439,17 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             .map(|(rate, result)| serde_json::json!({"rate": rate, "result": result}))
             .collect::<Vec<_>>()),
     );
-    json.insert("broker", broker_result);
-    json.insert("ratio_e2e_over_ort", serde_json::json!(median_ratio));
+    json.insert("broker", broker);
+    json.insert("ratio_e2e_over_ort", serde_json::json!(ratios.median));
     json.insert(
         "ratio_e2e_over_ort_rounds_sorted",
-        serde_json::json!(round_ratios),
+        serde_json::json!(ratios.sorted),
     );
     json.insert(
         "ratio_best_e2e_over_best_ort",
-        serde_json::json!(best_ratio),
+        serde_json::json!(ratios.best),
     );
-    let path = manifest().join("target/bench-worker.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    println!("figures written to {}", path.display());
-    Ok(())
+    json
 }
 
 fn main() {

@@ -198,92 +198,165 @@ pub fn run(
     progress: &dyn Fn(&Progress),
 ) -> Result<Summary, BackfillError> {
     let started = Instant::now();
-    let input_topic = topic_of(&options.input)?;
-    let output_topic = topic_of(&options.output)?;
-    // Kafka records and decisions are JSON: for the fingerprint, they are JSON Lines.
-    let input_format = match input_topic {
-        Some(_) => Format::Jsonl,
-        None => Format::resolve(options.input_format, &options.input)?,
-    };
-    let output_format = match output_topic {
-        Some(_) => Format::Jsonl,
-        None => Format::resolve(options.output_format, &options.output)?,
-    };
-    if output_topic.is_some() && options.include_fields {
-        return Err(BackfillError::KafkaOutput(
-            "--include-fields does not apply to a Kafka output: decisions are published in \
-             the worker's decision format"
-                .into(),
-        ));
-    }
-    let paths = match (&options.state, &output_topic) {
-        (Some(state), _) => OutputPaths::for_output(state),
-        (None, None) => OutputPaths::for_output(&options.output),
-        (None, Some(_)) => {
-            return Err(BackfillError::KafkaOutput(
-                "a Kafka output needs --state PATH: where the checkpoint, reject file and \
-                 summary are kept (PATH.checkpoint.json, ...)"
-                    .into(),
-            ))
-        }
-    };
+    let endpoints = Endpoints::resolve(options)?;
     let workers = match options.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
     let batch_size = options.batch_size.max(1);
-    let fingerprint = match &input_topic {
-        Some(address) => Fingerprint {
+    let fingerprint = fingerprint(options, model, &endpoints)?;
+    let kafka_input = match &endpoints.input_topic {
+        Some(address) => Some(KafkaInput::connect(address.clone(), &options.kafka)?),
+        None => None,
+    };
+
+    // Resume, refuse, or start afresh.
+    let previous = Checkpoint::load(&endpoints.paths.checkpoint)?;
+    check_resumable(options, &endpoints, &fingerprint, previous.as_ref())?;
+    let reference = psi_reference(options, model, workers, batch_size)?;
+    let run = Run {
+        options,
+        model,
+        paths: &endpoints.paths,
+        reference: reference.as_ref(),
+        started,
+        workers,
+        batch_size,
+    };
+    let checkpoint = match previous {
+        Some(checkpoint) if checkpoint.complete => {
+            let attempt = Attempt {
+                resumed_from_row: checkpoint.input.rows,
+                rows: 0,
+                already_complete: true,
+            };
+            return Ok(run.summary(&checkpoint.stats, attempt));
+        }
+        Some(checkpoint) => checkpoint,
+        None => run.start_afresh(fingerprint, kafka_input.as_ref())?,
+    };
+    run.score(checkpoint, &endpoints, kafka_input, progress)
+}
+
+/// Where a run reads and writes, in which formats, and where it keeps its state.
+struct Endpoints {
+    input_topic: Option<TopicAddress>,
+    output_topic: Option<TopicAddress>,
+    input_format: Format,
+    output_format: Format,
+    paths: OutputPaths,
+}
+
+impl Endpoints {
+    fn resolve(options: &ScoreOptions) -> Result<Self, BackfillError> {
+        let input_topic = topic_of(&options.input)?;
+        let output_topic = topic_of(&options.output)?;
+        // Kafka records and decisions are JSON: for the fingerprint, they are JSON Lines.
+        let input_format = match input_topic {
+            Some(_) => Format::Jsonl,
+            None => Format::resolve(options.input_format, &options.input)?,
+        };
+        let output_format = match output_topic {
+            Some(_) => Format::Jsonl,
+            None => Format::resolve(options.output_format, &options.output)?,
+        };
+        if output_topic.is_some() && options.include_fields {
+            return Err(BackfillError::KafkaOutput(
+                "--include-fields does not apply to a Kafka output: decisions are published in \
+                 the worker's decision format"
+                    .into(),
+            ));
+        }
+        let paths = match (&options.state, &output_topic) {
+            (Some(state), _) => OutputPaths::for_output(state),
+            (None, None) => OutputPaths::for_output(&options.output),
+            (None, Some(_)) => {
+                return Err(BackfillError::KafkaOutput(
+                    "a Kafka output needs --state PATH: where the checkpoint, reject file and \
+                     summary are kept (PATH.checkpoint.json, ...)"
+                        .into(),
+                ))
+            }
+        };
+        Ok(Self {
+            input_topic,
+            output_topic,
+            input_format,
+            output_format,
+            paths,
+        })
+    }
+}
+
+/// What a checkpoint must have been written with for this run to resume it.
+fn fingerprint(
+    options: &ScoreOptions,
+    model: &BackfillModel,
+    endpoints: &Endpoints,
+) -> Result<Fingerprint, BackfillError> {
+    match &endpoints.input_topic {
+        Some(address) => Ok(Fingerprint {
             input_path: address.to_string(),
             input_bytes: 0,
             input_modified_ns: 0,
-            input_format,
+            input_format: endpoints.input_format,
             model_version: model.version.clone(),
             threshold: model.threshold,
             shard: options.shard,
-            output_format,
+            output_format: endpoints.output_format,
             include_fields: options.include_fields,
             kafka_range: Some(format!(
                 "{:?}..{:?}",
                 options.kafka.from, options.kafka.until
             )),
-        },
+        }),
         None => Fingerprint::of_input(
             &options.input,
-            input_format,
+            endpoints.input_format,
             &model.version,
             model.threshold,
             options.shard,
-            output_format,
+            endpoints.output_format,
             options.include_fields,
         )
         .map_err(|source| BackfillError::Input {
             path: options.input.clone(),
             source,
-        })?,
-    };
-    let kafka_input = match input_topic {
-        Some(address) => Some(KafkaInput::connect(address, &options.kafka)?),
-        None => None,
-    };
+        }),
+    }
+}
 
-    // Resume, refuse, or start afresh.
-    let previous = Checkpoint::load(&paths.checkpoint)?;
-    if let Some(previous) = &previous {
+/// Refuses a checkpoint written with other settings, and an existing output that no
+/// checkpoint accounts for (unless forced): either would mix two runs in one output.
+fn check_resumable(
+    options: &ScoreOptions,
+    endpoints: &Endpoints,
+    fingerprint: &Fingerprint,
+    previous: Option<&Checkpoint>,
+) -> Result<(), BackfillError> {
+    if let Some(previous) = previous {
         let differences = fingerprint.differences(&previous.fingerprint);
         if !differences.is_empty() {
             return Err(BackfillError::Fingerprint {
-                checkpoint: paths.checkpoint.clone(),
+                checkpoint: endpoints.paths.checkpoint.clone(),
                 differences,
             });
         }
-    } else if output_topic.is_none() && output_exists(&options.output) && !options.force {
+    } else if endpoints.output_topic.is_none() && output_exists(&options.output) && !options.force {
         return Err(BackfillError::OutputExists {
             path: options.output.clone(),
         });
     }
+    Ok(())
+}
 
-    // The PSI reference: the training data scored by the same model.
+/// The PSI reference: the training data scored by the same model.
+fn psi_reference(
+    options: &ScoreOptions,
+    model: &BackfillModel,
+    workers: usize,
+    batch_size: usize,
+) -> Result<Option<PsiReference>, BackfillError> {
     let mut reference_scorer = model.scorer(workers * options.intra_threads.max(1))?;
     let reference = match &options.reference {
         Some(path) if path.is_file() => {
@@ -298,69 +371,207 @@ pub fn run(
         }
         None => None,
     };
-    drop(reference_scorer);
-    let psi_bins = reference.as_ref().map_or(0, PsiReference::bins);
+    Ok(reference)
+}
 
-    let checkpoint = match previous {
-        Some(checkpoint) if checkpoint.complete => {
-            return Ok(summary(
-                options,
-                model,
-                &paths,
-                &checkpoint.stats,
-                reference.as_ref(),
-                Attempt {
-                    resumed_from_row: checkpoint.input.rows,
-                    rows: 0,
-                    elapsed: started.elapsed(),
-                    workers,
-                    batch_size,
-                    already_complete: true,
-                },
-            ));
-        }
-        Some(checkpoint) => checkpoint,
-        None => {
-            // A Kafka input's range is fixed now, once: a resumed run reads the same records.
-            let kafka_ranges = match &kafka_input {
-                Some(input) => Some(input.resolve_ranges(options)?),
-                None => None,
-            };
-            // A checkpoint at the very start, so that a crash before the first commit is
-            // resumed (from zero) rather than refused as an unknown existing output.
-            let fresh = Checkpoint {
-                format_version: FORMAT_VERSION,
-                fingerprint,
-                input: InputPosition::default(),
-                output: OutputState::default(),
-                rejects_bytes: 0,
-                stats: RunningStats::new(psi_bins),
-                kafka_ranges,
-                complete: false,
-                updated_at: now(),
-            };
-            fresh.save(&paths.checkpoint, options.durable)?;
-            fresh
-        }
-    };
-    let resuming = checkpoint.input.rows > 0 || checkpoint.output != OutputState::default();
-    let resume_state = resuming.then_some(checkpoint.output);
-    if resuming {
-        tracing::info!(
-            rows = checkpoint.input.rows,
-            checkpoint = %paths.checkpoint.display(),
-            "resuming"
-        );
+/// One run's settings and what was settled from them before the first row is read.
+struct Run<'a> {
+    options: &'a ScoreOptions,
+    model: &'a BackfillModel,
+    paths: &'a OutputPaths,
+    reference: Option<&'a PsiReference>,
+    started: Instant,
+    workers: usize,
+    batch_size: usize,
+}
+
+impl<'a> Run<'a> {
+    /// A checkpoint at the very start, so that a crash before the first commit is resumed
+    /// (from zero) rather than refused as an unknown existing output.
+    fn start_afresh(
+        &self,
+        fingerprint: Fingerprint,
+        kafka_input: Option<&KafkaInput>,
+    ) -> Result<Checkpoint, BackfillError> {
+        // A Kafka input's range is fixed now, once: a resumed run reads the same records.
+        let kafka_ranges = match kafka_input {
+            Some(input) => Some(input.resolve_ranges(self.options)?),
+            None => None,
+        };
+        let fresh = Checkpoint {
+            format_version: FORMAT_VERSION,
+            fingerprint,
+            input: InputPosition::default(),
+            output: OutputState::default(),
+            rejects_bytes: 0,
+            stats: RunningStats::new(self.reference.map_or(0, PsiReference::bins)),
+            kafka_ranges,
+            complete: false,
+            updated_at: now(),
+        };
+        fresh.save(&self.paths.checkpoint, self.options.durable)?;
+        Ok(fresh)
     }
 
-    let spec = OutputSpec {
-        threshold: model.threshold,
-        model_version: model.version.clone(),
-        include_fields: options.include_fields,
-        durable: options.durable,
-        part_rows: options.part_rows,
-    };
-    let (source, decoder): (Box<dyn source::Source>, Decoder) = match &kafka_input {
+    /// Scores the input from `checkpoint` on, then writes the summary.
+    fn score(
+        &self,
+        checkpoint: Checkpoint,
+        endpoints: &Endpoints,
+        kafka_input: Option<KafkaInput>,
+        progress: &dyn Fn(&Progress),
+    ) -> Result<Summary, BackfillError> {
+        let resume_state = self.resume_state(&checkpoint);
+        let (source, decoder) = open_source(
+            self.options,
+            endpoints.input_format,
+            kafka_input.as_ref(),
+            &checkpoint,
+        )?;
+        let sink = self.open_sink(endpoints, resume_state)?;
+        let rejects = open_rejects(&self.paths.rejects, &checkpoint)?;
+        let scorers = self.scorers()?;
+
+        let resumed_from_row = checkpoint.input.rows;
+        let mut writer = self.writer(sink, rejects, checkpoint, source.extent(), kafka_input);
+        progress(&writer.progress());
+        let pipeline = Pipeline {
+            decoder: &decoder,
+            model: self.model,
+            shard: self.options.shard,
+            batch_size: self.batch_size,
+            window: WINDOW_PER_WORKER * self.workers as u64,
+        };
+        pipeline.run(source, scorers, &mut writer, progress)?;
+        let stats = writer.finish()?;
+        let attempt = Attempt {
+            resumed_from_row,
+            rows: writer.rows_this_attempt,
+            already_complete: false,
+        };
+        let summary = self.summary(&stats, attempt);
+        write_summary(&self.paths.summary, &summary)?;
+        Ok(summary)
+    }
+
+    /// The committed output to continue from, when `checkpoint` is one of an earlier attempt.
+    fn resume_state(&self, checkpoint: &Checkpoint) -> Option<OutputState> {
+        let resuming = checkpoint.input.rows > 0 || checkpoint.output != OutputState::default();
+        if resuming {
+            tracing::info!(
+                rows = checkpoint.input.rows,
+                checkpoint = %self.paths.checkpoint.display(),
+                "resuming"
+            );
+        }
+        resuming.then_some(checkpoint.output)
+    }
+
+    fn open_sink(
+        &self,
+        endpoints: &Endpoints,
+        resume_state: Option<OutputState>,
+    ) -> Result<Box<dyn Sink>, BackfillError> {
+        let spec = OutputSpec {
+            threshold: self.model.threshold,
+            model_version: self.model.version.clone(),
+            include_fields: self.options.include_fields,
+            durable: self.options.durable,
+            part_rows: self.options.part_rows,
+        };
+        let sink: Box<dyn Sink> = match &endpoints.output_topic {
+            Some(address) => Box::new(sink::kafka::KafkaSink::open(
+                address,
+                &self.options.kafka.settings,
+                spec,
+            )?),
+            None => sink::open(
+                &self.options.output,
+                endpoints.output_format,
+                spec,
+                resume_state,
+            )?,
+        };
+        Ok(sink)
+    }
+
+    /// One ONNX session per worker thread.
+    fn scorers(&self) -> Result<Vec<OnnxScorer>, BackfillError> {
+        let mut scorers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            scorers.push(self.model.scorer(self.options.intra_threads)?);
+        }
+        Ok(scorers)
+    }
+
+    fn writer(
+        &self,
+        sink: Box<dyn Sink>,
+        rejects: RejectFile,
+        checkpoint: Checkpoint,
+        extent: Extent,
+        kafka_input: Option<KafkaInput>,
+    ) -> Writer<'a> {
+        Writer {
+            options: self.options,
+            paths: self.paths,
+            sink: Some(sink),
+            rejects,
+            checkpoint,
+            reference: self.reference,
+            threshold: self.model.threshold,
+            rows_this_attempt: 0,
+            extent,
+            started: self.started,
+            kafka_input,
+        }
+    }
+
+    fn summary(&self, stats: &RunningStats, attempt: Attempt) -> Summary {
+        let (options, model) = (self.options, self.model);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let reference_path = options
+            .reference
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Summary {
+            input: options.input.display().to_string(),
+            output: options.output.display().to_string(),
+            model_version: model.version.clone(),
+            threshold: model.threshold,
+            shard: options.shard.to_string(),
+            rows: stats.rows,
+            rejects: stats.rejects,
+            rejects_file: self.paths.rejects.display().to_string(),
+            bad_decisions: stats.decided_bad,
+            bad_rate: stats.bad_rate(),
+            resumed_from_row: attempt.resumed_from_row,
+            rows_this_attempt: attempt.rows,
+            wall_seconds: seconds,
+            rows_per_second: if seconds > 0.0 {
+                attempt.rows as f64 / seconds
+            } else {
+                0.0
+            },
+            workers: self.workers,
+            intra_threads: options.intra_threads,
+            batch_size: self.batch_size,
+            backtest: Summary::backtest(stats, model.threshold),
+            psi: Summary::psi(stats, self.reference, &reference_path),
+            already_complete: attempt.already_complete,
+        }
+    }
+}
+
+/// The input as chunks of raw rows, and the decoder that turns them into applicants.
+fn open_source(
+    options: &ScoreOptions,
+    input_format: Format,
+    kafka_input: Option<&KafkaInput>,
+    checkpoint: &Checkpoint,
+) -> Result<(Box<dyn source::Source>, Decoder), BackfillError> {
+    match kafka_input {
         Some(input) => {
             let ranges = checkpoint.kafka_ranges.clone().ok_or_else(|| {
                 BackfillError::Internal("the checkpoint of a Kafka input has no ranges".into())
@@ -372,77 +583,26 @@ pub fn run(
                 checkpoint.input,
                 (options.kafka.from, options.kafka.until),
             )?;
-            (
+            Ok((
                 Box::new(source),
                 Decoder::Kafka(source::kafka::KafkaDecoder),
-            )
+            ))
         }
-        None => source::open(&options.input, input_format, checkpoint.input)?,
-    };
-    let sink: Box<dyn Sink> = match &output_topic {
-        Some(address) => Box::new(sink::kafka::KafkaSink::open(
-            address,
-            &options.kafka.settings,
-            spec,
+        None => Ok(source::open(
+            &options.input,
+            input_format,
+            checkpoint.input,
         )?),
-        None => sink::open(&options.output, output_format, spec, resume_state)?,
-    };
-    let rejects = RejectFile::open(
-        &paths.rejects,
-        checkpoint.rejects_bytes,
-        checkpoint.stats.rejects,
-    )
-    .map_err(|source| BackfillError::Rejects {
-        path: paths.rejects.clone(),
-        source,
-    })?;
-    let mut scorers = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        scorers.push(model.scorer(options.intra_threads)?);
     }
+}
 
-    let resumed_from_row = checkpoint.input.rows;
-    let extent = source.extent();
-    let mut writer = Writer {
-        options,
-        paths: &paths,
-        sink: Some(sink),
-        rejects,
-        checkpoint,
-        reference: reference.as_ref(),
-        threshold: model.threshold,
-        rows_this_attempt: 0,
-        extent,
-        started,
-        kafka_input,
-    };
-    progress(&writer.progress());
-    let pipeline = Pipeline {
-        decoder: &decoder,
-        model,
-        shard: options.shard,
-        batch_size,
-        window: WINDOW_PER_WORKER * workers as u64,
-    };
-    pipeline.run(source, scorers, &mut writer, progress)?;
-    let stats = writer.finish()?;
-    let summary = summary(
-        options,
-        model,
-        &paths,
-        &stats,
-        reference.as_ref(),
-        Attempt {
-            resumed_from_row,
-            rows: writer.rows_this_attempt,
-            elapsed: started.elapsed(),
-            workers,
-            batch_size,
-            already_complete: false,
-        },
-    );
-    write_summary(&paths.summary, &summary)?;
-    Ok(summary)
+fn open_rejects(path: &Path, checkpoint: &Checkpoint) -> Result<RejectFile, BackfillError> {
+    RejectFile::open(path, checkpoint.rejects_bytes, checkpoint.stats.rejects).map_err(|source| {
+        BackfillError::Rejects {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// The topic `path` names, if it is a `kafka://` address.
@@ -815,52 +975,7 @@ impl Writer<'_> {
 struct Attempt {
     resumed_from_row: u64,
     rows: u64,
-    elapsed: Duration,
-    workers: usize,
-    batch_size: usize,
     already_complete: bool,
-}
-
-fn summary(
-    options: &ScoreOptions,
-    model: &BackfillModel,
-    paths: &OutputPaths,
-    stats: &RunningStats,
-    reference: Option<&PsiReference>,
-    attempt: Attempt,
-) -> Summary {
-    let seconds = attempt.elapsed.as_secs_f64();
-    let reference_path = options
-        .reference
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    Summary {
-        input: options.input.display().to_string(),
-        output: options.output.display().to_string(),
-        model_version: model.version.clone(),
-        threshold: model.threshold,
-        shard: options.shard.to_string(),
-        rows: stats.rows,
-        rejects: stats.rejects,
-        rejects_file: paths.rejects.display().to_string(),
-        bad_decisions: stats.decided_bad,
-        bad_rate: stats.bad_rate(),
-        resumed_from_row: attempt.resumed_from_row,
-        rows_this_attempt: attempt.rows,
-        wall_seconds: seconds,
-        rows_per_second: if seconds > 0.0 {
-            attempt.rows as f64 / seconds
-        } else {
-            0.0
-        },
-        workers: attempt.workers,
-        intra_threads: options.intra_threads,
-        batch_size: attempt.batch_size,
-        backtest: Summary::backtest(stats, model.threshold),
-        psi: Summary::psi(stats, reference, &reference_path),
-        already_complete: attempt.already_complete,
-    }
 }
 
 fn write_summary(path: &Path, summary: &Summary) -> Result<(), BackfillError> {

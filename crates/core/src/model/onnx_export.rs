@@ -142,6 +142,52 @@ fn build_model(
 ) -> Result<ModelProto, ExportError> {
     weights.validate()?;
     check_finite(weights)?;
+    check_metadata_keys(metadata)?;
+
+    let mut graph = GraphProto {
+        name: "credit_risk_lstm".to_owned(),
+        doc_string: describe(weights),
+        ..Default::default()
+    };
+    graph.input.push(tensor_value_info(
+        INPUT_NAME,
+        &[
+            Dim::Batch,
+            Dim::Fixed(dim(INPUT_NAME, weights.input_width)?),
+        ],
+    ));
+    graph
+        .output
+        .push(tensor_value_info(OUTPUT_NAME, &[Dim::Batch, Dim::Fixed(1)]));
+    add_token_projection(&mut graph, weights)?;
+    add_lstm_layers(&mut graph, &weights.lstm)?;
+    add_head(&mut graph, &weights.head_hidden, &weights.head_output)?;
+
+    Ok(ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET_VERSION,
+            ..Default::default()
+        }],
+        producer_name: PRODUCER_NAME.to_owned(),
+        producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        doc_string: describe(weights),
+        graph: Some(graph).into(),
+        metadata_props: metadata
+            .iter()
+            .map(|(key, value)| StringStringEntryProto {
+                key: key.clone(),
+                value: value.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// ONNX Runtime keeps one value per metadata key and cannot look up an empty one.
+fn check_metadata_keys(metadata: &[(String, String)]) -> Result<(), ExportError> {
     let mut seen = BTreeSet::new();
     for (key, _) in metadata {
         if key.is_empty() {
@@ -151,27 +197,18 @@ fn build_model(
             return Err(ExportError::DuplicateMetadataKey { key: key.clone() });
         }
     }
+    Ok(())
+}
 
+/// `features [N, D]` to time-major tokens `tokens_time_major [T, N, F]`.
+fn add_token_projection(
+    graph: &mut GraphProto,
+    weights: &NetworkWeights,
+) -> Result<(), ExportError> {
     let d = weights.input_width;
     let t = weights.tokens;
     let f = weights.token_width;
     let tf = t * f;
-    let k = weights.head_hidden.out_features;
-
-    let mut graph = GraphProto {
-        name: "credit_risk_lstm".to_owned(),
-        doc_string: describe(weights),
-        ..Default::default()
-    };
-    graph.input.push(tensor_value_info(
-        INPUT_NAME,
-        &[Dim::Batch, Dim::Fixed(dim(INPUT_NAME, d)?)],
-    ));
-    graph
-        .output
-        .push(tensor_value_info(OUTPUT_NAME, &[Dim::Batch, Dim::Fixed(1)]));
-
-    // Token projection.
     graph.initializer.push(float_tensor(
         "token_weight",
         &[dim("token_weight", d)?, dim("token_weight", tf)?],
@@ -210,59 +247,18 @@ fn build_model(
         &["tokens_time_major"],
         vec![attr_ints("perm", &[1, 0, 2])],
     ));
+    Ok(())
+}
 
-    // Stacked LSTM layers.
+/// The stacked LSTM layers over `tokens_time_major`, ending in the last layer's final hidden
+/// state `lstm_last_h [N, H]`.
+fn add_lstm_layers(graph: &mut GraphProto, layers: &[LstmLayerWeights]) -> Result<(), ExportError> {
     graph.initializer.push(int64_tensor("axes_1", &[1]));
     graph.initializer.push(int64_tensor("axes_0", &[0]));
     let mut sequence = "tokens_time_major".to_owned();
-    let last = weights.lstm.len() - 1;
-    for (index, layer) in weights.lstm.iter().enumerate() {
-        let hs = dim("lstm hidden_size", layer.hidden_size)?;
-        let is = dim("lstm input_size", layer.input_size)?;
-        let (w, r, b) = (
-            format!("lstm{index}_W"),
-            format!("lstm{index}_R"),
-            format!("lstm{index}_B"),
-        );
-        graph
-            .initializer
-            .push(float_tensor(&w, &[1, 4 * hs, is], &layer.w));
-        graph
-            .initializer
-            .push(float_tensor(&r, &[1, 4 * hs, hs], &layer.r));
-        let bias: Vec<f32> = layer.wb.iter().chain(&layer.rb).copied().collect();
-        graph
-            .initializer
-            .push(float_tensor(&b, &[1, 8 * hs], &bias));
-
-        let attributes = vec![
-            attr_int("hidden_size", hs),
-            attr_string("direction", "forward"),
-        ];
-        let inputs = [sequence.as_str(), w.as_str(), r.as_str(), b.as_str()];
-        if index == last {
-            // Only Y_h (output 1) is needed; an empty name leaves Y unproduced.
-            graph.node.push(node(
-                "LSTM",
-                &inputs,
-                &["", "lstm_last_h_directions"],
-                attributes,
-            ));
-        } else {
-            let y = format!("lstm{index}_y");
-            let next = format!("lstm{index}_sequence");
-            graph
-                .node
-                .push(node("LSTM", &inputs, &[y.as_str()], attributes));
-            // Y is [T, num_directions = 1, N, H]; the next layer wants [T, N, H].
-            graph.node.push(node(
-                "Squeeze",
-                &[y.as_str(), "axes_1"],
-                &[next.as_str()],
-                vec![],
-            ));
-            sequence = next;
-        }
+    let last = layers.len() - 1;
+    for (index, layer) in layers.iter().enumerate() {
+        sequence = add_lstm_layer(graph, index, layer, &sequence, index == last)?;
     }
     graph.node.push(node(
         "Squeeze",
@@ -270,36 +266,92 @@ fn build_model(
         &["lstm_last_h"],
         vec![],
     ));
+    Ok(())
+}
 
-    // Head.
+/// Layer `index` over `sequence`, with its W, R and B; returns the name of its output: the
+/// next layer's input sequence, or the last layer's final hidden state.
+fn add_lstm_layer(
+    graph: &mut GraphProto,
+    index: usize,
+    layer: &LstmLayerWeights,
+    sequence: &str,
+    last: bool,
+) -> Result<String, ExportError> {
+    let hs = dim("lstm hidden_size", layer.hidden_size)?;
+    let is = dim("lstm input_size", layer.input_size)?;
+    let (w, r, b) = (
+        format!("lstm{index}_W"),
+        format!("lstm{index}_R"),
+        format!("lstm{index}_B"),
+    );
+    graph
+        .initializer
+        .push(float_tensor(&w, &[1, 4 * hs, is], &layer.w));
+    graph
+        .initializer
+        .push(float_tensor(&r, &[1, 4 * hs, hs], &layer.r));
+    let bias: Vec<f32> = layer.wb.iter().chain(&layer.rb).copied().collect();
+    graph
+        .initializer
+        .push(float_tensor(&b, &[1, 8 * hs], &bias));
+
+    let attributes = vec![
+        attr_int("hidden_size", hs),
+        attr_string("direction", "forward"),
+    ];
+    let inputs = [sequence, w.as_str(), r.as_str(), b.as_str()];
+    if last {
+        // Only Y_h (output 1) is needed; an empty name leaves Y unproduced.
+        let last_h = "lstm_last_h_directions";
+        graph
+            .node
+            .push(node("LSTM", &inputs, &["", last_h], attributes));
+        return Ok(last_h.to_owned());
+    }
+    let y = format!("lstm{index}_y");
+    let next = format!("lstm{index}_sequence");
+    graph
+        .node
+        .push(node("LSTM", &inputs, &[y.as_str()], attributes));
+    // Y is [T, num_directions = 1, N, H]; the next layer wants [T, N, H].
+    graph.node.push(node(
+        "Squeeze",
+        &[y.as_str(), "axes_1"],
+        &[next.as_str()],
+        vec![],
+    ));
+    Ok(next)
+}
+
+/// `lstm_last_h` and the raw features through the dense head to `probability_bad`.
+fn add_head(
+    graph: &mut GraphProto,
+    hidden: &DenseWeights,
+    output: &DenseWeights,
+) -> Result<(), ExportError> {
     graph.node.push(node(
         "Concat",
         &["lstm_last_h", INPUT_NAME],
         &["head_input"],
         vec![attr_int("axis", 1)],
     ));
-    let head_in = dim("head_hidden.in_features", weights.head_hidden.in_features)?;
-    let kk = dim("head_hidden.out_features", k)?;
+    let head_in = dim("head_hidden.in_features", hidden.in_features)?;
+    let kk = dim("head_hidden.out_features", hidden.out_features)?;
     graph.initializer.push(float_tensor(
         "head_hidden_weight",
         &[kk, head_in],
-        &weights.head_hidden.weight,
+        &hidden.weight,
     ));
-    graph.initializer.push(float_tensor(
-        "head_hidden_bias",
-        &[kk],
-        &weights.head_hidden.bias,
-    ));
-    graph.initializer.push(float_tensor(
-        "head_output_weight",
-        &[1, kk],
-        &weights.head_output.weight,
-    ));
-    graph.initializer.push(float_tensor(
-        "head_output_bias",
-        &[1],
-        &weights.head_output.bias,
-    ));
+    graph
+        .initializer
+        .push(float_tensor("head_hidden_bias", &[kk], &hidden.bias));
+    graph
+        .initializer
+        .push(float_tensor("head_output_weight", &[1, kk], &output.weight));
+    graph
+        .initializer
+        .push(float_tensor("head_output_bias", &[1], &output.bias));
     graph.node.push(node(
         "Gemm",
         &["head_input", "head_hidden_weight", "head_hidden_bias"],
@@ -325,28 +377,7 @@ fn build_model(
     graph
         .node
         .push(node("Sigmoid", &["logit_bad"], &[OUTPUT_NAME], vec![]));
-
-    Ok(ModelProto {
-        ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET_VERSION,
-            ..Default::default()
-        }],
-        producer_name: PRODUCER_NAME.to_owned(),
-        producer_version: env!("CARGO_PKG_VERSION").to_owned(),
-        doc_string: describe(weights),
-        graph: Some(graph).into(),
-        metadata_props: metadata
-            .iter()
-            .map(|(key, value)| StringStringEntryProto {
-                key: key.clone(),
-                value: value.clone(),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    })
+    Ok(())
 }
 
 /// Human-readable summary stored as the model's `doc_string`, so `netron` or
