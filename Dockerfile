@@ -20,13 +20,15 @@ RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libssl-dev pkg-config zlib1g-dev make g++ python3 python3-pip ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-# Only what the build reads: not target/ or a host's .onnxruntime/ (there is no .dockerignore).
-# config/default.toml is compiled into the binary.
+# Only what the build reads (.dockerignore keeps out target/ and a host's .onnxruntime/).
+# config/default.toml is compiled into the binary; cargo reads every target the manifest
+# declares, the benches too, even for `cargo build`. scripts/check-ops.sh builds from these alone.
 COPY scripts ./scripts
 RUN ./scripts/setup.sh
 COPY Cargo.toml Cargo.lock ./
 COPY config ./config
 COPY src ./src
+COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

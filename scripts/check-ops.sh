@@ -7,7 +7,10 @@
 #     builds from or mounts exists, Prometheus scrapes exactly the compose workers, Grafana's
 #     data source and dashboard paths match the mounts, the dashboard JSON is sound, and the
 #     Dockerfile copies only existing files;
-#   - `docker compose config` (or docker-compose v1) when installed: the compose schema.
+#   - `docker compose config` (or docker-compose v1) when installed: the compose schema;
+#   - cargo: the Dockerfile's build stage builds (scripts/check-dockerfile.py runs its
+#     `cargo build` in a folder holding only what its COPY lines name; compiles the workspace's
+#     own crates in release, a few minutes).
 #
 # tests/ops_artifacts.rs (cargo test) checks that the metric names used are the worker's.
 set -euo pipefail
@@ -191,5 +194,9 @@ elif command -v docker-compose >/dev/null 2>&1; then
 else
   step "compose schema check skipped (neither \`docker compose\` nor docker-compose installed)"
 fi
+
+# ---- Dockerfile build stage (cargo, not the engine) -----------------------------------------
+step "Dockerfile build stage: its cargo build with only its COPY sources (a few minutes)"
+PATH="$HOME/.cargo/bin:$PATH" python3 scripts/check-dockerfile.py
 
 step "all operations checks passed"
