@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build of the credit-risk binaries (worker, trainer, ...).
+# Multi-stage build of the credit-risk binaries (worker, trainer, backfill).
 #
 #   docker build -t credit-risk .          (or `docker compose up --build`)
 #   docker run --rm -e CREDIT_RISK__KAFKA__BROKERS=broker:9092 -p 9464:9464 credit-risk
@@ -27,7 +27,7 @@ COPY scripts ./scripts
 RUN ./scripts/setup.sh
 COPY Cargo.toml Cargo.lock ./
 COPY config ./config
-COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
