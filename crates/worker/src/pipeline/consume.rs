@@ -12,7 +12,7 @@
 use crate::delivery::origin::Origin;
 use crate::delivery::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed};
-use crate::pipeline::batcher::{Polled, RecordSource};
+use crate::pipeline::intake::{Polled, RecordSource};
 use credit_core::decode::{decode, RejectReason, Rejection, MAX_KEY_BYTES};
 use credit_kafka::bounds::{dead_letter_copy, decision_headers_copy, DeadLetterCopy};
 use rdkafka::consumer::Consumer;

@@ -2,21 +2,21 @@
 //! batch → decisions and dead letters, with input offsets committed only after delivery.
 //!
 //! One concern per module: [`batch`] (the reusable batch buffer), [`consume`] (Kafka as the
-//! batcher's record source), [`batcher`], [`inference`] and [`publishing`] (the three threads:
-//! intake, scoring, publishing), [`placement`] (an optional core of its own for the inference
-//! thread) and [`worker`] (assembly and ordered shutdown).
+//! intake's record source), [`intake`], [`inference`] and [`publishing`] (the three threads:
+//! batching, scoring, publishing), [`placement`] (an optional core of its own for the inference
+//! thread) and [`assembly`] (starting them, and the ordered shutdown).
 //! Records are decoded and decisions written by [`credit_core::decode`] and
 //! [`credit_core::decision`].
 
+pub(crate) mod assembly;
 pub(crate) mod batch;
-pub(crate) mod batcher;
 pub(crate) mod consume;
 pub(crate) mod inference;
+pub(crate) mod intake;
 pub mod placement;
 pub(crate) mod publishing;
-pub(crate) mod worker;
 
-pub use worker::{run, PipelineError, RunReport, ServedModel};
+pub use assembly::{run, PipelineError, RunReport, ServedModel};
 
 /// The applicants of the data set shipped in `data/`, for the pipeline's unit tests.
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! start-up ([`model::load`]: the files match the bundle's manifest and belong together, the
 //! version is the hash of the weights, and the self-check scores a fixed sample sanely), on the blocking pool so the reactor keeps serving. Only a model that passes
 //! is handed to the pipeline, whose batcher puts it in service at the next batch boundary
-//! (see [`crate::pipeline::batcher`]). A model that fails is logged with the reason (naming
+//! (see [`crate::pipeline::intake`]). A model that fails is logged with the reason (naming
 //! the file), counted as `credit_risk_model_reloads_total{result="failed"}`, and dropped: the
 //! current model stays in service, so a bad deployment of model files cannot take the worker
 //! down.
