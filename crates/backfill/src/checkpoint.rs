@@ -48,7 +48,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint of the input at `path` with the given run settings.
     #[allow(clippy::too_many_arguments)]
-    pub fn of_input(
+    pub(crate) fn of_input(
         path: &Path,
         input_format: Format,
         model_version: &str,

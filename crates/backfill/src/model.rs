@@ -52,7 +52,7 @@ impl BackfillModel {
     }
 
     /// Scores `applicants` in batches of `batch` with `scorer`.
-    pub fn score_all(
+    pub(crate) fn score_all(
         &self,
         scorer: &mut OnnxScorer,
         applicants: &[Applicant],

@@ -34,7 +34,7 @@ pub struct PsiReference {
 impl PsiReference {
     /// Bins at the quantiles of `scores` (non-finite scores are ignored); `None` when fewer
     /// scores than bins are left.
-    pub fn from_scores(scores: &[f32], bins: usize) -> Option<Self> {
+    pub(crate) fn from_scores(scores: &[f32], bins: usize) -> Option<Self> {
         let mut sorted: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
         if bins < 2 || sorted.len() < bins {
             return None;
@@ -61,7 +61,7 @@ impl PsiReference {
     }
 
     /// Number of bins.
-    pub fn bins(&self) -> usize {
+    pub(crate) fn bins(&self) -> usize {
         self.expected.len()
     }
 

@@ -57,13 +57,13 @@ pub struct ScoredRow {
 impl ScoredRow {
     /// The decision at `threshold`: scores at or above it are `bad` (the convention of
     /// [`credit_core::evaluation`]).
-    pub fn is_bad(&self, threshold: f32) -> bool {
+    pub(crate) fn is_bad(&self, threshold: f32) -> bool {
         self.probability_bad >= threshold
     }
 }
 
 /// The text form of a decision.
-pub fn decision_text(bad: bool) -> &'static str {
+pub(crate) fn decision_text(bad: bool) -> &'static str {
     if bad {
         "bad"
     } else {

@@ -39,7 +39,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How many chunks per worker the reader may be ahead of the writer.
-pub const WINDOW_PER_WORKER: u64 = 3;
+pub(crate) const WINDOW_PER_WORKER: u64 = 3;
 
 /// Settings of a Kafka input or output (see [`super::topic`]).
 #[derive(Clone, Default)]

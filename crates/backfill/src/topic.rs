@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The scheme that marks an input or output as a Kafka topic.
-pub const SCHEME: &str = "kafka://";
+pub(crate) const SCHEME: &str = "kafka://";
 
 /// How long metadata, watermark and offset lookups may take.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,7 +41,7 @@ pub struct TopicAddress {
 
 impl TopicAddress {
     /// `Some` when `text` names a Kafka topic (starts with `kafka://`), with its parse result.
-    pub fn detect(text: &str) -> Option<Result<TopicAddress, TopicError>> {
+    pub(crate) fn detect(text: &str) -> Option<Result<TopicAddress, TopicError>> {
         text.strip_prefix(SCHEME).map(|rest| {
             let invalid = || TopicError::Address(text.to_string());
             let (brokers, topic) = rest.rsplit_once('/').ok_or_else(invalid)?;
@@ -194,7 +194,7 @@ pub enum TopicError {
 
 /// Why a client could not be created, without the setting's value: librdkafka's own message
 /// repeats the value, and a refused `sasl.password` must not end up in a log.
-pub fn client_error(address: &TopicAddress, error: &KafkaError) -> TopicError {
+pub(crate) fn client_error(address: &TopicAddress, error: &KafkaError) -> TopicError {
     let message = match error {
         KafkaError::ClientConfig(_, description, key, value) => {
             let description = if value.is_empty() {
@@ -297,7 +297,7 @@ pub fn producer_config(
 
 /// The partitions of `address` that belong to `shard` (partition `p` to shard `p mod N`),
 /// in partition order.
-pub fn shard_partitions(
+pub(crate) fn shard_partitions(
     consumer: &BaseConsumer,
     address: &TopicAddress,
     shard: Shard,
@@ -331,7 +331,7 @@ pub fn shard_partitions(
 /// resolve to the whole retained log (`low..high`): they are applied to record timestamps while
 /// reading (see [`super::source::kafka`]), because the brokers at hand cannot be trusted with
 /// timestamp lookups.
-pub fn resolve_ranges(
+pub(crate) fn resolve_ranges(
     consumer: &BaseConsumer,
     address: &TopicAddress,
     partitions: &[i32],

@@ -16,9 +16,9 @@ pub const MODEL_FILE: &str = "credit_lstm.onnx";
 /// File name of the fitted preprocessor.
 pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
 /// File name of the evaluation report.
-pub const METRICS_FILE: &str = "metrics.json";
+pub(crate) const METRICS_FILE: &str = "metrics.json";
 /// File name of the learning-curve plot.
-pub const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
+pub(crate) const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
 /// File name of the ROC plot.
 pub const ROC_FILE: &str = "roc.svg";
 /// File name of the manifest: size and SHA-256 of every other artifact, written last.
@@ -130,7 +130,7 @@ impl ModelMetadata {
     ///
     /// The fingerprint hashes the preprocessor's JSON; serde_json's `float_roundtrip` feature
     /// makes a save/load round trip bit-exact, so a correct pair always matches.
-    pub fn check_preprocessor(
+    pub(crate) fn check_preprocessor(
         &self,
         actual: &str,
         model: &Path,

@@ -53,7 +53,7 @@ impl CostMatrix {
     ///
     /// Costs that do not add up to a positive finite number make every decision equally
     /// (un)expensive; 0.5 is returned then so that callers always get a usable threshold.
-    pub fn bayes_threshold(&self) -> f64 {
+    pub(crate) fn bayes_threshold(&self) -> f64 {
         let total = self.false_bad_cost + self.false_good_cost;
         if total.is_finite() && total > 0.0 {
             self.false_bad_cost / total
@@ -81,7 +81,7 @@ impl ConfusionMatrix {
     ///
     /// `>=` rather than `>` so that a threshold equal to a score flags that applicant: the
     /// cost-minimising threshold is chosen with the same rule.
-    pub fn at_threshold(
+    pub(crate) fn at_threshold(
         scores: &[f32],
         labels: &[bool],
         threshold: f32,
@@ -228,7 +228,7 @@ pub fn roc_curve(scores: &[f32], labels: &[bool]) -> Result<Vec<(f64, f64)>, Met
 ///
 /// Unlike AUC it punishes miscalibration, which matters because the cost-based threshold
 /// assumes the scores are probabilities.
-pub fn brier_score(scores: &[f32], labels: &[bool]) -> Result<f64, MetricsError> {
+pub(crate) fn brier_score(scores: &[f32], labels: &[bool]) -> Result<f64, MetricsError> {
     check_inputs(scores, labels)?;
     let sum: f64 = scores
         .iter()
@@ -242,7 +242,7 @@ pub fn brier_score(scores: &[f32], labels: &[bool]) -> Result<f64, MetricsError>
 ///
 /// Probabilities are clamped to `[1e-7, 1 − 1e-7]` so that one confidently wrong score gives
 /// a large but finite loss instead of infinity.
-pub fn log_loss(scores: &[f32], labels: &[bool]) -> Result<f64, MetricsError> {
+pub(crate) fn log_loss(scores: &[f32], labels: &[bool]) -> Result<f64, MetricsError> {
     const EPSILON: f64 = 1e-7;
     check_inputs(scores, labels)?;
     let sum: f64 = scores

@@ -114,7 +114,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
 /// this one runs them. A file that parses but computes garbage (NaN weights, a graph with the
 /// wrong output) is refused before it answers a single real application — which matters most
 /// for a reload, where the alternative is to keep serving the model that works.
-pub fn self_check(
+pub(crate) fn self_check(
     scorer: &mut dyn Scorer,
     preprocessor: &Preprocessor,
     model: &str,

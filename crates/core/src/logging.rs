@@ -104,7 +104,7 @@ pub fn install(format: LogFormat, filter: EnvFilter) -> Result<(), LoggingError>
 
 /// The subscriber of [`install`], writing each line through `sink`; `ansi` selects colours
 /// (text format only).
-pub fn subscriber<W>(
+pub(crate) fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
     sink: W,

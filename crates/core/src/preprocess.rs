@@ -275,7 +275,7 @@ impl Preprocessor {
 
     /// Parses an artifact already read from `path` (e.g. the bytes whose hash the model
     /// bundle's manifest just confirmed) and checks it against this build's schema.
-    pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreprocessError> {
+    pub(crate) fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreprocessError> {
         let preprocessor: Preprocessor =
             serde_json::from_slice(bytes).map_err(|source| PreprocessError::Parse {
                 path: path.display().to_string(),
@@ -287,7 +287,7 @@ impl Preprocessor {
 
     /// Checks that the artifact describes this build's schema, so a preprocessor from another
     /// schema version fails at start-up instead of scoring garbage.
-    pub fn check_compatible(&self) -> Result<(), PreprocessError> {
+    pub(crate) fn check_compatible(&self) -> Result<(), PreprocessError> {
         let fail = |message: String| Err(PreprocessError::Incompatible(message));
         if self.format_version != FORMAT_VERSION {
             return fail(format!(

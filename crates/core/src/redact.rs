@@ -96,7 +96,7 @@ pub fn is_secret_key(key: &str) -> bool {
 /// Secret values shorter than this are not scrubbed from free text: a one- or three-character
 /// value would blank out every word containing it, and the configuration itself still shows
 /// them redacted.
-pub const MIN_SCRUBBED_LEN: usize = 4;
+pub(crate) const MIN_SCRUBBED_LEN: usize = 4;
 
 /// The registered secrets, in every form they can take in a log line, longest first.
 static PATTERNS: RwLock<Vec<String>> = RwLock::new(Vec::new());
@@ -201,7 +201,7 @@ pub fn scrub_with<'a, S: AsRef<str>>(text: &'a str, secrets: &[S]) -> Cow<'a, st
 /// Characters shown as escapes: every control character (C0 with line breaks and ESC, DEL, C1),
 /// the Unicode line and paragraph separators, and the bidirectional formatting characters,
 /// which reorder what a reader sees.
-pub fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
@@ -209,7 +209,7 @@ pub fn needs_escape(c: char) -> bool {
 }
 
 /// `text` with the characters of [`needs_escape`] written as `\n`, `\r`, `\t` or `\u{..}`.
-pub fn escape_control(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_control(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -240,7 +240,7 @@ impl<W: fmt::Write> fmt::Write for EscapeControl<W> {
 
 /// What the panic hook prints for a panic with `message` at `location`: scrubbed of secrets and
 /// with control characters escaped, on one line.
-pub fn panic_report(thread: &str, message: &str, location: Option<&str>) -> String {
+pub(crate) fn panic_report(thread: &str, message: &str, location: Option<&str>) -> String {
     let message = scrub(message);
     let message = escape_control(&message);
     let thread = escape_control(thread);

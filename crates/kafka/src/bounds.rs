@@ -17,7 +17,7 @@ use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
 
 /// What a header costs beyond its name and value: the record format's length fields
 /// (librdkafka sizes them as varints of up to five bytes each).
-pub const HEADER_FRAMING_BYTES: usize = 10;
+pub(crate) const HEADER_FRAMING_BYTES: usize = 10;
 /// What an output needs besides the copy of its input: the worker's own headers (each value at
 /// most [`headers::MAX_OWN_VALUE_BYTES`]), a decision's payload and the record's framing.
 /// `kafka.max_copied_bytes` plus this must stay within the producer's `message.max.bytes`.

@@ -43,7 +43,7 @@ pub const ORIGINAL_HEADERS_BYTES: &str = "original-headers-bytes";
 
 /// Every header the worker writes. A copy of input headers leaves them out when an output is
 /// rebuilt, so the rebuilt one carries only its own.
-pub const WORKER_HEADERS: [&str; 13] = [
+pub(crate) const WORKER_HEADERS: [&str; 13] = [
     MODEL_VERSION,
     ERROR_FIELD,
     ERROR_REASON,
@@ -61,7 +61,7 @@ pub const WORKER_HEADERS: [&str; 13] = [
 
 /// The longest value of a header the worker writes from the record's content (the error
 /// message and field), in bytes.
-pub const MAX_OWN_VALUE_BYTES: usize = 1024;
+pub(crate) const MAX_OWN_VALUE_BYTES: usize = 1024;
 
 /// Whether `name` is one of [`WORKER_HEADERS`].
 pub fn is_worker_header(name: &[u8]) -> bool {
@@ -106,7 +106,7 @@ pub fn raw_headers(headers: &BorrowedHeaders) -> impl Iterator<Item = RawHeader<
 }
 
 /// `text` cut to at most `limit` bytes, at a character boundary.
-pub fn prefix_of(text: &str, limit: usize) -> &str {
+pub(crate) fn prefix_of(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }
@@ -193,7 +193,7 @@ pub fn with_dead_letter_cut(headers: OwnedHeaders, original: &OriginalSizes) -> 
 }
 
 /// `headers` plus the headers of a decision carrying a prefix of its input's headers.
-pub fn with_decision_cut(headers: OwnedHeaders, original_bytes: usize) -> OwnedHeaders {
+pub(crate) fn with_decision_cut(headers: OwnedHeaders, original_bytes: usize) -> OwnedHeaders {
     let headers = with(headers, HEADERS_TRUNCATED, b"true");
     with(
         headers,
@@ -203,7 +203,7 @@ pub fn with_decision_cut(headers: OwnedHeaders, original_bytes: usize) -> OwnedH
 }
 
 /// The value of the last header named `key`, if any.
-pub fn last_value<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a [u8]> {
+pub(crate) fn last_value<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a [u8]> {
     headers
         .iter()
         .filter(|header| header.key == key)

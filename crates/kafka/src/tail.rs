@@ -83,7 +83,7 @@ pub struct Tail {
 impl Tail {
     /// Opens a reader of `topics`. Blocking (metadata round trip), and it must run inside a
     /// tokio runtime: call it from `spawn_blocking`.
-    pub fn open_blocking(bootstrap: &str, topics: &[&str]) -> KafkaResult<Self> {
+    pub(crate) fn open_blocking(bootstrap: &str, topics: &[&str]) -> KafkaResult<Self> {
         let consumer: StreamConsumer<LoggingContext> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", "credit-risk-tail")

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 /// Rows per independently seeded block.
 pub const BLOCK_ROWS: u64 = 4096;
 /// Neighbours an anchor may be paired with.
-pub const NEIGHBOURS: usize = 5;
+pub(crate) const NEIGHBOURS: usize = 5;
 
 /// One synthetic applicant.
 #[derive(Debug, Clone, PartialEq)]

@@ -175,7 +175,11 @@ impl Network {
     }
 
     /// Rebuilds a network from exported weights (for the parity check and for tests).
-    pub fn from_weights(weights: &NetworkWeights, dropout: f32) -> candle_core::Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_weights(
+        weights: &NetworkWeights,
+        dropout: f32,
+    ) -> candle_core::Result<Self> {
         let d = weights.input_width;
         let tf = weights.tokens * weights.token_width;
         let hidden = weights.lstm.last().map(|l| l.hidden_size).unwrap_or(0);
@@ -232,7 +236,7 @@ impl Network {
     }
 
     /// Every trainable variable, for the optimiser.
-    pub fn vars(&self) -> Vec<Var> {
+    pub(crate) fn vars(&self) -> Vec<Var> {
         let mut vars = vec![self.token_weight.clone(), self.token_bias.clone()];
         for layer in &self.lstm {
             vars.extend([
@@ -252,7 +256,7 @@ impl Network {
     }
 
     /// Logits (before the sigmoid) for a `[N, D]` batch; dropout is applied when `rng` is given.
-    pub fn logits(
+    pub(crate) fn logits(
         &self,
         features: &Tensor,
         mut rng: Option<&mut ChaCha8Rng>,

@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 /// One row split into its numeric and categorical attributes; categorical values are indices
 /// into each attribute's list of levels.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MixedRow {
+pub(crate) struct MixedRow {
     pub numeric: Vec<f64>,
     pub categorical: Vec<usize>,
 }

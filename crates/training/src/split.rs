@@ -88,7 +88,7 @@ pub fn stratified_split(
 /// folds' counts of each class differ by at most one. The dealing of `bad` continues where
 /// `good` stopped, so that the fold sizes overall also differ by at most one. Each fold is
 /// sorted.
-pub fn stratified_k_fold(
+pub(crate) fn stratified_k_fold(
     labels: &[bool],
     k: usize,
     seed: u64,

@@ -122,10 +122,10 @@ pub struct ClassWeights {
 }
 
 impl ClassWeights {
-    pub const UNIFORM: ClassWeights = ClassWeights { bad_weight: 1.0 };
+    pub(crate) const UNIFORM: ClassWeights = ClassWeights { bad_weight: 1.0 };
 
     /// Weights that make both classes count equally (`good / bad` for the bad class).
-    pub fn balanced(labels: &[bool]) -> Self {
+    pub(crate) fn balanced(labels: &[bool]) -> Self {
         let bad = labels.iter().filter(|b| **b).count().max(1);
         let good = labels.len().saturating_sub(bad).max(1);
         Self {
@@ -179,7 +179,7 @@ fn weights_tensor(labels: &[bool], weights: ClassWeights) -> candle_core::Result
 
 /// Weighted binary cross-entropy on logits, in the stable form
 /// `max(z, 0) - z·y + ln(1 + e^{-|z|})`, averaged with the row weights.
-pub fn weighted_bce_with_logits(
+pub(crate) fn weighted_bce_with_logits(
     logits: &Tensor,
     targets: &Tensor,
     row_weights: &Tensor,

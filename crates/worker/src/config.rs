@@ -25,15 +25,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The built-in defaults (`config/default.toml`).
-pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 /// Prefix of the environment variables that override configuration keys.
-pub const ENV_PREFIX: &str = "CREDIT_RISK";
+pub(crate) const ENV_PREFIX: &str = "CREDIT_RISK";
 /// Separator between the prefix, sections and keys of an environment variable name.
-pub const ENV_SEPARATOR: &str = "__";
+pub(crate) const ENV_SEPARATOR: &str = "__";
 /// Largest accepted `batching.max_batch`.
-pub const MAX_BATCH_LIMIT: usize = 65_536;
+pub(crate) const MAX_BATCH_LIMIT: usize = 65_536;
 /// Largest accepted `batching.max_wait_ms`.
-pub const MAX_WAIT_LIMIT_MS: u64 = 60_000;
+pub(crate) const MAX_WAIT_LIMIT_MS: u64 = 60_000;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,8 @@ impl Config {
 
     /// Like [`Config::load`], with the environment given as a map (names as in the process
     /// environment, e.g. `CREDIT_RISK__KAFKA__BROKERS`), so tests need not touch the real one.
-    pub fn load_with_env(
+    #[cfg(test)]
+    pub(crate) fn load_with_env(
         file: Option<&Path>,
         env: HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
@@ -211,7 +212,7 @@ impl Config {
     }
 
     /// Every key with its value, secrets redacted: the form in which configuration is logged.
-    pub fn redacted_entries(&self) -> Vec<(String, String)> {
+    pub(crate) fn redacted_entries(&self) -> Vec<(String, String)> {
         let k = &self.kafka;
         let mut entries = vec![
             ("kafka.brokers".to_owned(), k.brokers.clone()),
@@ -341,15 +342,15 @@ impl KafkaConfig {
         self.brokers.trim().is_empty()
     }
 
-    pub fn commit_interval(&self) -> Duration {
+    pub(crate) fn commit_interval(&self) -> Duration {
         Duration::from_millis(self.commit_interval_ms)
     }
 
-    pub fn lag_refresh(&self) -> Duration {
+    pub(crate) fn lag_refresh(&self) -> Duration {
         Duration::from_millis(self.lag_refresh_ms)
     }
 
-    pub fn drain_timeout(&self) -> Duration {
+    pub(crate) fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
     }
 
@@ -409,7 +410,7 @@ impl KafkaConfig {
     /// The producer's `message.max.bytes` (`producer.` prefixed or not, the prefixed one
     /// winning as in [`crate::delivery::clients`]), if set and a number; librdkafka rejects any
     /// other value itself.
-    pub fn producer_message_max_bytes(&self) -> Option<usize> {
+    pub(crate) fn producer_message_max_bytes(&self) -> Option<usize> {
         ["producer.message.max.bytes", "message.max.bytes"]
             .iter()
             .find_map(|key| self.client.get(*key))
@@ -488,7 +489,7 @@ impl ModelConfig {
 
 impl MetricsConfig {
     /// The parsed address (validated at load, so this only fails on a hand-built config).
-    pub fn socket_addr(&self) -> Result<SocketAddr, String> {
+    pub(crate) fn socket_addr(&self) -> Result<SocketAddr, String> {
         self.address.parse().map_err(|error| {
             format!(
                 "metrics.address must be host:port with an IP host (e.g. 0.0.0.0:9464), \

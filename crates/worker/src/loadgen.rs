@@ -27,10 +27,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the load generator waits for outstanding deliveries once done.
-pub const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const FLUSH_LIMIT: Duration = Duration::from_secs(30);
 /// How long it waits for them once stopped (SIGTERM): an orchestrator's grace period is short,
 /// and records stuck behind an unreachable broker would not be delivered in it anyway.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Longest blocking wait between two looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 

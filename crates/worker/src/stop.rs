@@ -63,7 +63,7 @@ impl Stop {
         });
     }
 
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         *self.state.borrow() != StopState::Running
     }
 

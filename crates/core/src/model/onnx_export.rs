@@ -38,18 +38,18 @@ use super::reference::ShapeError;
 use super::weights::{DenseWeights, LstmLayerWeights, NetworkWeights};
 
 /// Name of the graph input: preprocessed features, `float [batch, D]`.
-pub const INPUT_NAME: &str = "features";
+pub(crate) const INPUT_NAME: &str = "features";
 /// Name of the graph output: probability of `bad`, `float [batch, 1]`.
-pub const OUTPUT_NAME: &str = "probability_bad";
+pub(crate) const OUTPUT_NAME: &str = "probability_bad";
 /// Symbolic name of the batch dimension, so one model serves any batch size.
-pub const BATCH_DIM: &str = "batch";
+pub(crate) const BATCH_DIM: &str = "batch";
 /// ONNX IR version written (8 is understood by every ONNX Runtime since 1.10).
-pub const IR_VERSION: i64 = 8;
+pub(crate) const IR_VERSION: i64 = 8;
 /// Default-domain opset: 17 has `Squeeze` with `axes` as an input (since 13) and `LSTM`
 /// version 14 (with the `layout` attribute, left at its default 0).
-pub const OPSET_VERSION: i64 = 17;
+pub(crate) const OPSET_VERSION: i64 = 17;
 /// `ModelProto.producer_name`.
-pub const PRODUCER_NAME: &str = "credit-risk-trainer";
+pub(crate) const PRODUCER_NAME: &str = "credit-risk-trainer";
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]

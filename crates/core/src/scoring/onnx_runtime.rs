@@ -23,9 +23,9 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use crate::model::onnx_export::{INPUT_NAME, OUTPUT_NAME};
 
 /// Environment variable naming the ONNX Runtime shared library (also honoured by `ort` itself).
-pub const DYLIB_ENV_VAR: &str = "ORT_DYLIB_PATH";
+pub(crate) const DYLIB_ENV_VAR: &str = "ORT_DYLIB_PATH";
 /// Where `scripts/setup-onnxruntime.sh` puts the library, relative to the crate root.
-pub const DEFAULT_DYLIB_RELATIVE_PATH: &str = ".onnxruntime/libonnxruntime.so";
+pub(crate) const DEFAULT_DYLIB_RELATIVE_PATH: &str = ".onnxruntime/libonnxruntime.so";
 
 /// Why ONNX Runtime could not be set up or could not score.
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +154,9 @@ pub fn init_runtime(dylib_path: Option<&Path>) -> Result<(), ScoringError> {
     Ok(())
 }
 
-/// The library ONNX Runtime was loaded from, once [`init_runtime`] has succeeded (for start-up
-/// logs and health endpoints).
-pub fn runtime_library_path() -> Option<&'static Path> {
+/// The library ONNX Runtime was loaded from, once [`init_runtime`] has succeeded.
+#[cfg(test)]
+fn runtime_library_path() -> Option<&'static Path> {
     RUNTIME.get().map(|(_, library)| library.as_path())
 }
 
@@ -309,7 +309,7 @@ impl OnnxScorer {
 
     /// Loads a model from bytes already read from `path` (the bytes the model bundle's manifest
     /// verified, so what runs is what was hashed); errors name `path`.
-    pub fn from_file_bytes(
+    pub(crate) fn from_file_bytes(
         bytes: &[u8],
         intra_op_threads: usize,
         path: &Path,
@@ -364,7 +364,7 @@ impl OnnxScorer {
     /// Fails with [`ScoringError::InputWidthMismatch`] unless the model reads `expected`
     /// features per row; call it at start-up with the preprocessor's output width so a model
     /// and preprocessor from different training runs are caught before any scoring.
-    pub fn ensure_input_width(&self, expected: usize) -> Result<(), ScoringError> {
+    pub(crate) fn ensure_input_width(&self, expected: usize) -> Result<(), ScoringError> {
         if self.input_width == expected {
             Ok(())
         } else {

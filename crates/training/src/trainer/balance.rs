@@ -32,7 +32,7 @@ pub enum BalanceError {
 }
 
 /// Splits an applicant into SMOTE-NC's numeric and categorical parts.
-pub fn to_mixed_row(applicant: &Applicant) -> MixedRow {
+pub(crate) fn to_mixed_row(applicant: &Applicant) -> MixedRow {
     let mut row = MixedRow {
         numeric: Vec::with_capacity(7),
         categorical: Vec::with_capacity(13),
@@ -48,7 +48,10 @@ pub fn to_mixed_row(applicant: &Applicant) -> MixedRow {
 
 /// Rebuilds an applicant from a (possibly synthetic) mixed row; numeric values are rounded to
 /// the schema's integers.
-pub fn from_mixed_row(row: &MixedRow, template: &Applicant) -> Result<Applicant, RecordError> {
+pub(crate) fn from_mixed_row(
+    row: &MixedRow,
+    template: &Applicant,
+) -> Result<Applicant, RecordError> {
     let mut numeric = row.numeric.iter();
     let mut categorical = row.categorical.iter();
     let mut values = template.attribute_values();
@@ -66,7 +69,7 @@ pub fn from_mixed_row(row: &MixedRow, template: &Applicant) -> Result<Applicant,
 }
 
 /// The training rows plus SMOTE-NC's synthetic bad rows, so both classes are equally many.
-pub fn smote_nc(
+pub(crate) fn smote_nc(
     rows: &[LabelledApplicant],
     k_neighbours: usize,
     seed: u64,

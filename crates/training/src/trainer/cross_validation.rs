@@ -70,7 +70,7 @@ pub enum CrossValidationError {
 }
 
 /// Runs `k`-fold cross-validation; `on_fold` sees each fold as it finishes.
-pub fn cross_validate(
+pub(crate) fn cross_validate(
     rows: &[LabelledApplicant],
     k: usize,
     validation_fraction: f64,

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 /// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
 /// Float32 kernels differ in summation order and activation approximations by ~1e-7; anything
 /// near 1e-5 means the exported graph is not the trained network.
-pub const PARITY_TOLERANCE: f64 = 1e-5;
+pub(crate) const PARITY_TOLERANCE: f64 = 1e-5;
 
 /// What the run needs to know.
 #[derive(Debug, Clone)]

@@ -83,7 +83,7 @@ pub struct TrainingReport {
 
 /// Why the balancing method was used: written into the report so the choice is explained
 /// next to its consequences, with the cross-validated comparison when one was run.
-pub fn balancing_reason(method: Balancing, comparison: &[BalancingComparison]) -> String {
+pub(crate) fn balancing_reason(method: Balancing, comparison: &[BalancingComparison]) -> String {
     let what = match method {
         Balancing::Smote => {
             "SMOTE-NC on the training split only (the original study's SMOTE, in \

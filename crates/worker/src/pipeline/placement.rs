@@ -61,7 +61,7 @@ pub struct CoreReservation {
 impl CoreReservation {
     /// Reserves the last core the calling thread may run on and moves every thread of the
     /// process off it. Call it before starting the threads that must stay off the core.
-    pub fn reserve() -> Result<Self, PlacementError> {
+    pub(crate) fn reserve() -> Result<Self, PlacementError> {
         let original = cores_of(CALLING_THREAD)?;
         let (reserved, others) = split(&original)?;
         let reservation = Self { original, reserved };
@@ -93,7 +93,7 @@ fn split(cores: &[usize]) -> Result<(usize, Vec<usize>), PlacementError> {
 }
 
 /// Runs the calling thread on `core` alone.
-pub fn run_calling_thread_on(core: usize) -> Result<(), PlacementError> {
+pub(crate) fn run_calling_thread_on(core: usize) -> Result<(), PlacementError> {
     sched_setaffinity(Pid::from_raw(CALLING_THREAD), &mask_of(&[core])?)
         .map_err(|source| affinity("self", source))
 }

@@ -42,7 +42,7 @@ pub struct HttpState {
 }
 
 /// The routes.
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -86,7 +86,7 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
 
 /// Default `metrics.max_connections`: a quarter of the usual 1,024 file descriptors, leaving
 /// the rest to Kafka sockets, model files and the runtime.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// How long closing a connection to make room for a new one may take before the new one is
 /// closed instead, so a stuck connection task cannot stall the accept loop.
@@ -125,7 +125,7 @@ impl Default for HttpLimits {
 
 impl HttpLimits {
     /// The defaults with `max_connections` from the configuration.
-    pub fn with_max_connections(max_connections: usize) -> Self {
+    pub(crate) fn with_max_connections(max_connections: usize) -> Self {
         Self {
             max_connections,
             ..Self::default()

@@ -77,7 +77,7 @@ pub(crate) async fn serve_reloads(
 ///
 /// The handler is installed before this returns, so a SIGHUP sent as soon as the worker is up
 /// reloads instead of terminating the process (SIGHUP's default action).
-pub fn reload_on_sighup(handle: ReloadHandle) -> std::io::Result<JoinHandle<()>> {
+pub(crate) fn reload_on_sighup(handle: ReloadHandle) -> std::io::Result<JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

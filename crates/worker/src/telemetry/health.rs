@@ -40,7 +40,7 @@ impl Health {
 
     /// Records whether any broker of the cluster is connected; returns the previous value so
     /// the caller can log the transitions only.
-    pub fn set_broker_reachable(&self, reachable: bool) -> bool {
+    pub(crate) fn set_broker_reachable(&self, reachable: bool) -> bool {
         self.broker_reachable.swap(reachable, Ordering::AcqRel)
     }
 
@@ -52,7 +52,7 @@ impl Health {
         self.model_loaded.store(loaded, Ordering::Release);
     }
 
-    pub fn set_assigned_partitions(&self, count: usize) {
+    pub(crate) fn set_assigned_partitions(&self, count: usize) {
         self.assigned_partitions.store(count, Ordering::Release);
     }
 

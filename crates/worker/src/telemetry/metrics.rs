@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Namespace (prefix) of every metric.
-pub const NAMESPACE: &str = "credit_risk";
+pub(crate) const NAMESPACE: &str = "credit_risk";
 
 /// The worker's metrics and the registry that exposes them.
 #[derive(Clone)]
@@ -294,21 +294,21 @@ impl Metrics {
     }
 
     /// Counts one offset commit by its result.
-    pub fn count_commit(&self, ok: bool) {
+    pub(crate) fn count_commit(&self, ok: bool) {
         self.offset_commits
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .inc();
     }
 
     /// Counts one exactly-once batch transaction by its result.
-    pub fn count_transaction(&self, committed: bool) {
+    pub(crate) fn count_transaction(&self, committed: bool) {
         self.transactions
             .with_label_values(&[if committed { "committed" } else { "aborted" }])
             .inc();
     }
 
     /// Counts one model reload by its result.
-    pub fn count_reload(&self, ok: bool) {
+    pub(crate) fn count_reload(&self, ok: bool) {
         self.model_reloads
             .with_label_values(&[if ok { "ok" } else { "failed" }])
             .inc();
