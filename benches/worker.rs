@@ -562,6 +562,17 @@ impl Mark {
             threads: thread_usage(),
         }
     }
+
+    /// Stands in for the start of a run that never consumed a measured record.
+    fn unmeasured(started: Instant) -> Self {
+        Self {
+            at: started,
+            cpu: 0.0,
+            machine: (f64::NAN, f64::NAN, f64::NAN),
+            broker_cpu: f64::NAN,
+            threads: BTreeMap::new(),
+        }
+    }
 }
 
 /// Runs the worker until `--records` outputs are acknowledged. Prints `READY` once it has its
@@ -572,127 +583,182 @@ fn child_worker(args: &Args) -> Result<String, String> {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,ort=error".to_owned()))
         .with_writer(std::io::stderr)
         .try_init();
-    let expected = args.records;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
-        let model_config = config.model.clone();
-        let loaded = tokio::task::spawn_blocking(move || model::load(&model_config))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let log = Arc::new(LatencyLog::with_capacity(expected as usize));
-        let metrics = Metrics::new()
-            .map_err(|e| e.to_string())?
-            .with_latency_log(Arc::clone(&log));
-        let health = Arc::new(Health::new());
-        health.set_model_loaded(true);
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let started = Instant::now();
-        let worker = {
-            let (config, metrics, health, stop) = (
-                config.clone(),
-                metrics.clone(),
-                Arc::clone(&health),
-                Arc::clone(&stop),
+    runtime.block_on(measure_worker(args, config))
+}
+
+/// Starts the pipeline, watches it until every output is acknowledged, stops it, and returns
+/// the run's figures as JSON.
+async fn measure_worker(args: &Args, config: Config) -> Result<String, String> {
+    let expected = args.records;
+    let model_config = config.model.clone();
+    let loaded = tokio::task::spawn_blocking(move || model::load(&model_config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let log = Arc::new(LatencyLog::with_capacity(expected as usize));
+    let metrics = Metrics::new()
+        .map_err(|e| e.to_string())?
+        .with_latency_log(Arc::clone(&log));
+    let health = Arc::new(Health::new());
+    health.set_model_loaded(true);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let started = Instant::now();
+    let worker = spawn_pipeline(config, loaded, &metrics, &health, &stop);
+    let watched = watch_worker(args, &log, &metrics, &health, &worker, started).await;
+    let rss_before_shutdown = peak_rss_mib();
+    stop.notify_one();
+    let report = worker.await.map_err(|e| e.to_string())?;
+    let report = report.map_err(|e| e.to_string())?;
+    let Some((end, acked)) = watched.finished else {
+        return Err(format!(
+            "worker stopped or timed out: {} of {expected} acknowledged",
+            report.decided + report.dead_lettered
+        ));
+    };
+    let run = WorkerRun {
+        start: watched.first_consumed.unwrap_or(Mark::unmeasured(started)),
+        end,
+        started,
+        acked,
+        dead_lettered: report.dead_lettered,
+        rss_before_shutdown,
+    };
+    let latencies = Latencies::measured(&log, args);
+    Ok(worker_figures(args, &run, &latencies))
+}
+
+/// Runs the pipeline on a task of its own until `stop` is notified.
+fn spawn_pipeline(
+    config: Config,
+    loaded: pipeline::ServedModel,
+    metrics: &Metrics,
+    health: &Arc<Health>,
+    stop: &Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<Result<pipeline::RunReport, pipeline::PipelineError>> {
+    let (metrics, health, stop) = (metrics.clone(), Arc::clone(health), Arc::clone(stop));
+    tokio::spawn(async move {
+        let bootstrap = config.kafka.brokers.clone();
+        // The benchmark serves one model: no reloads.
+        let (_, no_reloads) = tokio::sync::mpsc::channel(1);
+        pipeline::run(
+            &config,
+            &bootstrap,
+            loaded,
+            no_reloads,
+            metrics,
+            health,
+            async move { stop.notified().await },
+        )
+        .await
+    })
+}
+
+/// What the bench's watch over a worker run saw.
+struct Watched {
+    /// Taken when the first record past the warm-up was consumed.
+    first_consumed: Option<Mark>,
+    /// Taken when every output was acknowledged, with their count; `None` if the run stalled,
+    /// the worker stopped, or the run timed out.
+    finished: Option<(Mark, u64)>,
+}
+
+/// Watches the worker until every output is acknowledged, it stalls, stops or times out;
+/// prints `READY` once it has its partitions and the warm-up's outputs.
+async fn watch_worker<T>(
+    args: &Args,
+    log: &LatencyLog,
+    metrics: &Metrics,
+    health: &Health,
+    worker: &tokio::task::JoinHandle<T>,
+    started: Instant,
+) -> Watched {
+    let expected = args.records;
+    let mut ready_reported = false;
+    let mut first_consumed: Option<Mark> = None;
+    // The broker's CPU over the same window: it serves only this run meanwhile (in a paced
+    // run, the feeder's produce requests too, part of the run's cost).
+    let broker_pid = args.broker_pid.map(|pid| pid.to_string());
+    // The bench's own watch over the worker, in the worker's process: every tick is a
+    // wake-up charged to the worker's CPU and cores. 10 ms puts the start and end of a run
+    // within 0.1% of a 10-second measurement; a 1 ms tick cost about 4% of a core.
+    let mut ticker = tokio::time::interval(WATCH_TICK);
+    let (mut last_outputs, mut last_progress) = (0, Instant::now());
+    let finished = loop {
+        ticker.tick().await;
+        // The exact log counts every acknowledged output (all inputs carry timestamps):
+        // one atomic load per tick; the labelled totals confirm it.
+        let outputs = log.len();
+        if !ready_reported && health.ready() && outputs as u64 >= args.warmup {
+            println!("READY");
+            let _ = std::io::stdout().flush();
+            ready_reported = true;
+        }
+        if first_consumed.is_none() && metrics.records_consumed.get() > args.warmup {
+            first_consumed = Some(Mark::now(broker_pid.as_deref()));
+            // The stall window starts with the measured records, not with start-up.
+            last_progress = Instant::now();
+        }
+        let acked = acknowledged(outputs, expected, metrics);
+        if acked >= expected {
+            break Some((Mark::now(broker_pid.as_deref()), acked));
+        }
+        if outputs != last_outputs {
+            (last_outputs, last_progress) = (outputs, Instant::now());
+        }
+        let stalled = first_consumed.is_some() && last_progress.elapsed() > STALL_TIMEOUT;
+        if stalled {
+            eprintln!(
+                "no output for {} s at {outputs} of {expected}: were records dropped by \
+                 the mock's retention (5 MiB per partition) before the worker read them?",
+                STALL_TIMEOUT.as_secs()
             );
-            tokio::spawn(async move {
-                let bootstrap = config.kafka.brokers.clone();
-                // The benchmark serves one model: no reloads.
-                let (_, no_reloads) = tokio::sync::mpsc::channel(1);
-                pipeline::run(
-                    &config,
-                    &bootstrap,
-                    loaded,
-                    no_reloads,
-                    metrics,
-                    health,
-                    async move { stop.notified().await },
-                )
-                .await
-            })
-        };
-        let mut ready_reported = false;
-        let mut first_consumed: Option<Mark> = None;
-        // The broker's CPU over the same window: it serves only this run meanwhile (in a paced
-        // run, the feeder's produce requests too, part of the run's cost).
-        let broker_pid = args.broker_pid.map(|pid| pid.to_string());
-        // The bench's own watch over the worker, in the worker's process: every tick is a
-        // wake-up charged to the worker's CPU and cores. 10 ms puts the start and end of a run
-        // within 0.1% of a 10-second measurement; a 1 ms tick cost about 4% of a core.
-        let mut ticker = tokio::time::interval(WATCH_TICK);
-        let (mut last_outputs, mut last_progress) = (0, Instant::now());
-        let finished = loop {
-            ticker.tick().await;
-            // The exact log counts every acknowledged output (all inputs carry timestamps):
-            // one atomic load per tick; the labelled totals confirm it.
-            let outputs = log.len();
-            if !ready_reported && health.ready() && outputs as u64 >= args.warmup {
-                println!("READY");
-                let _ = std::io::stdout().flush();
-                ready_reported = true;
-            }
-            if first_consumed.is_none() && metrics.records_consumed.get() > args.warmup {
-                first_consumed = Some(Mark::now(broker_pid.as_deref()));
-                // The stall window starts with the measured records, not with start-up.
-                last_progress = Instant::now();
-            }
-            let acked = if outputs as u64 >= expected {
-                metrics.decisions_total() + metrics.dead_lettered_total()
-            } else {
-                0
-            };
-            if acked >= expected {
-                break Some((Mark::now(broker_pid.as_deref()), acked));
-            }
-            if outputs != last_outputs {
-                (last_outputs, last_progress) = (outputs, Instant::now());
-            }
-            let stalled = first_consumed.is_some() && last_progress.elapsed() > STALL_TIMEOUT;
-            if stalled {
-                eprintln!(
-                    "no output for {} s at {outputs} of {expected}: were records dropped by \
-                     the mock's retention (5 MiB per partition) before the worker read them?",
-                    STALL_TIMEOUT.as_secs()
-                );
-            }
-            if stalled || worker.is_finished() || started.elapsed() > RUN_TIMEOUT {
-                break None;
-            }
-        };
-        let rss_before_shutdown = peak_rss_mib();
-        stop.notify_one();
-        let report = worker.await.map_err(|e| e.to_string())?;
-        let report = report.map_err(|e| e.to_string())?;
-        let Some((end, acked)) = finished else {
-            return Err(format!(
-                "worker stopped or timed out: {} of {expected} acknowledged",
-                report.decided + report.dead_lettered
-            ));
-        };
-        let start = first_consumed.unwrap_or(Mark {
-            at: started,
-            cpu: 0.0,
-            machine: (f64::NAN, f64::NAN, f64::NAN),
-            broker_cpu: f64::NAN,
-            threads: BTreeMap::new(),
-        });
-        // The share of all cores that was busy (every process) or stolen during the run.
-        let machine_total = end.machine.2 - start.machine.2;
-        let machine_busy = (end.machine.0 - start.machine.0) / machine_total;
-        let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
-        let seconds = end.at.duration_since(start.at).as_secs_f64();
-        // Roles seen at both marks (the worker's threads live through the run).
-        let thread_delta = |field: usize| -> BTreeMap<&str, f64> {
-            end.threads
-                .iter()
-                .filter_map(|(role, end)| Some((*role, end[field] - start.threads.get(role)?[field])))
-                .collect()
-        };
-        let (thread_cpu, thread_wait, thread_on_core) =
-            (thread_delta(0), thread_delta(1), thread_delta(2));
+        }
+        if stalled || worker.is_finished() || started.elapsed() > RUN_TIMEOUT {
+            break None;
+        }
+    };
+    Watched {
+        first_consumed,
+        finished,
+    }
+}
+
+/// Outputs acknowledged by the labelled totals, read only once the exact log has `expected`.
+fn acknowledged(outputs: usize, expected: u64, metrics: &Metrics) -> u64 {
+    if outputs as u64 >= expected {
+        metrics.decisions_total() + metrics.dead_lettered_total()
+    } else {
+        0
+    }
+}
+
+/// A worker run that acknowledged every output.
+struct WorkerRun {
+    /// When the first measured record was consumed.
+    start: Mark,
+    /// When the last output was acknowledged.
+    end: Mark,
+    /// When the pipeline was started.
+    started: Instant,
+    acked: u64,
+    dead_lettered: u64,
+    rss_before_shutdown: f64,
+}
+
+/// The measured records' latencies in microseconds, sorted.
+struct Latencies {
+    end_to_end: Vec<u32>,
+    in_worker: Vec<u32>,
+}
+
+impl Latencies {
+    /// Reads the exact log, writes it to `BENCH_WORKER_LATENCY_DUMP` if set, and leaves out the
+    /// warm-up's outputs.
+    fn measured(log: &LatencyLog, args: &Args) -> Self {
         let (mut micros, mut in_worker) = (log.end_to_end_micros(), log.in_worker_micros());
         if let Ok(path) = std::env::var("BENCH_WORKER_LATENCY_DUMP") {
             // Acknowledgement order, one output a line: end-to-end and in-worker latency in
@@ -710,29 +776,59 @@ fn child_worker(args: &Args) -> Result<String, String> {
         let mut in_worker = in_worker.split_off(warmup);
         micros.sort_unstable();
         in_worker.sort_unstable();
-        Ok(format!(
-            "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"thread_wait_s\":{},\"thread_on_core\":{},\"start_to_first_consumed_s\":{}}}",
-            acked.saturating_sub(args.warmup) as f64 / seconds,
-            acked.saturating_sub(args.warmup),
-            report.dead_lettered,
-            percentile_ms(&micros, 0.50),
-            percentile_ms(&micros, 0.99),
-            micros.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
-            percentile_ms(&in_worker, 0.50),
-            percentile_ms(&in_worker, 0.99),
-            micros.len(),
-            peak_rss_mib(),
-            // JSON has no NaN: an unknown figure is null.
-            serde_json::json!(end.cpu - start.cpu),
-            serde_json::json!(end.broker_cpu - start.broker_cpu),
-            serde_json::json!(machine_busy),
-            serde_json::json!(machine_steal),
-            serde_json::json!(thread_cpu),
-            serde_json::json!(thread_wait),
-            serde_json::json!(thread_on_core),
-            start.at.duration_since(started).as_secs_f64()
-        ))
-    })
+        Self {
+            end_to_end: micros,
+            in_worker,
+        }
+    }
+}
+
+/// Each thread role's change in one field of [`thread_usage`] between the marks, for the
+/// roles seen at both (the worker's threads live through the run).
+fn thread_deltas(start: &Mark, end: &Mark, field: usize) -> BTreeMap<&'static str, f64> {
+    end.threads
+        .iter()
+        .filter_map(|(role, end)| Some((*role, end[field] - start.threads.get(role)?[field])))
+        .collect()
+}
+
+/// A worker run's figures as a JSON object; the peak RSS after shutdown is read here.
+fn worker_figures(args: &Args, run: &WorkerRun, latencies: &Latencies) -> String {
+    let (start, end, acked) = (&run.start, &run.end, run.acked);
+    // The share of all cores that was busy (every process) or stolen during the run.
+    let machine_total = end.machine.2 - start.machine.2;
+    let machine_busy = (end.machine.0 - start.machine.0) / machine_total;
+    let machine_steal = (end.machine.1 - start.machine.1) / machine_total;
+    let seconds = end.at.duration_since(start.at).as_secs_f64();
+    let (thread_cpu, thread_wait, thread_on_core) = (
+        thread_deltas(start, end, 0),
+        thread_deltas(start, end, 1),
+        thread_deltas(start, end, 2),
+    );
+    let (micros, in_worker) = (&latencies.end_to_end, &latencies.in_worker);
+    let rss_before_shutdown = run.rss_before_shutdown;
+    format!(
+        "{{\"records_per_s\":{},\"records\":{acked},\"measured\":{},\"seconds\":{seconds},\"dead_lettered\":{},\"latency_p50_ms\":{},\"latency_p99_ms\":{},\"latency_max_ms\":{},\"worker_latency_p50_ms\":{},\"worker_latency_p99_ms\":{},\"latencies\":{},\"peak_rss_mib\":{rss_before_shutdown},\"peak_rss_after_shutdown_mib\":{},\"cpu_s\":{},\"broker_cpu_s\":{},\"machine_busy\":{},\"machine_steal\":{},\"thread_cpu_s\":{},\"thread_wait_s\":{},\"thread_on_core\":{},\"start_to_first_consumed_s\":{}}}",
+        acked.saturating_sub(args.warmup) as f64 / seconds,
+        acked.saturating_sub(args.warmup),
+        run.dead_lettered,
+        percentile_ms(micros, 0.50),
+        percentile_ms(micros, 0.99),
+        micros.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
+        percentile_ms(in_worker, 0.50),
+        percentile_ms(in_worker, 0.99),
+        micros.len(),
+        peak_rss_mib(),
+        // JSON has no NaN: an unknown figure is null.
+        serde_json::json!(end.cpu - start.cpu),
+        serde_json::json!(end.broker_cpu - start.broker_cpu),
+        serde_json::json!(machine_busy),
+        serde_json::json!(machine_steal),
+        serde_json::json!(thread_cpu),
+        serde_json::json!(thread_wait),
+        serde_json::json!(thread_on_core),
+        start.at.duration_since(run.started).as_secs_f64()
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

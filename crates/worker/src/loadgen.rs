@@ -209,87 +209,145 @@ pub fn run_blocking(
         }
     }
     let generator = Generator::new(german_credit::load(&options.data)?, options.seed)?;
+    let producer = create_producer(kafka)?;
+    let started = Instant::now();
+    let counts = produce(&producer, &generator, options, stop, started)?;
+    finish(&producer, stop);
+    let context = producer.context();
+    Ok(LoadSummary {
+        sent: counts.sent,
+        delivered: context.delivered.load(Ordering::Relaxed),
+        failed: context.failed.load(Ordering::Relaxed),
+        invalid: counts.invalid,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The worker's producer settings under the load generator's own client id.
+fn create_producer(kafka: &KafkaConfig) -> Result<ThreadedProducer<LoadContext>, LoadError> {
     let mut config = producer_config(kafka, &kafka.brokers);
     config.set("client.id", "credit-risk-loadgen");
-    let producer: ThreadedProducer<LoadContext> = config
+    config
         .create_with_context(LoadContext::default())
-        .map_err(|error| LoadError::Producer(without_secrets(error, &kafka.client)))?;
+        .map_err(|error| LoadError::Producer(without_secrets(error, &kafka.client)))
+}
 
-    let started = Instant::now();
+/// Records handed to the producer so far.
+struct Counts {
+    sent: u64,
+    invalid: u64,
+}
+
+/// Generates applicants block by block and hands them to the producer, paced, until
+/// `options.records` are sent or `stop` is set.
+fn produce(
+    producer: &ThreadedProducer<LoadContext>,
+    generator: &Generator,
+    options: &LoadOptions,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<Counts, LoadError> {
     let mut last_progress = started;
     let mut rows = Vec::with_capacity(BLOCK_ROWS as usize);
-    let (mut sent, mut invalid) = (0u64, 0u64);
+    let mut counts = Counts {
+        sent: 0,
+        invalid: 0,
+    };
     let limit = if options.records == 0 {
         u64::MAX
     } else {
         options.records
     };
-    'produce: while sent < limit {
+    while counts.sent < limit {
         rows.clear();
-        generator.generate(sent, BLOCK_ROWS.min(limit - sent), &mut rows)?;
+        generator.generate(counts.sent, BLOCK_ROWS.min(limit - counts.sent), &mut rows)?;
         for row in &rows {
-            if stop.load(Ordering::Relaxed) {
-                break 'produce;
+            if stop.load(Ordering::Relaxed)
+                || wait_for_turn(options.rate, started, counts.sent, stop)
+            {
+                return Ok(counts);
             }
-            if let Some(rate) = options.rate {
-                let due = started + Duration::from_secs_f64(sent as f64 / rate);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    if sleep_unless_stopped(wait, stop) {
-                        break 'produce;
-                    }
-                }
+            let (payload, broken) = payload(row, counts.sent, options.invalid_every);
+            if let Handover::Stopped =
+                hand_over(producer, options, row, &payload, counts.sent, stop)?
+            {
+                return Ok(counts);
             }
-            let (payload, broken) = payload(row, sent, options.invalid_every);
-            let trace = format!("loadgen-{}-{}", options.seed, sent + 1);
-            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-                key: "trace-id",
-                value: Some(&trace),
-            });
-            let mut record = BaseRecord::to(&options.topic)
-                .key(row.application_id.as_bytes())
-                .payload(&payload)
-                .headers(headers);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // The queue stays full while the broker is unreachable.
-                        if sleep_unless_stopped(Duration::from_millis(5), stop) {
-                            break 'produce;
-                        }
-                        record = back;
-                    }
-                    Err((source, _)) => {
-                        return Err(LoadError::Produce {
-                            topic: options.topic.clone(),
-                            source,
-                        })
-                    }
-                }
-            }
-            sent += 1;
-            invalid += u64::from(broken);
+            counts.sent += 1;
+            counts.invalid += u64::from(broken);
             if last_progress.elapsed() >= options.progress_every {
                 last_progress = Instant::now();
-                let context = producer.context();
-                tracing::info!(
-                    sent,
-                    delivered = context.delivered.load(Ordering::Relaxed),
-                    failed = context.failed.load(Ordering::Relaxed),
-                    "producing"
-                );
+                log_progress(producer, counts.sent);
             }
         }
     }
-    finish(&producer, stop);
+    Ok(counts)
+}
+
+/// Waits until the record after `sent` ones is due at `rate`; true if `stop` was set meanwhile.
+fn wait_for_turn(rate: Option<f64>, started: Instant, sent: u64, stop: &AtomicBool) -> bool {
+    let Some(rate) = rate else {
+        return false;
+    };
+    let due = started + Duration::from_secs_f64(sent as f64 / rate);
+    due.checked_duration_since(Instant::now())
+        .is_some_and(|wait| sleep_unless_stopped(wait, stop))
+}
+
+/// Whether a record reached the producer's queue.
+enum Handover {
+    Queued,
+    Stopped,
+}
+
+/// Hands the `index`-th record to the producer, waiting while its queue is full, unless `stop`
+/// is set meanwhile.
+fn hand_over(
+    producer: &ThreadedProducer<LoadContext>,
+    options: &LoadOptions,
+    row: &GeneratedRow,
+    payload: &[u8],
+    index: u64,
+    stop: &AtomicBool,
+) -> Result<Handover, LoadError> {
+    let trace = format!("loadgen-{}-{}", options.seed, index + 1);
+    let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+        key: "trace-id",
+        value: Some(&trace),
+    });
+    let mut record = BaseRecord::to(&options.topic)
+        .key(row.application_id.as_bytes())
+        .payload(payload)
+        .headers(headers);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(Handover::Queued),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // The queue stays full while the broker is unreachable.
+                if sleep_unless_stopped(Duration::from_millis(5), stop) {
+                    return Ok(Handover::Stopped);
+                }
+                record = back;
+            }
+            Err((source, _)) => {
+                return Err(LoadError::Produce {
+                    topic: options.topic.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Logs how many records are sent, delivered and failed so far.
+fn log_progress(producer: &ThreadedProducer<LoadContext>, sent: u64) {
     let context = producer.context();
-    Ok(LoadSummary {
+    tracing::info!(
         sent,
-        delivered: context.delivered.load(Ordering::Relaxed),
-        failed: context.failed.load(Ordering::Relaxed),
-        invalid,
-        elapsed: started.elapsed(),
-    })
+        delivered = context.delivered.load(Ordering::Relaxed),
+        failed = context.failed.load(Ordering::Relaxed),
+        "producing"
+    );
 }
 
 #[cfg(test)]

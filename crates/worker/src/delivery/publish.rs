@@ -314,101 +314,57 @@ impl DeliveryContext {
         let Fault::Record(fault) = fault_of(error) else {
             return None;
         };
-        let token = refused.token;
-        let attempt = token.attempt.after(fault)?;
+        let attempt = refused.token.attempt.after(fault)?;
         if attempt == Attempt::Resent {
-            return Some(Output {
-                to_dead_letters: matches!(token.kind, OutputKind::DeadLetter(_)),
-                key: refused.key.map(<[u8]>::to_vec),
-                payload: refused.payload.map(<[u8]>::to_vec),
-                headers: refused.headers.map(BorrowedHeaders::detach),
-                token: DeliveryToken { attempt, ..token },
-            });
+            return Some(resent(refused));
         }
+        Some(self.replacement_dead_letter(refused, error, fault, attempt))
+    }
+
+    /// A dead letter answering the refused output's record: holding a part of the record
+    /// ([`Attempt::Replacement`]) or nothing of it ([`Attempt::Bare`]).
+    fn replacement_dead_letter(
+        &self,
+        refused: &Refused<'_>,
+        error: &KafkaError,
+        fault: RecordFault,
+        attempt: Attempt,
+    ) -> Output {
         let reason = if fault == RecordFault::TooLarge {
             RejectReason::Oversize
         } else {
             RejectReason::Undeliverable
         };
-        let refused_output = match token.kind {
-            OutputKind::Decision(_) => "decision".to_owned(),
-            OutputKind::DeadLetter(reason) => format!("dead letter (error-reason {reason})"),
-        };
-        let rejection = Rejection::new(
-            reason,
-            "record",
-            format!(
-                "the {refused_output} of this record was refused ({error}); this dead letter \
-                 replaces it and holds {} of the record (see the source-* headers)",
-                if attempt == Attempt::Bare {
-                    "nothing"
-                } else {
-                    "a part"
-                }
-            ),
-        );
-        // A decision's payload is the worker's, not the record's: not copied.
-        let payload = match token.kind {
-            OutputKind::DeadLetter(_) => refused.payload,
-            OutputKind::Decision(_) => None,
-        };
-        let input = refused
-            .headers
-            .map(|h| measure(h, headers::is_worker_header))
-            .unwrap_or_default();
-        let original = refused
-            .headers
-            .filter(|_| matches!(token.kind, OutputKind::DeadLetter(_)))
-            .and_then(recorded_original)
-            .unwrap_or(OriginalSizes {
-                key: refused.key.map_or(0, <[u8]>::len),
-                payload: payload.map(<[u8]>::len),
-                headers: input.bytes,
-            });
-        let budget = match attempt {
-            Attempt::Replacement => self.max_copied / 8,
-            _ => 0,
-        };
-        let [key_share, payload_share, headers_share] = share(
-            [
-                refused.key.map_or(0, <[u8]>::len),
-                payload.map_or(0, <[u8]>::len),
-                input.cost,
-            ],
-            budget,
-        );
-        let kept = refused.headers.map_or_else(OwnedHeaders::new, |h| {
-            cut_headers(h, headers_share, headers::is_worker_header)
-        });
+        let rejection = replacement_rejection(refused.token.kind, reason, attempt, error);
+        let copied = attempt == Attempt::Replacement;
+        let budget = if copied { self.max_copied / 8 } else { 0 };
+        let kept = Kept::of(refused, budget);
         let token = DeliveryToken {
-            source: token.source,
+            source: refused.token.source,
             kind: OutputKind::DeadLetter(reason),
             attempt,
         };
         let headers = headers::dead_letter_headers(
-            Some(headers::with_dead_letter_cut(kept, &original)),
+            Some(headers::with_dead_letter_cut(kept.headers, &kept.original)),
             &rejection,
             &self.input_topic,
             token.source.partition,
             token.source.offset,
         );
-        let copied = attempt == Attempt::Replacement;
         // The last try is keyed by the record's position: a compacted dead-letter topic refuses
         // records without a key.
         let key = if copied {
-            refused.key.map(|key| key[..key_share].to_vec())
+            kept.key.map(<[u8]>::to_vec)
         } else {
             Some(self.position_key(&token.source))
         };
-        Some(Output {
+        Output {
             to_dead_letters: true,
             key,
-            payload: payload
-                .filter(|_| copied)
-                .map(|payload| payload[..payload_share].to_vec()),
+            payload: kept.payload.filter(|_| copied).map(<[u8]>::to_vec),
             headers: Some(headers),
             token,
-        })
+        }
     }
 
     /// `topic/partition/offset` of the record `source` points to.
@@ -448,6 +404,96 @@ impl DeliveryContext {
                 );
             }
             None => self.failed(&refused.token, error),
+        }
+    }
+}
+
+/// The refused output again, unchanged: the broker refused it only for a neighbour.
+fn resent(refused: &Refused<'_>) -> Output {
+    let token = refused.token;
+    Output {
+        to_dead_letters: matches!(token.kind, OutputKind::DeadLetter(_)),
+        key: refused.key.map(<[u8]>::to_vec),
+        payload: refused.payload.map(<[u8]>::to_vec),
+        headers: refused.headers.map(BorrowedHeaders::detach),
+        token: DeliveryToken {
+            attempt: Attempt::Resent,
+            ..token
+        },
+    }
+}
+
+/// Why a replacement dead letter exists, told in its error headers.
+fn replacement_rejection(
+    refused: OutputKind,
+    reason: RejectReason,
+    attempt: Attempt,
+    error: &KafkaError,
+) -> Rejection {
+    let refused_output = match refused {
+        OutputKind::Decision(_) => "decision".to_owned(),
+        OutputKind::DeadLetter(reason) => format!("dead letter (error-reason {reason})"),
+    };
+    let held = if attempt == Attempt::Bare {
+        "nothing"
+    } else {
+        "a part"
+    };
+    Rejection::new(
+        reason,
+        "record",
+        format!(
+            "the {refused_output} of this record was refused ({error}); this dead letter \
+             replaces it and holds {held} of the record (see the source-* headers)"
+        ),
+    )
+}
+
+/// What a replacement dead letter keeps of the refused output's record, within a byte budget.
+struct Kept<'a> {
+    key: Option<&'a [u8]>,
+    payload: Option<&'a [u8]>,
+    headers: OwnedHeaders,
+    /// The sizes of the record as consumed, for the headers that say what was cut.
+    original: OriginalSizes,
+}
+
+impl<'a> Kept<'a> {
+    fn of(refused: &Refused<'a>, budget: usize) -> Self {
+        let kind = refused.token.kind;
+        // A decision's payload is the worker's, not the record's: not copied.
+        let payload = match kind {
+            OutputKind::DeadLetter(_) => refused.payload,
+            OutputKind::Decision(_) => None,
+        };
+        let input = refused
+            .headers
+            .map(|h| measure(h, headers::is_worker_header))
+            .unwrap_or_default();
+        let original = refused
+            .headers
+            .filter(|_| matches!(kind, OutputKind::DeadLetter(_)))
+            .and_then(recorded_original)
+            .unwrap_or(OriginalSizes {
+                key: refused.key.map_or(0, <[u8]>::len),
+                payload: payload.map(<[u8]>::len),
+                headers: input.bytes,
+            });
+        let [key_share, payload_share, headers_share] = share(
+            [
+                refused.key.map_or(0, <[u8]>::len),
+                payload.map_or(0, <[u8]>::len),
+                input.cost,
+            ],
+            budget,
+        );
+        Self {
+            key: refused.key.map(|key| &key[..key_share]),
+            payload: payload.map(|payload| &payload[..payload_share]),
+            headers: refused.headers.map_or_else(OwnedHeaders::new, |h| {
+                cut_headers(h, headers_share, headers::is_worker_header)
+            }),
+            original,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! counts, bad rate, throughput and end-to-end latency is returned. `/metrics` is served
 //! throughout.
 
-use crate::config::Config;
+use crate::config::{Config, KafkaConfig};
 use crate::pipeline::RunReport;
 use crate::service::{ServiceError, Worker};
 use crate::stop::Stop;
@@ -277,28 +277,10 @@ pub async fn run(
     let records = applicant_records(&resolve_path(&options.data), options.records)
         .map_err(EmbeddedError::from)?;
     config.model.dir = resolve_path(&config.model.dir);
-    // The mock brokers answer an empty fetch only after the full `fetch.wait.max.ms` (default
-    // 500 ms) instead of as soon as data arrives, as real brokers do: keep it short here.
-    if !config.kafka.client.contains_key("fetch.wait.max.ms") {
-        config
-            .kafka
-            .client
-            .entry("consumer.fetch.wait.max.ms".to_owned())
-            .or_insert_with(|| "10".to_owned());
-    }
-    let cluster = EmbeddedCluster::start(options.brokers).map_err(EmbeddedError::Cluster)?;
-    let partitions = partitions_for(&records, options.partitions);
-    let kafka = &config.kafka;
-    for (topic, partitions) in [
-        (&kafka.input_topic, partitions),
-        (&kafka.output_topic, partitions),
-        (&kafka.dead_letter_topic, 1),
-    ] {
-        cluster
-            .create_topic(topic, partitions)
-            .map_err(EmbeddedError::Cluster)?;
-    }
+    shorten_empty_fetches(&mut config.kafka);
+    let cluster = start_cluster(&config.kafka, &options, &records)?;
     let bootstrap = cluster.bootstrap_servers().to_owned();
+    let kafka = &config.kafka;
     let (input, output, dead_letter) = (
         kafka.input_topic.clone(),
         kafka.output_topic.clone(),
@@ -316,40 +298,21 @@ pub async fn run(
         .await
         .map_err(EmbeddedError::Read)?;
     let expected = records.len();
-    let reader_stop = Stop::new();
-    let all_answered = Stop::new();
-    let interrupted = AtomicBool::new(false);
-    let timed_out = AtomicBool::new(false);
+    let signals = Signals::default();
 
-    let shutdown = async {
-        tokio::select! {
-            () = all_answered.stopped() => {}
-            () = interrupt => interrupted.store(true, Ordering::Relaxed),
-            () = tokio::time::sleep(options.timeout) => timed_out.store(true, Ordering::Relaxed),
-        }
-    };
+    let shutdown = shutdown_trigger(interrupt, options.timeout, &signals);
     let working = async {
         let result = worker.run(&bootstrap, shutdown).await;
-        reader_stop.request();
+        signals.reader_stop.request();
         result
     };
-    let driving = async {
-        wait_ready(&health, &reader_stop).await?;
-        tracing::info!(records = expected, input = %input, "worker ready; feeding applications");
-        let started_us = now_micros();
-        let (feed_bootstrap, feed_topic, rate) = (bootstrap.clone(), input.clone(), options.rate);
-        let feeding = tokio::task::spawn_blocking(move || {
-            feed_blocking(&feed_bootstrap, &feed_topic, &records, rate)
-        });
-        let outputs = read_answers(&tail, expected, &reader_stop).await;
-        all_answered.request();
-        match feeding.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(EmbeddedError::Feed(error)),
-            Err(_) => return Err(EmbeddedError::Feed(KafkaError::Canceled)),
-        }
-        Ok((started_us, outputs?))
+    let feed = Feed {
+        bootstrap: bootstrap.clone(),
+        topic: input,
+        records,
+        rate: options.rate,
     };
+    let driving = feed_and_read(feed, &health, &tail, &signals);
     let (report, driven) = tokio::join!(working, driving);
     sighup.abort();
     let report = report?;
@@ -362,10 +325,98 @@ pub async fn run(
         outputs: &outputs,
         output_topic: &output,
         metrics_address,
-        interrupted: interrupted.load(Ordering::Relaxed),
-        timed_out: timed_out.load(Ordering::Relaxed),
+        interrupted: signals.interrupted.load(Ordering::Relaxed),
+        timed_out: signals.timed_out.load(Ordering::Relaxed),
         report,
     })?)
+}
+
+/// The mock brokers answer an empty fetch only after the full `fetch.wait.max.ms` (default
+/// 500 ms) instead of as soon as data arrives, as real brokers do: keep it short here.
+fn shorten_empty_fetches(kafka: &mut KafkaConfig) {
+    if !kafka.client.contains_key("fetch.wait.max.ms") {
+        kafka
+            .client
+            .entry("consumer.fetch.wait.max.ms".to_owned())
+            .or_insert_with(|| "10".to_owned());
+    }
+}
+
+/// Starts the mock brokers and creates the input, output and dead-letter topics.
+fn start_cluster(
+    kafka: &KafkaConfig,
+    options: &EmbeddedOptions,
+    records: &[FeedRecord],
+) -> Result<EmbeddedCluster, EmbeddedError> {
+    let cluster = EmbeddedCluster::start(options.brokers).map_err(EmbeddedError::Cluster)?;
+    let partitions = partitions_for(records, options.partitions);
+    for (topic, partitions) in [
+        (&kafka.input_topic, partitions),
+        (&kafka.output_topic, partitions),
+        (&kafka.dead_letter_topic, 1),
+    ] {
+        cluster
+            .create_topic(topic, partitions)
+            .map_err(EmbeddedError::Cluster)?;
+    }
+    Ok(cluster)
+}
+
+/// What the worker, the feeder-reader and the shutdown trigger tell each other.
+#[derive(Default)]
+struct Signals {
+    /// Requested once the worker has stopped: no more answers will come.
+    reader_stop: Stop,
+    /// Requested once every application is answered (or the reader gave up).
+    all_answered: Stop,
+    interrupted: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+/// The worker's shutdown: every application answered, `interrupt`, or `timeout`, noting which.
+async fn shutdown_trigger(
+    interrupt: impl Future<Output = ()>,
+    timeout: Duration,
+    signals: &Signals,
+) {
+    tokio::select! {
+        () = signals.all_answered.stopped() => {}
+        () = interrupt => signals.interrupted.store(true, Ordering::Relaxed),
+        () = tokio::time::sleep(timeout) => signals.timed_out.store(true, Ordering::Relaxed),
+    }
+}
+
+/// The input records and where they go.
+struct Feed {
+    bootstrap: String,
+    topic: String,
+    records: Vec<FeedRecord>,
+    rate: Option<f64>,
+}
+
+/// Once the worker is ready: feeds the records (on a blocking thread) while reading their
+/// answers, then asks the worker to shut down. Returns when the feed started, and the answers.
+async fn feed_and_read(
+    feed: Feed,
+    health: &Health,
+    tail: &Tail,
+    signals: &Signals,
+) -> Result<(i64, Vec<Tailed>), EmbeddedError> {
+    let expected = feed.records.len();
+    wait_ready(health, &signals.reader_stop).await?;
+    tracing::info!(records = expected, input = %feed.topic, "worker ready; feeding applications");
+    let started_us = now_micros();
+    let feeding = tokio::task::spawn_blocking(move || {
+        feed_blocking(&feed.bootstrap, &feed.topic, &feed.records, feed.rate)
+    });
+    let outputs = read_answers(tail, expected, &signals.reader_stop).await;
+    signals.all_answered.request();
+    match feeding.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(EmbeddedError::Feed(error)),
+        Err(_) => return Err(EmbeddedError::Feed(KafkaError::Canceled)),
+    }
+    Ok((started_us, outputs?))
 }
 
 struct SummaryInputs<'a> {
