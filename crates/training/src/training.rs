@@ -238,87 +238,31 @@ pub fn train<M: Trainable>(
         return Err(TrainingError::EmptySplit("validation"));
     }
     let vars = model.vars();
-    let mut optimiser = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimiser = adam_w(vars.clone(), config)?;
     let mut epoch_state = EpochState::new(config, train);
-    let mut learning_rates = Vec::new();
-
+    let mut stopping = EarlyStopping::new(config);
     let mut curve = LearningCurve::default();
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     let mut epochs_run = 0;
-    let mut learning_rate = config.learning_rate;
-    let mut last_decay_epoch = 0;
 
     for epoch in 1..=config.max_epochs {
         epochs_run = epoch;
-        learning_rates.push(learning_rate);
+        stopping.start_epoch();
         epoch_state.run_epoch(model, &mut optimiser, train, weights.optimisation)?;
-
-        let (train_probabilities, train_loss) = evaluate(model, train_eval, weights.evaluation)?;
-        let (validation_probabilities, validation_loss) =
-            evaluate(model, validation, weights.evaluation)?;
-        if !validation_loss.is_finite() || !train_loss.is_finite() {
-            return Err(TrainingError::Diverged(validation_loss, epoch));
-        }
-        let train_auc = roc_auc(&train_probabilities, &train_eval.labels)
-            .ok()
-            .flatten()
-            .unwrap_or(f64::NAN);
-        let validation_auc = roc_auc(&validation_probabilities, &validation.labels)
-            .ok()
-            .flatten()
-            .unwrap_or(f64::NAN);
-
-        let improved = best
-            .as_ref()
-            .is_none_or(|(best_loss, _, _)| validation_loss < *best_loss);
-        if improved {
-            let snapshot = vars
-                .iter()
-                .map(|v| v.as_tensor().copy())
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            best = Some((validation_loss, epoch, snapshot));
-        }
-        let best_epoch = best.as_ref().map(|(_, e, _)| *e).unwrap_or(epoch);
-        curve.epoch.push(epoch);
-        curve.train_loss.push(train_loss);
-        curve.validation_loss.push(validation_loss);
-        curve.train_auc.push(train_auc);
-        curve.validation_auc.push(validation_auc);
-        observer(&EpochStats {
-            epoch,
-            train_loss,
-            validation_loss,
-            train_auc,
-            validation_auc,
-            best_epoch,
-        });
-        if epoch - best_epoch >= config.patience {
+        let measured = measure_epoch(model, epoch, weights.evaluation, train_eval, validation)?;
+        let stats = EpochStats {
+            best_epoch: stopping.keep_if_best(&vars, epoch, measured.validation_loss)?,
+            ..measured
+        };
+        add_to_curve(&mut curve, &stats);
+        observer(&stats);
+        if stopping.is_out_of_patience(epoch, stats.best_epoch) {
             break;
         }
-        let stale = epoch - best_epoch.max(last_decay_epoch);
-        if config.lr_decay_patience > 0 && stale >= config.lr_decay_patience {
-            learning_rate *= config.lr_decay_factor;
-            optimiser.set_learning_rate(learning_rate);
-            last_decay_epoch = epoch;
-        }
+        stopping.decay_if_stale(epoch, stats.best_epoch, &mut optimiser);
     }
 
-    let (best_validation_loss, best_epoch, snapshot) = match best {
-        Some(best) => best,
-        None => return Err(TrainingError::EmptySplit("training")),
-    };
-    for (var, saved) in vars.iter().zip(snapshot) {
-        var.set(&saved)?;
-    }
+    let (best_validation_loss, best_epoch, learning_rates) = stopping.restore_best(&vars)?;
     curve.best_epoch = Some(best_epoch);
-    learning_rates.truncate(best_epoch);
     Ok(TrainingOutcome {
         curve,
         best_epoch,
@@ -326,6 +270,138 @@ pub fn train<M: Trainable>(
         best_validation_loss,
         learning_rates,
     })
+}
+
+/// AdamW over `vars` at the configured learning rate and weight decay.
+fn adam_w(vars: Vec<Var>, config: &TrainingConfig) -> Result<AdamW, TrainingError> {
+    Ok(AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
+/// Losses and AUCs of the model after `epoch`, with `best_epoch` still `epoch` (the caller
+/// knows the best one); a non-finite loss is an error.
+fn measure_epoch<M: Trainable>(
+    model: &M,
+    epoch: usize,
+    weights: ClassWeights,
+    train_eval: &Examples,
+    validation: &Examples,
+) -> Result<EpochStats, TrainingError> {
+    let (train_probabilities, train_loss) = evaluate(model, train_eval, weights)?;
+    let (validation_probabilities, validation_loss) = evaluate(model, validation, weights)?;
+    if !validation_loss.is_finite() || !train_loss.is_finite() {
+        return Err(TrainingError::Diverged(validation_loss, epoch));
+    }
+    Ok(EpochStats {
+        epoch,
+        train_loss,
+        validation_loss,
+        train_auc: auc_or_nan(&train_probabilities, &train_eval.labels),
+        validation_auc: auc_or_nan(&validation_probabilities, &validation.labels),
+        best_epoch: epoch,
+    })
+}
+
+/// NaN where the AUC is undefined (a split with one class), so the run goes on without it.
+fn auc_or_nan(probabilities: &[f32], labels: &[bool]) -> f64 {
+    roc_auc(probabilities, labels)
+        .ok()
+        .flatten()
+        .unwrap_or(f64::NAN)
+}
+
+fn add_to_curve(curve: &mut LearningCurve, stats: &EpochStats) {
+    curve.epoch.push(stats.epoch);
+    curve.train_loss.push(stats.train_loss);
+    curve.validation_loss.push(stats.validation_loss);
+    curve.train_auc.push(stats.train_auc);
+    curve.validation_auc.push(stats.validation_auc);
+}
+
+/// The best validation epoch so far with a copy of its weights, and the learning-rate schedule.
+struct EarlyStopping {
+    patience: usize,
+    lr_decay_patience: usize,
+    lr_decay_factor: f64,
+    best: Option<(f64, usize, Vec<Tensor>)>,
+    learning_rate: f64,
+    last_decay_epoch: usize,
+    learning_rates: Vec<f64>,
+}
+
+impl EarlyStopping {
+    fn new(config: &TrainingConfig) -> Self {
+        Self {
+            patience: config.patience,
+            lr_decay_patience: config.lr_decay_patience,
+            lr_decay_factor: config.lr_decay_factor,
+            best: None,
+            learning_rate: config.learning_rate,
+            last_decay_epoch: 0,
+            learning_rates: Vec::new(),
+        }
+    }
+
+    /// Records the learning rate the coming epoch trains at.
+    fn start_epoch(&mut self) {
+        self.learning_rates.push(self.learning_rate);
+    }
+
+    /// Copies the weights if `validation_loss` is a new best; returns the best epoch.
+    fn keep_if_best(
+        &mut self,
+        vars: &[Var],
+        epoch: usize,
+        validation_loss: f64,
+    ) -> Result<usize, TrainingError> {
+        let improved = self
+            .best
+            .as_ref()
+            .is_none_or(|(best_loss, _, _)| validation_loss < *best_loss);
+        if improved {
+            let snapshot = vars
+                .iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            self.best = Some((validation_loss, epoch, snapshot));
+        }
+        Ok(self.best.as_ref().map(|(_, e, _)| *e).unwrap_or(epoch))
+    }
+
+    fn is_out_of_patience(&self, epoch: usize, best_epoch: usize) -> bool {
+        epoch - best_epoch >= self.patience
+    }
+
+    /// Multiplies the learning rate by the decay factor after `lr_decay_patience` epochs
+    /// without a new best (counted from the best epoch or the last decay, whichever is later).
+    fn decay_if_stale(&mut self, epoch: usize, best_epoch: usize, optimiser: &mut AdamW) {
+        let stale = epoch - best_epoch.max(self.last_decay_epoch);
+        if self.lr_decay_patience > 0 && stale >= self.lr_decay_patience {
+            self.learning_rate *= self.lr_decay_factor;
+            optimiser.set_learning_rate(self.learning_rate);
+            self.last_decay_epoch = epoch;
+        }
+    }
+
+    /// Puts the best epoch's weights back into `vars`; returns its validation loss, its epoch
+    /// and the learning rates of the epochs up to it.
+    fn restore_best(self, vars: &[Var]) -> Result<(f64, usize, Vec<f64>), TrainingError> {
+        let Some((best_validation_loss, best_epoch, snapshot)) = self.best else {
+            return Err(TrainingError::EmptySplit("training"));
+        };
+        for (var, saved) in vars.iter().zip(snapshot) {
+            var.set(&saved)?;
+        }
+        let mut learning_rates = self.learning_rates;
+        learning_rates.truncate(best_epoch);
+        Ok((best_validation_loss, best_epoch, learning_rates))
+    }
 }
 
 /// Trains a fresh `model` on `train` for exactly the epochs (and learning rates) of
@@ -345,14 +421,7 @@ pub fn refit<M: Trainable>(
     if train.rows() == 0 {
         return Err(TrainingError::EmptySplit("training"));
     }
-    let mut optimiser = AdamW::new(
-        model.vars(),
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimiser = adam_w(model.vars(), config)?;
     let mut epoch_state = EpochState::new(config, train);
     for &learning_rate in schedule {
         optimiser.set_learning_rate(learning_rate);

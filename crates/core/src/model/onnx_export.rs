@@ -592,6 +592,17 @@ pub struct ExportedModel {
 /// the weights cannot be edited either.
 pub fn read_exported(bytes: &[u8]) -> Result<ExportedModel, ImportError> {
     let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(Box::new(e)))?;
+    let metadata = metadata_by_key(&model)?;
+    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    let tensors = Initializers::by_name(graph)?;
+    let weights = read_weights(&tensors)?;
+    weights.validate()?;
+    check_is_export_of(&weights, &model, bytes)?;
+    Ok(ExportedModel { weights, metadata })
+}
+
+/// The model's metadata by key, refusing a key given twice.
+fn metadata_by_key(model: &ModelProto) -> Result<BTreeMap<String, String>, ImportError> {
     let mut metadata = BTreeMap::new();
     for entry in &model.metadata_props {
         if metadata
@@ -603,92 +614,102 @@ pub fn read_exported(bytes: &[u8]) -> Result<ExportedModel, ImportError> {
             });
         }
     }
-    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
-    let mut initializers = BTreeMap::new();
-    for tensor in &graph.initializer {
-        if initializers.insert(tensor.name.as_str(), tensor).is_some() {
-            return Err(ImportError::DuplicateInitializer {
-                name: tensor.name.clone(),
-            });
-        }
-    }
-    let tensors = Initializers(initializers);
+    Ok(metadata)
+}
 
+/// The network's tensors, in the order the exporter writes them.
+fn read_weights(tensors: &Initializers) -> Result<NetworkWeights, ImportError> {
     let (token_dims, token_weight) = tensors.floats("token_weight")?;
     let [input_width, _] = shape("token_weight", &token_dims)?;
     let (_, token_bias) = tensors.floats("token_bias")?;
     let tokens_shape = tensors.int64s("tokens_shape")?;
     let [_, tokens, token_width] = shape("tokens_shape", &tokens_shape)?;
-
-    let mut lstm = Vec::new();
-    while tensors.has(&format!("lstm{}_W", lstm.len())) {
-        let index = lstm.len();
-        let (w_name, r_name, b_name) = (
-            format!("lstm{index}_W"),
-            format!("lstm{index}_R"),
-            format!("lstm{index}_B"),
-        );
-        let (w_dims, w) = tensors.floats(&w_name)?;
-        let [_, gates, input_size] = shape(&w_name, &w_dims)?;
-        let hidden_size = gates / 4;
-        let (r_dims, r) = tensors.floats(&r_name)?;
-        let (b_dims, mut wb) = tensors.floats(&b_name)?;
-        for (name, dims, expected) in [
-            (&w_name, &w_dims, vec![1, 4 * hidden_size, input_size]),
-            (&r_name, &r_dims, vec![1, 4 * hidden_size, hidden_size]),
-            (&b_name, &b_dims, vec![1, 8 * hidden_size]),
-        ] {
-            if *dims != expected {
-                return Err(bad(
-                    name,
-                    format!("has shape {dims:?}, expected {expected:?}"),
-                ));
-            }
-        }
-        let rb = wb.split_off(4 * hidden_size);
-        lstm.push(LstmLayerWeights {
-            input_size,
-            hidden_size,
-            w,
-            r,
-            wb,
-            rb,
-        });
-    }
-
-    let (hidden_dims, hidden_weight) = tensors.floats("head_hidden_weight")?;
-    let [hidden_out, hidden_in] = shape("head_hidden_weight", &hidden_dims)?;
-    let (_, hidden_bias) = tensors.floats("head_hidden_bias")?;
-    let (output_dims, output_weight) = tensors.floats("head_output_weight")?;
-    let [output_out, output_in] = shape("head_output_weight", &output_dims)?;
-    let (_, output_bias) = tensors.floats("head_output_bias")?;
-    let weights = NetworkWeights {
+    let lstm = read_lstm_layers(tensors)?;
+    let head_hidden = read_dense(tensors, "head_hidden")?;
+    let head_output = read_dense(tensors, "head_output")?;
+    Ok(NetworkWeights {
         input_width,
         tokens,
         token_width,
         token_weight,
         token_bias,
         lstm,
-        head_hidden: DenseWeights {
-            in_features: hidden_in,
-            out_features: hidden_out,
-            weight: hidden_weight,
-            bias: hidden_bias,
-        },
-        head_output: DenseWeights {
-            in_features: output_in,
-            out_features: output_out,
-            weight: output_weight,
-            bias: output_bias,
-        },
-    };
-    weights.validate()?;
+        head_hidden,
+        head_output,
+    })
+}
+
+/// `lstm0_*`, `lstm1_*`, ... up to the first index the model has no `W` for.
+fn read_lstm_layers(tensors: &Initializers) -> Result<Vec<LstmLayerWeights>, ImportError> {
+    let mut lstm = Vec::new();
+    while tensors.has(&format!("lstm{}_W", lstm.len())) {
+        lstm.push(read_lstm_layer(tensors, lstm.len())?);
+    }
+    Ok(lstm)
+}
+
+/// One `LSTM` operator's `W`, `R` and `B`, with the sizes `W` implies checked on all three.
+fn read_lstm_layer(tensors: &Initializers, index: usize) -> Result<LstmLayerWeights, ImportError> {
+    let (w_name, r_name, b_name) = (
+        format!("lstm{index}_W"),
+        format!("lstm{index}_R"),
+        format!("lstm{index}_B"),
+    );
+    let (w_dims, w) = tensors.floats(&w_name)?;
+    let [_, gates, input_size] = shape(&w_name, &w_dims)?;
+    let hidden_size = gates / 4;
+    let (r_dims, r) = tensors.floats(&r_name)?;
+    let (b_dims, mut wb) = tensors.floats(&b_name)?;
+    for (name, dims, expected) in [
+        (&w_name, &w_dims, vec![1, 4 * hidden_size, input_size]),
+        (&r_name, &r_dims, vec![1, 4 * hidden_size, hidden_size]),
+        (&b_name, &b_dims, vec![1, 8 * hidden_size]),
+    ] {
+        if *dims != expected {
+            return Err(bad(
+                name,
+                format!("has shape {dims:?}, expected {expected:?}"),
+            ));
+        }
+    }
+    let rb = wb.split_off(4 * hidden_size);
+    Ok(LstmLayerWeights {
+        input_size,
+        hidden_size,
+        w,
+        r,
+        wb,
+        rb,
+    })
+}
+
+/// The `{prefix}_weight` `[out, in]` and `{prefix}_bias` of one dense layer of the head.
+fn read_dense(tensors: &Initializers, prefix: &str) -> Result<DenseWeights, ImportError> {
+    let weight_name = format!("{prefix}_weight");
+    let (dims, weight) = tensors.floats(&weight_name)?;
+    let [out_features, in_features] = shape(&weight_name, &dims)?;
+    let (_, bias) = tensors.floats(&format!("{prefix}_bias"))?;
+    Ok(DenseWeights {
+        in_features,
+        out_features,
+        weight,
+        bias,
+    })
+}
+
+/// Refuses a model that is not byte for byte what [`export_onnx`] writes for `weights` and the
+/// model's own metadata, so the graph that runs the weights cannot have been edited.
+fn check_is_export_of(
+    weights: &NetworkWeights,
+    model: &ModelProto,
+    bytes: &[u8],
+) -> Result<(), ImportError> {
     let in_file_order: Vec<(String, String)> = model
         .metadata_props
         .iter()
         .map(|entry| (entry.key.clone(), entry.value.clone()))
         .collect();
-    let mut expected = build_model(&weights, &in_file_order)
+    let mut expected = build_model(weights, &in_file_order)
         .map_err(|error| ImportError::NotAnExport(error.to_string()))?;
     // The crate version that wrote the file names the build, not the computation.
     expected
@@ -699,14 +720,14 @@ pub fn read_exported(bytes: &[u8]) -> Result<ExportedModel, ImportError> {
     let rewritten = expected
         .write_to_bytes()
         .map_err(|error| ImportError::NotAnExport(error.to_string()))?;
-    if expected != model || rewritten != bytes {
+    if expected != *model || rewritten != bytes {
         return Err(ImportError::NotAnExport(
             "its graph, opset or header differ from what this build's exporter writes for its \
              weights (an edited graph, or a model from another exporter)"
                 .to_owned(),
         ));
     }
-    Ok(ExportedModel { weights, metadata })
+    Ok(())
 }
 
 fn bad(name: &str, problem: String) -> ImportError {
@@ -725,7 +746,20 @@ fn shape<const N: usize>(name: &str, dims: &[usize]) -> Result<[usize; N], Impor
 /// The graph's initializers by name.
 struct Initializers<'a>(BTreeMap<&'a str, &'a TensorProto>);
 
-impl Initializers<'_> {
+impl<'a> Initializers<'a> {
+    /// The graph's initializers, refusing a name given twice.
+    fn by_name(graph: &'a GraphProto) -> Result<Self, ImportError> {
+        let mut initializers = BTreeMap::new();
+        for tensor in &graph.initializer {
+            if initializers.insert(tensor.name.as_str(), tensor).is_some() {
+                return Err(ImportError::DuplicateInitializer {
+                    name: tensor.name.clone(),
+                });
+            }
+        }
+        Ok(Self(initializers))
+    }
+
     fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }

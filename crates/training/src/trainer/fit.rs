@@ -8,7 +8,9 @@ use super::balance::{self, Balancing};
 use crate::logistic::LogisticRegression;
 use crate::network::{Network, NetworkConfig};
 use crate::plots::LearningCurve;
-use crate::training::{self, ClassWeights, EpochStats, Examples, LossWeights, TrainingConfig};
+use crate::training::{
+    self, ClassWeights, EpochStats, Examples, LossWeights, TrainingConfig, TrainingOutcome,
+};
 use credit_core::evaluation::{self, ClassificationReport, CostMatrix};
 use credit_core::german_credit::LabelledApplicant;
 use credit_core::preprocess::Preprocessor;
@@ -123,14 +125,14 @@ fn pick(rows: &[LabelledApplicant], indices: &[usize]) -> Vec<LabelledApplicant>
 
 /// Reports for one model: threshold chosen on validation scores, then all three splits.
 fn reports(
-    scores: [&[f32]; 3],
+    scores: &[Vec<f32>; 3],
     labels: [&[bool]; 3],
     cost: &CostMatrix,
 ) -> Result<SplitReports, FitError> {
-    let threshold = evaluation::cost_minimising_threshold(scores[1], labels[1], cost)?;
-    let train = ClassificationReport::evaluate(scores[0], labels[0], threshold, cost)?;
-    let validation = ClassificationReport::evaluate(scores[1], labels[1], threshold, cost)?;
-    let test = ClassificationReport::evaluate(scores[2], labels[2], threshold, cost)?;
+    let threshold = evaluation::cost_minimising_threshold(&scores[1], labels[1], cost)?;
+    let train = ClassificationReport::evaluate(&scores[0], labels[0], threshold, cost)?;
+    let validation = ClassificationReport::evaluate(&scores[1], labels[1], threshold, cost)?;
+    let test = ClassificationReport::evaluate(&scores[2], labels[2], threshold, cost)?;
     let train_test_auc_gap = match (train.roc_auc, test.roc_auc) {
         (Some(a), Some(b)) => Some(a - b),
         _ => None,
@@ -176,142 +178,221 @@ pub fn fit(
     cost: &CostMatrix,
     observer: &mut dyn FnMut(&EpochStats),
 ) -> Result<FitResult, FitError> {
-    let train_rows = pick(rows, &split.train);
-    let validation_rows = pick(rows, &split.validation);
-    let test_rows = pick(rows, &split.test);
-
-    // Fitted on the real training rows only: validation and test stay unseen, and synthetic
-    // rows do not shift the scaler.
-    let preprocessor = Preprocessor::fit(
-        &train_rows
-            .iter()
-            .map(|row| row.applicant)
-            .collect::<Vec<_>>(),
-    )?;
-
-    let (balanced_rows, weights) = balance_rows(&train_rows, options)?;
-    let train_set = examples(&preprocessor, &balanced_rows)?;
-    let train_eval = examples(&preprocessor, &train_rows)?;
-    let validation = examples(&preprocessor, &validation_rows)?;
-    let test = examples(&preprocessor, &test_rows)?;
-
+    let data = FitData::prepare(rows, split, options)?;
     let started = Instant::now();
-    let network = Network::new(
-        options.network,
-        preprocessor.width,
-        &preprocessor.attribute_blocks(),
-        options.training.seed,
-    )?;
-    let outcome = training::train(
-        &network,
-        &options.training,
-        weights,
-        &train_set,
-        &train_eval,
-        &validation,
-        observer,
-    )?;
-
-    let baseline = LogisticRegression::new(preprocessor.width)?;
-    let baseline_outcome = training::train(
-        &baseline,
-        &options.baseline_training,
-        weights,
-        &train_set,
-        &train_eval,
-        &validation,
-        &mut |_| {},
-    )?;
-
+    let early = train_early_stopped(&data, options, observer)?;
     // Validation scores come from the early-stopped models, which never trained on those rows:
     // the threshold is chosen on them even when the final weights are refitted.
-    let lstm_validation = network.predict(&validation.features)?;
-    let logistic_validation = baseline.predict(&validation.features)?;
-    let (network, baseline, train_eval, optimised_rows) = if options.refit {
-        let mut refit_rows = train_rows.clone();
-        refit_rows.extend_from_slice(&validation_rows);
-        let (refit_balanced, refit_weights) = balance_rows(&refit_rows, options)?;
-        let refit_set = examples(&preprocessor, &refit_balanced)?;
-        let refit_network = Network::new(
-            options.network,
-            preprocessor.width,
-            &preprocessor.attribute_blocks(),
-            options.training.seed,
-        )?;
-        training::refit(
-            &refit_network,
-            &options.training,
-            refit_weights.optimisation,
-            &refit_set,
-            &outcome.learning_rates,
-        )?;
-        let refit_baseline = LogisticRegression::new(preprocessor.width)?;
-        training::refit(
-            &refit_baseline,
-            &options.baseline_training,
-            refit_weights.optimisation,
-            &refit_set,
-            &baseline_outcome.learning_rates,
-        )?;
-        (
-            refit_network,
-            refit_baseline,
-            examples(&preprocessor, &refit_rows)?,
-            refit_balanced.len(),
-        )
+    let lstm_validation = early.network.predict(&data.validation.features)?;
+    let logistic_validation = early.baseline.predict(&data.validation.features)?;
+    let trained = if options.refit {
+        refit_on_train_and_validation(&data, options, &early)?
     } else {
-        (network, baseline, train_eval, balanced_rows.len())
+        FinalModels {
+            optimised_rows: data.optimised.rows(),
+            network: early.network,
+            baseline: early.baseline,
+            train_eval: data.train_eval,
+        }
     };
     let lstm_seconds = started.elapsed().as_secs_f64();
 
-    let lstm_scores = [
-        network.predict(&train_eval.features)?,
+    let splits = [&trained.train_eval, &data.validation, &data.test];
+    let (lstm, lstm_test) = score_and_report(
+        |x| trained.network.predict(x),
         lstm_validation,
-        network.predict(&test.features)?,
-    ];
-    let logistic_scores = [
-        baseline.predict(&train_eval.features)?,
+        splits,
+        cost,
+    )?;
+    let (logistic, logistic_test) = score_and_report(
+        |x| trained.baseline.predict(x),
         logistic_validation,
-        baseline.predict(&test.features)?,
-    ];
-    let labels = [
-        train_eval.labels.as_slice(),
-        validation.labels.as_slice(),
-        test.labels.as_slice(),
-    ];
-    let lstm = reports(
-        [&lstm_scores[0], &lstm_scores[1], &lstm_scores[2]],
-        labels,
+        splits,
         cost,
     )?;
-    let logistic = reports(
-        [
-            &logistic_scores[0],
-            &logistic_scores[1],
-            &logistic_scores[2],
-        ],
-        labels,
-        cost,
-    )?;
-    let [_, _, lstm_test] = lstm_scores;
-    let [_, _, logistic_test] = logistic_scores;
 
     Ok(FitResult {
-        preprocessor,
-        network,
+        preprocessor: data.preprocessor,
+        network: trained.network,
         lstm,
         logistic,
-        lstm_curve: outcome.curve,
-        logistic_curve: baseline_outcome.curve,
-        best_epoch: outcome.best_epoch,
-        epochs_run: outcome.epochs_run,
-        training_rows: train_eval.rows(),
-        training_rows_after_balancing: optimised_rows,
+        lstm_curve: early.lstm_outcome.curve,
+        logistic_curve: early.logistic_outcome.curve,
+        best_epoch: early.lstm_outcome.best_epoch,
+        epochs_run: early.lstm_outcome.epochs_run,
+        training_rows: trained.train_eval.rows(),
+        training_rows_after_balancing: trained.optimised_rows,
         lstm_seconds,
         test_scores: TestScores {
-            labels: test.labels,
+            labels: data.test.labels,
             lstm: lstm_test,
             logistic: logistic_test,
         },
     })
+}
+
+/// The rows of the three splits and their features under the preprocessor fitted on training.
+struct FitData {
+    preprocessor: Preprocessor,
+    train_rows: Vec<LabelledApplicant>,
+    validation_rows: Vec<LabelledApplicant>,
+    /// The training rows after balancing: what the optimiser sees.
+    optimised: Examples,
+    loss_weights: LossWeights,
+    /// The real training rows, which the train curve and train metrics are measured on.
+    train_eval: Examples,
+    validation: Examples,
+    test: Examples,
+}
+
+impl FitData {
+    fn prepare(
+        rows: &[LabelledApplicant],
+        split: &SplitIndices,
+        options: &FitOptions,
+    ) -> Result<Self, FitError> {
+        let train_rows = pick(rows, &split.train);
+        let validation_rows = pick(rows, &split.validation);
+        let test_rows = pick(rows, &split.test);
+
+        // Fitted on the real training rows only: validation and test stay unseen, and synthetic
+        // rows do not shift the scaler.
+        let preprocessor = Preprocessor::fit(
+            &train_rows
+                .iter()
+                .map(|row| row.applicant)
+                .collect::<Vec<_>>(),
+        )?;
+
+        let (balanced_rows, loss_weights) = balance_rows(&train_rows, options)?;
+        let optimised = examples(&preprocessor, &balanced_rows)?;
+        let train_eval = examples(&preprocessor, &train_rows)?;
+        let validation = examples(&preprocessor, &validation_rows)?;
+        let test = examples(&preprocessor, &test_rows)?;
+        Ok(Self {
+            preprocessor,
+            train_rows,
+            validation_rows,
+            optimised,
+            loss_weights,
+            train_eval,
+            validation,
+            test,
+        })
+    }
+}
+
+/// Both models after early stopping on validation, with how their training went.
+struct EarlyStopped {
+    network: Network,
+    lstm_outcome: TrainingOutcome,
+    baseline: LogisticRegression,
+    logistic_outcome: TrainingOutcome,
+}
+
+/// The weights the fit ends with, and the rows they are evaluated on as "train".
+struct FinalModels {
+    network: Network,
+    baseline: LogisticRegression,
+    train_eval: Examples,
+    /// Rows the final weights were optimised on, after balancing.
+    optimised_rows: usize,
+}
+
+/// The LSTM, seeded so the early-stopped and the refitted one start from the same weights.
+fn new_network(preprocessor: &Preprocessor, options: &FitOptions) -> Result<Network, FitError> {
+    Ok(Network::new(
+        options.network,
+        preprocessor.width,
+        &preprocessor.attribute_blocks(),
+        options.training.seed,
+    )?)
+}
+
+/// Trains the LSTM (seen by `observer`) and then the baseline, each early-stopped on validation.
+fn train_early_stopped(
+    data: &FitData,
+    options: &FitOptions,
+    observer: &mut dyn FnMut(&EpochStats),
+) -> Result<EarlyStopped, FitError> {
+    let network = new_network(&data.preprocessor, options)?;
+    let lstm_outcome = training::train(
+        &network,
+        &options.training,
+        data.loss_weights,
+        &data.optimised,
+        &data.train_eval,
+        &data.validation,
+        observer,
+    )?;
+    let baseline = LogisticRegression::new(data.preprocessor.width)?;
+    let logistic_outcome = training::train(
+        &baseline,
+        &options.baseline_training,
+        data.loss_weights,
+        &data.optimised,
+        &data.train_eval,
+        &data.validation,
+        &mut |_| {},
+    )?;
+    Ok(EarlyStopped {
+        network,
+        lstm_outcome,
+        baseline,
+        logistic_outcome,
+    })
+}
+
+/// Both models trained afresh on training + validation rows, for the epochs and learning rates
+/// early stopping chose (see [`training::refit`]).
+fn refit_on_train_and_validation(
+    data: &FitData,
+    options: &FitOptions,
+    early: &EarlyStopped,
+) -> Result<FinalModels, FitError> {
+    let mut refit_rows = data.train_rows.clone();
+    refit_rows.extend_from_slice(&data.validation_rows);
+    let (refit_balanced, refit_weights) = balance_rows(&refit_rows, options)?;
+    let refit_set = examples(&data.preprocessor, &refit_balanced)?;
+    let network = new_network(&data.preprocessor, options)?;
+    training::refit(
+        &network,
+        &options.training,
+        refit_weights.optimisation,
+        &refit_set,
+        &early.lstm_outcome.learning_rates,
+    )?;
+    let baseline = LogisticRegression::new(data.preprocessor.width)?;
+    training::refit(
+        &baseline,
+        &options.baseline_training,
+        refit_weights.optimisation,
+        &refit_set,
+        &early.logistic_outcome.learning_rates,
+    )?;
+    Ok(FinalModels {
+        network,
+        baseline,
+        train_eval: examples(&data.preprocessor, &refit_rows)?,
+        optimised_rows: refit_balanced.len(),
+    })
+}
+
+/// One final model's reports on train, validation and test (`splits`), and its test scores for
+/// the ROC plot; the validation scores are given, as they come from the early-stopped model.
+fn score_and_report(
+    predict: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
+    validation_scores: Vec<f32>,
+    splits: [&Examples; 3],
+    cost: &CostMatrix,
+) -> Result<(SplitReports, Vec<f32>), FitError> {
+    let [train_eval, _, test] = splits;
+    let scores = [
+        predict(&train_eval.features)?,
+        validation_scores,
+        predict(&test.features)?,
+    ];
+    let reports = reports(&scores, splits.map(|split| split.labels.as_slice()), cost)?;
+    let [_, _, test_scores] = scores;
+    Ok((reports, test_scores))
 }

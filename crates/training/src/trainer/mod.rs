@@ -26,7 +26,7 @@ use credit_core::german_credit::{self, LabelledApplicant};
 use credit_core::model::onnx_export::export_onnx;
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
-use fit::{fit, FitOptions, SplitIndices};
+use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
 use report::{
     BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport,
 };
@@ -108,25 +108,69 @@ pub fn run(
 ) -> Result<TrainingReport, TrainerError> {
     let cost = CostMatrix::GERMAN_CREDIT;
     let rows: Vec<LabelledApplicant> = german_credit::load(&options.data_path)?;
-    let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
-    let seed = options.fit.training.seed;
-    let split = stratified_split(
-        &labels,
-        options.validation_fraction,
-        options.test_fraction,
-        seed,
-    );
-    let split = SplitIndices {
-        train: split.train,
-        validation: split.validation,
-        test: split.test,
-    };
+    let split = split_rows(&rows, options);
 
     observer.stage("training the stacked LSTM and the logistic baseline");
     let result = fit(&rows, &split, &options.fit, &cost, &mut |stats| {
         observer.epoch(stats)
     })?;
+    let model = export_model(&result)?;
 
+    observer.stage("checking ONNX Runtime against the trained network");
+    let onnx_parity = check_onnx_parity(&model.bytes, &result, &rows, options)?;
+    let cross_validation = cross_validate_if_asked(&rows, options, &cost, observer)?;
+    let balancing_comparison =
+        compare_balancing_if_asked(&rows, options, &cost, cross_validation.as_ref(), observer)?;
+    let checks = Checks {
+        onnx_parity,
+        cross_validation,
+        balancing_comparison,
+    };
+    let report = training_report(options, &rows, &split, &result, &cost, &model, checks);
+
+    observer.stage("writing artifacts");
+    write_artifacts(
+        &ArtifactPaths::new(&options.output_dir),
+        &model.bytes,
+        &result,
+        &report,
+    )?;
+    Ok(report)
+}
+
+/// The exported network and the identity written into its metadata.
+struct OnnxModel {
+    bytes: Vec<u8>,
+    version: String,
+    trained_at: String,
+}
+
+/// What the run checked beyond the fit itself, for the report.
+struct Checks {
+    onnx_parity: ParitySummary,
+    cross_validation: Option<CrossValidationReport>,
+    balancing_comparison: Vec<BalancingComparison>,
+}
+
+/// Stratified train / validation / test indices of `rows`, seeded by the training seed.
+fn split_rows(rows: &[LabelledApplicant], options: &TrainerOptions) -> SplitIndices {
+    let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
+    let split = stratified_split(
+        &labels,
+        options.validation_fraction,
+        options.test_fraction,
+        options.fit.training.seed,
+    );
+    SplitIndices {
+        train: split.train,
+        validation: split.validation,
+        test: split.test,
+    }
+}
+
+/// The trained network as ONNX, its version (a hash of weights, preprocessor and threshold)
+/// and everything the worker needs to score with it in the model's metadata.
+fn export_model(result: &FitResult) -> Result<OnnxModel, TrainerError> {
     let weights = result.network.to_weights()?;
     let threshold = result.lstm.threshold;
     let preprocessor_sha256 = result.preprocessor.fingerprint();
@@ -145,11 +189,25 @@ pub fn run(
             preprocessor_sha256,
         ),
     ];
-    let onnx = export_onnx(&weights, &metadata).map_err(|e| TrainerError::Export(e.to_string()))?;
+    let bytes =
+        export_onnx(&weights, &metadata).map_err(|e| TrainerError::Export(e.to_string()))?;
+    Ok(OnnxModel {
+        bytes,
+        version,
+        trained_at,
+    })
+}
 
-    observer.stage("checking ONNX Runtime against the trained network");
+/// Scores every applicant with ONNX Runtime and with the trained network, and refuses the
+/// export if they differ by more than [`PARITY_TOLERANCE`].
+fn check_onnx_parity(
+    onnx: &[u8],
+    result: &FitResult,
+    rows: &[LabelledApplicant],
+    options: &TrainerOptions,
+) -> Result<ParitySummary, TrainerError> {
     init_runtime(options.ort_dylib.as_deref())?;
-    let mut scorer = OnnxScorer::from_bytes(&onnx, 1)?;
+    let mut scorer = OnnxScorer::from_bytes(onnx, 1)?;
     let all_features = result
         .preprocessor
         .transform_batch(&rows.iter().map(|row| row.applicant).collect::<Vec<_>>())?;
@@ -166,63 +224,111 @@ pub fn run(
             difference: max_abs_difference,
         });
     }
+    Ok(ParitySummary {
+        applicants: rows.len(),
+        max_abs_difference,
+    })
+}
 
-    let cross_validation: Option<CrossValidationReport> = match options.cv_folds {
-        Some(k) => {
-            observer.stage(&format!("{k}-fold cross-validation"));
-            Some(cross_validate(
-                &rows,
-                k,
-                options.validation_fraction / (1.0 - options.test_fraction),
-                &options.fit,
-                &cost,
-                &mut |summary| observer.fold(summary, k),
-            )?)
-        }
-        None => None,
+/// K-fold cross-validation of the run's own fit options, when `--cv` asks for it.
+fn cross_validate_if_asked(
+    rows: &[LabelledApplicant],
+    options: &TrainerOptions,
+    cost: &CostMatrix,
+    observer: &mut dyn TrainingObserver,
+) -> Result<Option<CrossValidationReport>, TrainerError> {
+    let Some(k) = options.cv_folds else {
+        return Ok(None);
     };
-    let mut balancing_comparison = Vec::new();
-    if let (Some(k), true) = (options.cv_folds, options.compare_balancing) {
-        for method in [Balancing::Smote, Balancing::ClassWeights, Balancing::None] {
-            let spread = match (&cross_validation, method == options.fit.balancing) {
-                (Some(primary), true) => primary.lstm,
-                _ => {
-                    observer.stage(&format!(
-                        "{k}-fold cross-validation with {method:?} balancing"
-                    ));
-                    let fit_options = FitOptions {
-                        balancing: method,
-                        ..options.fit
-                    };
-                    cross_validate(
-                        &rows,
-                        k,
-                        options.validation_fraction / (1.0 - options.test_fraction),
-                        &fit_options,
-                        &cost,
-                        &mut |summary| observer.fold(summary, k),
-                    )?
-                    .lstm
-                }
-            };
-            balancing_comparison.push(BalancingComparison {
-                method,
-                lstm: spread,
-            });
-        }
-    }
+    observer.stage(&format!("{k}-fold cross-validation"));
+    Ok(Some(k_fold(
+        rows,
+        k,
+        options,
+        &options.fit,
+        cost,
+        observer,
+    )?))
+}
 
-    let report = TrainingReport {
-        model_version: version,
-        trained_at,
+/// The cross-validated LSTM under each balancing method, when `--compare-balancing` asks for
+/// it; the run's own method reuses `primary` rather than cross-validating it twice.
+fn compare_balancing_if_asked(
+    rows: &[LabelledApplicant],
+    options: &TrainerOptions,
+    cost: &CostMatrix,
+    primary: Option<&CrossValidationReport>,
+    observer: &mut dyn TrainingObserver,
+) -> Result<Vec<BalancingComparison>, TrainerError> {
+    let mut balancing_comparison = Vec::new();
+    let (Some(k), true) = (options.cv_folds, options.compare_balancing) else {
+        return Ok(balancing_comparison);
+    };
+    for method in [Balancing::Smote, Balancing::ClassWeights, Balancing::None] {
+        let spread = match (primary, method == options.fit.balancing) {
+            (Some(primary), true) => primary.lstm,
+            _ => {
+                observer.stage(&format!(
+                    "{k}-fold cross-validation with {method:?} balancing"
+                ));
+                let fit_options = FitOptions {
+                    balancing: method,
+                    ..options.fit
+                };
+                k_fold(rows, k, options, &fit_options, cost, observer)?.lstm
+            }
+        };
+        balancing_comparison.push(BalancingComparison {
+            method,
+            lstm: spread,
+        });
+    }
+    Ok(balancing_comparison)
+}
+
+/// One `k`-fold cross-validation of `fit_options`, each fold reported to `observer`.
+fn k_fold(
+    rows: &[LabelledApplicant],
+    k: usize,
+    options: &TrainerOptions,
+    fit_options: &FitOptions,
+    cost: &CostMatrix,
+    observer: &mut dyn TrainingObserver,
+) -> Result<CrossValidationReport, TrainerError> {
+    // Validation comes out of the rows outside each fold's test part, so the fraction is rescaled
+    // to keep the shipped split's train : validation ratio.
+    let validation_fraction = options.validation_fraction / (1.0 - options.test_fraction);
+    Ok(cross_validate(
+        rows,
+        k,
+        validation_fraction,
+        fit_options,
+        cost,
+        &mut |summary| observer.fold(summary, k),
+    )?)
+}
+
+/// The report of the run, as written to metrics.json.
+fn training_report(
+    options: &TrainerOptions,
+    rows: &[LabelledApplicant],
+    split: &SplitIndices,
+    result: &FitResult,
+    cost: &CostMatrix,
+    model: &OnnxModel,
+    checks: Checks,
+) -> TrainingReport {
+    TrainingReport {
+        model_version: model.version.clone(),
+        trained_at: model.trained_at.clone(),
         command: options.command.clone(),
         data: DataSummary {
             path: options.data_path.display().to_string(),
             rows: rows.len(),
-            bad: labels.iter().filter(|b| **b).count(),
+            bad: rows.iter().filter(|row| row.bad).count(),
         },
         split: SplitSummary {
-            seed,
+            seed: options.fit.training.seed,
             train: split.train.len(),
             validation: split.validation.len(),
             test: split.test.len(),
@@ -231,9 +337,9 @@ pub fn run(
             method: options.fit.balancing,
             training_rows_before: result.training_rows,
             training_rows_after: result.training_rows_after_balancing,
-            reason: report::balancing_reason(options.fit.balancing, &balancing_comparison),
+            reason: report::balancing_reason(options.fit.balancing, &checks.balancing_comparison),
         },
-        cost_matrix: cost,
+        cost_matrix: *cost,
         network: options.fit.network,
         training: options.fit.training,
         best_epoch: result.best_epoch,
@@ -241,22 +347,25 @@ pub fn run(
         training_seconds: result.lstm_seconds,
         lstm: result.lstm.clone(),
         logistic_regression: result.logistic.clone(),
-        onnx_parity: ParitySummary {
-            applicants: rows.len(),
-            max_abs_difference,
-        },
-        cross_validation,
-        balancing_comparison,
+        onnx_parity: checks.onnx_parity,
+        cross_validation: checks.cross_validation,
+        balancing_comparison: checks.balancing_comparison,
         learning_curve: result.lstm_curve.clone(),
-    };
+    }
+}
 
-    observer.stage("writing artifacts");
-    let paths = ArtifactPaths::new(&options.output_dir);
+/// Writes model, preprocessor, report and plots into `paths.dir`, then the manifest over them.
+fn write_artifacts(
+    paths: &ArtifactPaths,
+    onnx: &[u8],
+    result: &FitResult,
+    report: &TrainingReport,
+) -> Result<(), TrainerError> {
     std::fs::create_dir_all(&paths.dir).map_err(|e| write_error(&paths.dir, e))?;
-    std::fs::write(paths.model(), &onnx).map_err(|e| write_error(&paths.model(), e))?;
+    std::fs::write(paths.model(), onnx).map_err(|e| write_error(&paths.model(), e))?;
     result.preprocessor.save(&paths.preprocessor())?;
     let json =
-        serde_json::to_string_pretty(&report).map_err(|e| write_error(&paths.metrics(), e))?;
+        serde_json::to_string_pretty(report).map_err(|e| write_error(&paths.metrics(), e))?;
     std::fs::write(paths.metrics(), json + "\n").map_err(|e| write_error(&paths.metrics(), e))?;
     plot_learning_curve(
         &result.lstm_curve,
@@ -264,7 +373,20 @@ pub fn run(
         "Stacked LSTM: loss and ROC AUC per epoch",
     )
     .map_err(|e| write_error(&paths.learning_curve(), e))?;
-    let test = &result.test_scores;
+    plot_test_roc(paths, &result.test_scores, report)?;
+    // Last, so a manifest only ever describes a complete bundle; opening it as the worker will
+    // proves the version read back from the ONNX file is the one just computed.
+    bundle::write_manifest(&paths.dir, &report.model_version, &artifacts::BUNDLE_FILES)?;
+    bundle::open(&paths.dir)?;
+    Ok(())
+}
+
+/// Both models' ROC curves on the held-out test split, in one plot.
+fn plot_test_roc(
+    paths: &ArtifactPaths,
+    test: &TestScores,
+    report: &TrainingReport,
+) -> Result<(), TrainerError> {
     let roc = vec![
         (
             format!(
@@ -282,12 +404,7 @@ pub fn run(
         ),
     ];
     plot_roc(&roc, &paths.roc(), "ROC on the held-out test split")
-        .map_err(|e| write_error(&paths.roc(), e))?;
-    // Last, so a manifest only ever describes a complete bundle; opening it as the worker will
-    // proves the version read back from the ONNX file is the one just computed.
-    bundle::write_manifest(&paths.dir, &report.model_version, &artifacts::BUNDLE_FILES)?;
-    bundle::open(&paths.dir)?;
-    Ok(report)
+        .map_err(|e| write_error(&paths.roc(), e))
 }
 
 fn fmt_auc(value: Option<f64>) -> String {
