@@ -690,3 +690,10 @@ async fn refused_in_a_transaction(count: usize, tune: impl FnOnce(&mut Config)) 
         answers.report
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_after_a_retried_transaction_is_not_stopped_by_its_skipped_sequence() {
+    // Two batches: the first's produce request is refused and its transaction retried; the
+    // next transaction then meets the sequence numbers the refused request left unused.
+    refused_in_a_transaction(20, |config| config.batching.max_batch = 12).await;
+}

@@ -54,6 +54,22 @@ pub enum TransactionError {
     NoGroupMetadata,
 }
 
+impl TransactionError {
+    /// Whether aborting the transaction leaves the producer usable (librdkafka's
+    /// `txn_requires_abort`, not fatal): the batch can then be produced again in a new one. A
+    /// produce request refused for its records leaves sequence numbers unused, and the next
+    /// transaction's commit fails this way.
+    pub(crate) fn is_abortable(&self) -> bool {
+        match self {
+            Self::Step {
+                source: KafkaError::Transaction(error),
+                ..
+            } => error.txn_requires_abort() && !error.is_fatal(),
+            _ => false,
+        }
+    }
+}
+
 /// The exactly-once machinery the publishing thread drives.
 pub(crate) struct Transactions {
     publisher: Arc<Publisher>,

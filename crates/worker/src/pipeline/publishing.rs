@@ -178,46 +178,51 @@ impl Publishing {
                 abandon(&self.offsets, batch.drain());
                 return Err(error.into());
             }
-            let (error, retryable) = match self.publish_kept(batch, scratch, &replacements) {
-                Err(error) => {
-                    transactions.abort();
-                    self.publisher.wait_reported(REPORTS_TIMEOUT);
-                    self.publisher.settle_tally(false);
-                    let refused_midway = matches!(
-                        error,
-                        PublishingError::Publish(PublishError::TransactionRefused(_))
-                    );
-                    (error, refused_midway)
-                }
-                Ok(()) => {
-                    // Outputs and input positions become visible together, or not at all.
-                    let committed = transactions.commit(&scratch.sources);
-                    // Every report of the transaction has run: its counts and refusals are
-                    // complete.
-                    self.publisher.wait_reported(REPORTS_TIMEOUT);
-                    self.publisher.settle_tally(committed.is_ok());
-                    match committed {
-                        Ok(()) => {
-                            for source in &scratch.sources {
-                                self.offsets.ack(source.partition, source.offset);
-                            }
-                            let mut tracker = self.offsets.lock();
-                            for (partition, position) in next_positions(&scratch.sources) {
-                                tracker.mark_committed(partition, position);
-                            }
-                            drop(tracker);
-                            batch.drain();
-                            return Ok(());
-                        }
-                        // Whatever the commit's error (librdkafka may only time out flushing
-                        // outputs held back behind a refused one), refused outputs mean the
-                        // batch can be produced again with them replaced.
-                        Err(error) => (error.into(), true),
+            let (error, retryable, abortable) =
+                match self.publish_kept(batch, scratch, &replacements) {
+                    Err(error) => {
+                        transactions.abort();
+                        self.publisher.wait_reported(REPORTS_TIMEOUT);
+                        self.publisher.settle_tally(false);
+                        let refused_midway = matches!(
+                            error,
+                            PublishingError::Publish(PublishError::TransactionRefused(_))
+                        );
+                        (error, refused_midway, false)
                     }
-                }
-            };
+                    Ok(()) => {
+                        // Outputs and input positions become visible together, or not at all.
+                        let committed = transactions.commit(&scratch.sources);
+                        // Every report of the transaction has run: its counts and refusals are
+                        // complete.
+                        self.publisher.wait_reported(REPORTS_TIMEOUT);
+                        self.publisher.settle_tally(committed.is_ok());
+                        match committed {
+                            Ok(()) => {
+                                for source in &scratch.sources {
+                                    self.offsets.ack(source.partition, source.offset);
+                                }
+                                let mut tracker = self.offsets.lock();
+                                for (partition, position) in next_positions(&scratch.sources) {
+                                    tracker.mark_committed(partition, position);
+                                }
+                                drop(tracker);
+                                batch.drain();
+                                return Ok(());
+                            }
+                            // Whatever the commit's error (librdkafka may only time out flushing
+                            // outputs held back behind a refused one), refused outputs mean the
+                            // batch can be produced again with them replaced; an abortable error
+                            // means it can be produced again as it is.
+                            Err(error) => {
+                                let abortable = error.is_abortable();
+                                (error.into(), true, abortable)
+                            }
+                        }
+                    }
+                };
             let refused = self.publisher.take_refused();
-            let retry_batch = !refused.is_empty()
+            let retry_batch = (!refused.is_empty() || abortable)
                 && retryable
                 && retry < MAX_TRANSACTION_RETRIES
                 && self.stop.failure().is_none();
@@ -229,8 +234,8 @@ impl Publishing {
                 %error,
                 refused = refused.len(),
                 retry = retry + 1,
-                "transaction aborted for outputs refused by their records' fault; producing \
-                 the batch again with those replaced"
+                "transaction aborted; producing the batch again, outputs refused by their \
+                 records' fault replaced"
             );
             for output in refused {
                 let source = output.token().source;
