@@ -21,7 +21,7 @@
 //!     the best run of each.
 //! (d) End-to-end latency, input Kafka timestamp → produce acknowledgement (the definition of
 //!     `credit_risk_end_to_end_latency_seconds`), recorded exactly for every record by the
-//!     worker's delivery callback (`Metrics::with_latency_log`): at full load (the backlog of
+//!     worker's delivery callback (`Metrics::with_latency_observer`): at full load (the backlog of
 //!     (c), so it includes the time records waited in the backlog) and at half of (c)'s
 //!     best throughput (records fed at that rate while the worker runs, `--half-seconds`;
 //!     `--repeat` runs, the verdict on the median of their p99s, as one run's p99 is set by
@@ -66,11 +66,12 @@ use credit_testkit::proc_stats;
 use credit_core::decode::decode;
 use credit_core::german_credit;
 use credit_kafka::mock::EmbeddedCluster;
+use credit_testkit::latency::LatencyLog;
 use credit_worker::config::Config;
 use credit_worker::pipeline;
 use credit_worker::service::model;
 use credit_worker::telemetry::health::Health;
-use credit_worker::telemetry::metrics::{LatencyLog, Metrics};
+use credit_worker::telemetry::metrics::{LatencyObserver, Metrics};
 use proc_stats::peak_rss_mib;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -602,7 +603,7 @@ async fn measure_worker(args: &Args, config: Config) -> Result<String, String> {
     let log = Arc::new(LatencyLog::with_capacity(expected as usize));
     let metrics = Metrics::new()
         .map_err(|e| e.to_string())?
-        .with_latency_log(Arc::clone(&log));
+        .with_latency_observer(Arc::clone(&log) as Arc<dyn LatencyObserver>);
     let health = Arc::new(Health::new());
     health.set_model_loaded(true);
     let stop = Arc::new(tokio::sync::Notify::new());

@@ -7,9 +7,11 @@
 //! - [`reliability`]: `kill -9`, outages and rebalances against Tansu.
 //! - [`proc_stats`]: peak memory and CPU time of a process.
 //! - [`http`]: a blocking GET of the worker's probes and metrics.
+//! - [`latency`]: every output's exact latencies, for the worker bench.
 //! - [`paths`]: the checkout, the binaries under test, scratch space.
 
 pub mod http;
+pub mod latency;
 pub mod paths;
 pub mod proc_stats;
 pub mod reliability;

@@ -28,7 +28,6 @@ use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Namespace (prefix) of every metric.
@@ -56,66 +55,17 @@ pub struct Metrics {
     pub model_info: IntGaugeVec,
     /// Reload attempts (SIGHUP), by whether the new model loaded and passed its self-check.
     pub model_reloads: IntCounterVec,
-    /// Exact latencies, one pair per acknowledged output with a timestamp, when a caller (the
-    /// worker benchmark) asked for them; `None` in production.
-    pub latency_log: Option<Arc<LatencyLog>>,
+    /// Told every acknowledged output's exact latencies, when a caller asked for them; `None`
+    /// in production.
+    latency_observer: Option<Arc<dyn LatencyObserver>>,
 }
 
-/// A fixed-capacity, lock-free record of every acknowledged output's end-to-end and worker
-/// latency, in microseconds, for exact percentiles (the histograms only have buckets).
-/// Entries past the capacity are counted but not kept.
-pub struct LatencyLog {
-    /// One (end-to-end, in-worker) pair per output, in recording order.
-    slots: Box<[(AtomicU32, AtomicU32)]>,
-    next: AtomicUsize,
-}
-
-impl LatencyLog {
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            slots: (0..capacity)
-                .map(|_| (AtomicU32::new(0), AtomicU32::new(0)))
-                .collect(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// Records one output's end-to-end and worker latencies.
-    pub fn record(&self, end_to_end_seconds: f64, in_worker_seconds: f64) {
-        let micros = |seconds: f64| (seconds * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32;
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some((end_to_end, in_worker)) = self.slots.get(index) {
-            end_to_end.store(micros(end_to_end_seconds), Ordering::Relaxed);
-            in_worker.store(micros(in_worker_seconds), Ordering::Relaxed);
-        }
-    }
-
-    /// Latencies recorded so far (including any beyond the capacity).
-    pub fn len(&self) -> usize {
-        self.next.load(Ordering::Relaxed)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The kept end-to-end latencies, in microseconds, in recording order.
-    pub fn end_to_end_micros(&self) -> Vec<u32> {
-        self.kept(|(end_to_end, _)| end_to_end)
-    }
-
-    /// The kept worker latencies, in microseconds, in the same order.
-    pub fn in_worker_micros(&self) -> Vec<u32> {
-        self.kept(|(_, in_worker)| in_worker)
-    }
-
-    fn kept(&self, field: impl Fn(&(AtomicU32, AtomicU32)) -> &AtomicU32) -> Vec<u32> {
-        let kept = self.len().min(self.slots.len());
-        self.slots[..kept]
-            .iter()
-            .map(|pair| field(pair).load(Ordering::Relaxed))
-            .collect()
-    }
+/// Something that wants every acknowledged output's exact latencies beside the histograms,
+/// which only have buckets (the worker bench, for exact percentiles).
+pub trait LatencyObserver: Send + Sync {
+    /// One acknowledged output whose input had a timestamp: its end-to-end and in-worker
+    /// latencies.
+    fn record(&self, end_to_end_seconds: f64, in_worker_seconds: f64);
 }
 
 impl std::fmt::Debug for Metrics {
@@ -271,13 +221,13 @@ impl Metrics {
             brokers_up,
             model_info,
             model_reloads,
-            latency_log: None,
+            latency_observer: None,
         })
     }
 
-    /// Also records every output's latencies exactly in `log` (benchmarks).
-    pub fn with_latency_log(mut self, log: Arc<LatencyLog>) -> Self {
-        self.latency_log = Some(log);
+    /// Also tells `observer` every output's exact latencies.
+    pub fn with_latency_observer(mut self, observer: Arc<dyn LatencyObserver>) -> Self {
+        self.latency_observer = Some(observer);
         self
     }
 
@@ -287,8 +237,8 @@ impl Metrics {
         self.worker_latency.observe(in_worker_seconds);
         if let Some(end_to_end) = end_to_end_seconds {
             self.end_to_end_latency.observe(end_to_end);
-            if let Some(log) = &self.latency_log {
-                log.record(end_to_end, in_worker_seconds);
+            if let Some(observer) = &self.latency_observer {
+                observer.record(end_to_end, in_worker_seconds);
             }
         }
     }
@@ -385,29 +335,36 @@ mod tests {
         }
     }
 
+    /// Keeps every pair it is told, in order.
+    #[derive(Default)]
+    struct Pairs(std::sync::Mutex<Vec<(f64, f64)>>);
+
+    impl LatencyObserver for Pairs {
+        fn record(&self, end_to_end_seconds: f64, in_worker_seconds: f64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((end_to_end_seconds, in_worker_seconds));
+        }
+    }
+
     #[test]
     fn worker_latency_is_observed_for_every_output_end_to_end_only_with_a_timestamp() {
-        let log = Arc::new(LatencyLog::with_capacity(4));
-        let metrics = Metrics::new().unwrap().with_latency_log(Arc::clone(&log));
+        let pairs = Arc::new(Pairs::default());
+        let metrics = Metrics::new()
+            .unwrap()
+            .with_latency_observer(Arc::clone(&pairs) as Arc<dyn LatencyObserver>);
         metrics.observe_latency(Some(0.030), 0.004);
         metrics.observe_latency(None, 0.002);
         metrics.observe_latency(Some(0.010), 0.001);
         assert_eq!(metrics.worker_latency.get_sample_count(), 3);
         assert!((metrics.worker_latency.get_sample_sum() - 0.007).abs() < 1e-9);
         assert_eq!(metrics.end_to_end_latency.get_sample_count(), 2);
-        // The log keeps each timed output's pair, in order.
-        assert_eq!(log.end_to_end_micros(), vec![30_000, 10_000]);
-        assert_eq!(log.in_worker_micros(), vec![4_000, 1_000]);
-    }
-
-    #[test]
-    fn a_full_latency_log_counts_but_does_not_keep() {
-        let log = LatencyLog::with_capacity(1);
-        log.record(0.5, 0.25);
-        log.record(1.0, 0.5);
-        assert_eq!(log.len(), 2);
-        assert_eq!(log.end_to_end_micros(), vec![500_000]);
-        assert_eq!(log.in_worker_micros(), vec![250_000]);
+        // The observer is told each timed output's pair, in order.
+        assert_eq!(
+            *pairs.0.lock().unwrap(),
+            vec![(0.030, 0.004), (0.010, 0.001)]
+        );
     }
 
     #[test]
