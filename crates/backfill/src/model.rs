@@ -7,7 +7,7 @@
 //! different chunks overlap.
 
 use credit_core::applicant::Applicant;
-use credit_core::loader::{self, LoadOptions, LoadedModel, ModelError};
+use credit_core::loader::{self, LoadOptions, ModelError, Sessions};
 use credit_core::preprocess::Preprocessor;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub struct BackfillModel {
     pub version: String,
     /// Decision threshold: the model's own unless overridden.
     pub threshold: f32,
-    loaded: Arc<LoadedModel>,
+    sessions: Sessions,
 }
 
 impl BackfillModel {
@@ -37,18 +37,19 @@ impl BackfillModel {
             threshold,
             intra_threads: 1,
         })?;
+        // The self-checked session is not kept: each worker thread opens its own.
         Ok(Self {
-            preprocessor: Arc::clone(&loaded.preprocessor),
+            preprocessor: loaded.preprocessor,
             model_path: loaded.paths.model(),
-            version: loaded.version.clone(),
+            version: loaded.version,
             threshold: loaded.threshold,
-            loaded: Arc::new(loaded),
+            sessions: loaded.sessions,
         })
     }
 
     /// A new session with `intra_threads` threads inside each operator.
     pub fn scorer(&self, intra_threads: usize) -> Result<OnnxScorer, ModelError> {
-        self.loaded.session(intra_threads)
+        self.sessions.open(intra_threads.max(1))
     }
 
     /// Scores `applicants` in batches of `batch` with `scorer`.

@@ -13,7 +13,7 @@ use crate::bundle::{self, BundleError, ModelBytes};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
 use crate::scoring::Scorer;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Why the model could not be loaded. Every message names the file concerned.
@@ -46,26 +46,32 @@ pub struct LoadOptions<'a> {
     pub intra_threads: usize,
 }
 
-/// A verified, self-checked model: one session, and the bytes to open more from.
+/// A verified, self-checked model: one session, and the verified file to open more from.
 #[derive(Debug)]
 pub struct LoadedModel {
     pub scorer: OnnxScorer,
+    pub sessions: Sessions,
     pub preprocessor: Arc<Preprocessor>,
     pub version: String,
     /// The threshold in force (the model's own, or the override).
     pub threshold: f32,
     pub paths: ArtifactPaths,
-    /// The model file as verified at load: further sessions are created from these bytes, so
-    /// none runs a file changed after the check.
-    model: ModelBytes,
 }
 
-impl LoadedModel {
-    /// Another session on the same verified model, with `intra_threads` threads per operator.
-    pub fn session(&self, intra_threads: usize) -> Result<OnnxScorer, ModelError> {
-        let scorer =
-            OnnxScorer::from_file_bytes(&self.model, intra_threads.max(1), &self.paths.model())?;
-        scorer.ensure_input_width(self.preprocessor.width)?;
+/// The model file as verified at load, to open sessions from: every session is created from
+/// these bytes, so none runs a file changed after the check.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    model: ModelBytes,
+    path: PathBuf,
+    width: usize,
+}
+
+impl Sessions {
+    /// A session with `intra_threads` threads inside each operator, reading `width` features.
+    pub fn open(&self, intra_threads: usize) -> Result<OnnxScorer, ModelError> {
+        let scorer = OnnxScorer::from_file_bytes(&self.model, intra_threads, &self.path)?;
+        scorer.ensure_input_width(self.width)?;
         Ok(scorer)
     }
 }
@@ -77,10 +83,13 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     init_runtime(options.ort_dylib)?;
     let bundle = bundle::open(options.dir)?;
     let paths = bundle.paths;
-    let mut scorer =
-        OnnxScorer::from_file_bytes(&bundle.model, options.intra_threads, &paths.model())?;
     let preprocessor = bundle.preprocessor;
-    scorer.ensure_input_width(preprocessor.width)?;
+    let sessions = Sessions {
+        model: bundle.model,
+        path: paths.model(),
+        width: preprocessor.width,
+    };
+    let mut scorer = sessions.open(options.intra_threads)?;
     let metadata = bundle.metadata;
     let threshold = options.threshold.unwrap_or(metadata.threshold);
     self_check(
@@ -99,11 +108,11 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     );
     Ok(LoadedModel {
         scorer,
+        sessions,
         preprocessor: Arc::new(preprocessor),
         version: metadata.version,
         threshold,
         paths,
-        model: bundle.model,
     })
 }
 
