@@ -652,18 +652,13 @@ async fn refused_in_a_transaction(count: usize, tune: impl FnOnce(&mut Config)) 
         .await;
     // The outputs can be read before their transaction commits (the mock does not hold them
     // back from `read_committed` readers): wait for the commit to be counted.
-    let mut metrics = String::new();
-    for _ in 0..100 {
-        metrics = running.worker.get("/metrics").await.expect("/metrics").1;
-        let committed = sample(
-            &metrics,
-            "credit_risk_transactions_total{result=\"committed\"}",
-        );
-        if committed.is_some_and(|n| n >= 1.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let metrics = scenarios::wait_for_metric(
+        &running.worker,
+        "credit_risk_transactions_total{result=\"committed\"}",
+        1,
+    )
+    .await
+    .expect("a committed transaction is counted");
     let answers = running.stop().await;
     // The mock cluster shows aborted transactions' records to `read_committed` readers too
     // (see README), so a record may appear twice here; each has its answer all the same.

@@ -409,26 +409,24 @@ async fn read_until(
 
 /// Polls the worker's `/metrics` until it has consumed at least `count` records.
 async fn wait_for_consumed(worker: &RunningWorker, count: u64) -> Result<(), TestkitError> {
-    wait_for_metric(worker, "credit_risk_records_consumed_total", count).await
+    wait_for_metric(worker, "credit_risk_records_consumed_total", count)
+        .await
+        .map(drop)
 }
 
 /// Polls the worker's `/metrics` until the sample `series` (name and labels, as printed)
-/// reaches `at_least`.
-async fn wait_for_metric(
+/// reaches `at_least`; returns that `/metrics` body.
+pub async fn wait_for_metric(
     worker: &RunningWorker,
     series: &str,
     at_least: u64,
-) -> Result<(), TestkitError> {
+) -> Result<String, TestkitError> {
     let started = tokio::time::Instant::now();
     loop {
         let (_, body) = worker.get("/metrics").await?;
-        let value = body
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let value = sample(&body, series).unwrap_or(0.0);
         if value >= at_least as f64 {
-            return Ok(());
+            return Ok(body);
         }
         ensure!(
             started.elapsed() < OUTPUT_TIMEOUT,
