@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use worker_process::{
-    closed_port, flip_output_layer, send_signal, shipped_models_copy, wait_for_metrics, Running,
+    closed_port, flip_output_layer, reseal, send_signal, shipped_models_copy, wait_for_metrics,
+    Running,
 };
 
 fn root() -> PathBuf {
@@ -117,8 +118,7 @@ fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_
     let dir = shipped_models_copy();
     let manifest = manifest_of(dir.path());
     flip_output_layer(dir.path());
-    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    reseal(dir.path());
     let (worker, backfill) = refusals(dir.path());
     for error in [worker, backfill] {
         assert!(
@@ -135,7 +135,6 @@ fn a_tampered_model_under_a_rewritten_manifest_is_refused_as_not_the_version_of_
 #[test]
 fn an_edited_graph_under_a_rewritten_manifest_is_refused_by_both_loaders() {
     let dir = shipped_models_copy();
-    let manifest = manifest_of(dir.path());
     let path = dir.path().join(MODEL_FILE);
     let mut model =
         ModelProto::parse_from_bytes(&std::fs::read(&path).expect("model")).expect("an ONNX model");
@@ -150,8 +149,7 @@ fn an_edited_graph_under_a_rewritten_manifest_is_refused_by_both_loaders() {
     // The weights, and so the version, are untouched, and ONNX Runtime runs the edited graph.
     OnnxScorer::from_bytes(&edited, 1).expect("the edited model is valid ONNX");
     std::fs::write(&path, &edited).expect("write the edited model");
-    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    reseal(dir.path());
     let (worker, backfill) = refusals(dir.path());
     for error in [worker, backfill] {
         assert!(matches!(error, BundleError::Model { .. }), "{error:?}");
@@ -264,8 +262,7 @@ fn a_sighup_reload_of_a_tampered_bundle_is_refused_and_the_old_model_keeps_servi
         ],
     );
     // The manifest rewritten to match: refused as not the version of its weights.
-    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-    bundle::write_manifest(dir.path(), &manifest.model_version, &names).expect("re-seal");
+    reseal(dir.path());
     send_signal(&running.0, "-HUP");
     let metrics = wait_for_metrics(
         &mut running,

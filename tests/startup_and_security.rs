@@ -206,12 +206,7 @@ fn a_preprocessor_from_another_training_run_stops_the_start() {
     )
     .expect("write");
     // Re-sealed, as a careless deployment might: the model's own record still refuses the pair.
-    let manifest: credit_core::bundle::Manifest =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).expect("manifest"))
-            .expect("manifest json");
-    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-    credit_core::bundle::write_manifest(dir.path(), &manifest.model_version, &names)
-        .expect("re-seal");
+    worker_process::reseal(dir.path());
     let (output, text) = start_with_models(dir.path());
     assert!(!output.status.success(), "{text}");
     assert!(

@@ -20,6 +20,16 @@ pub fn shipped_models_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Rewrites the manifest in `dir` for its files as they are now, under the same model version
+/// and file list: the re-seal a careless deployment might do after editing a file.
+pub fn reseal(dir: &Path) {
+    let path = dir.join(credit_core::artifacts::MANIFEST_FILE);
+    let manifest: credit_core::bundle::Manifest =
+        serde_json::from_slice(&std::fs::read(path).expect("manifest")).expect("manifest json");
+    let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
+    credit_core::bundle::write_manifest(dir, &manifest.model_version, &names).expect("re-seal");
+}
+
 /// Flips the sign bit of every weight of the output layer, in place in the ONNX file: the
 /// 64 bytes of `head_output_weight`. Returns the tampered file's bytes.
 pub fn flip_output_layer(dir: &Path) -> Vec<u8> {
