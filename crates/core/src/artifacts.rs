@@ -23,10 +23,16 @@ pub(crate) const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
 pub const ROC_FILE: &str = "roc.svg";
 /// File name of the manifest: size and SHA-256 of every other artifact, written last.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the applicant schema the model was trained on (see [`crate::schema`]).
+pub const SCHEMA_FILE: &str = "schema.toml";
+/// File name of the JSON Schema generated from it, for producers.
+pub const JSON_SCHEMA_FILE: &str = "applicant.schema.json";
 /// Every artifact a training run writes, all of them recorded in the manifest.
-pub const BUNDLE_FILES: [&str; 5] = [
+pub const BUNDLE_FILES: [&str; 7] = [
     MODEL_FILE,
     PREPROCESSOR_FILE,
+    SCHEMA_FILE,
+    JSON_SCHEMA_FILE,
     METRICS_FILE,
     LEARNING_CURVE_FILE,
     ROC_FILE,
@@ -70,6 +76,12 @@ impl ArtifactPaths {
     }
     pub fn manifest(&self) -> PathBuf {
         self.dir.join(MANIFEST_FILE)
+    }
+    pub fn schema(&self) -> PathBuf {
+        self.dir.join(SCHEMA_FILE)
+    }
+    pub fn json_schema(&self) -> PathBuf {
+        self.dir.join(JSON_SCHEMA_FILE)
     }
 }
 

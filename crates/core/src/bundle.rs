@@ -14,9 +14,10 @@
 //! ([`seal`]) writes one for a bundle trained before manifests existed, after the same checks.
 
 use crate::artifacts::{
-    model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, MANIFEST_FILE,
-    MODEL_FILE, PREPROCESSOR_FILE,
+    model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, JSON_SCHEMA_FILE,
+    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
 };
+use crate::schema::{json_schema, Schema, SchemaError};
 use crate::model::onnx_export::{read_exported, ImportError};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,10 @@ pub enum BundleError {
     #[error(transparent)]
     Preprocessor(#[from] PreprocessError),
     #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("{} {problem}", .path.display())]
+    JsonSchema { path: PathBuf, problem: String },
+    #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(
         "model {} has version {model}, but manifest {} is for version {manifest}",
@@ -156,6 +161,8 @@ impl std::fmt::Debug for ModelBytes {
 pub struct VerifiedBundle {
     pub paths: ArtifactPaths,
     pub manifest: Manifest,
+    /// The applicant schema the model was trained on: the one its records are decoded with.
+    pub schema: Schema,
     pub preprocessor: Preprocessor,
     /// The model's metadata, read from [`Self::model`].
     pub metadata: ModelMetadata,
@@ -188,7 +195,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         })?;
     check_entries(&manifest, &manifest_path)?;
 
-    let (mut model, mut preprocessor) = (None, None);
+    let (mut model, mut preprocessor, mut schema, mut generated) = (None, None, None, None);
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
         let bytes = read(&path, true)?;
@@ -205,17 +212,23 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         match entry.name.as_str() {
             MODEL_FILE => model = Some(bytes),
             PREPROCESSOR_FILE => preprocessor = Some(bytes),
+            SCHEMA_FILE => schema = Some(bytes),
+            JSON_SCHEMA_FILE => generated = Some(bytes),
             _ => {}
         }
     }
-    let (Some(model), Some(preprocessor)) = (model, preprocessor) else {
+    let (Some(model), Some(preprocessor), Some(schema)) = (model, preprocessor, schema) else {
         // `check_entries` made sure both are listed, so both were read.
         return Err(BundleError::NotListed {
             path: manifest_path,
             file: MODEL_FILE,
         });
     };
-    let (preprocessor, metadata) = check_model(&paths, &model, &preprocessor)?;
+    let schema = parse_schema(&paths, &schema)?;
+    if let Some(generated) = generated {
+        check_json_schema(&paths, &schema, &generated)?;
+    }
+    let (preprocessor, metadata) = check_model(&paths, &schema, &model, &preprocessor)?;
     if metadata.version != manifest.model_version {
         return Err(BundleError::VersionNotInManifest {
             path: paths.model(),
@@ -227,6 +240,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
     Ok(VerifiedBundle {
         paths,
         manifest,
+        schema,
         preprocessor,
         metadata,
         model: ModelBytes(model.into()),
@@ -258,7 +272,7 @@ pub fn seal(dir: &Path) -> Result<Manifest, BundleError> {
     let paths = ArtifactPaths::new(dir);
     let mut contents = Vec::with_capacity(BUNDLE_FILES.len());
     for name in BUNDLE_FILES {
-        let required = name == MODEL_FILE || name == PREPROCESSOR_FILE;
+        let required = [MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE].contains(&name);
         let path = dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => contents.push((name, bytes)),
@@ -275,7 +289,16 @@ pub fn seal(dir: &Path) -> Result<Manifest, BundleError> {
             .find(|(name, _)| *name == wanted)
             .map_or(&[][..], |(_, bytes)| bytes.as_slice())
     };
-    let (_, metadata) = check_model(&paths, content(MODEL_FILE), content(PREPROCESSOR_FILE))?;
+    let schema = parse_schema(&paths, content(SCHEMA_FILE))?;
+    if !content(JSON_SCHEMA_FILE).is_empty() {
+        check_json_schema(&paths, &schema, content(JSON_SCHEMA_FILE))?;
+    }
+    let (_, metadata) = check_model(
+        &paths,
+        &schema,
+        content(MODEL_FILE),
+        content(PREPROCESSOR_FILE),
+    )?;
     let manifest = describe(&metadata.version, &contents);
     store(dir, &manifest)?;
     Ok(manifest)
@@ -285,10 +308,11 @@ pub fn seal(dir: &Path) -> Result<Manifest, BundleError> {
 /// that they belong together and that the version is the hash of what the model holds.
 fn check_model(
     paths: &ArtifactPaths,
+    schema: &Schema,
     model: &[u8],
     preprocessor: &[u8],
 ) -> Result<(Preprocessor, ModelMetadata), BundleError> {
-    let preprocessor = Preprocessor::from_json_bytes(preprocessor, &paths.preprocessor())?;
+    let preprocessor = Preprocessor::from_json_bytes(preprocessor, &paths.preprocessor(), schema)?;
     let exported = read_exported(model).map_err(|source| BundleError::Model {
         path: paths.model(),
         source,
@@ -305,6 +329,49 @@ fn check_model(
         });
     }
     Ok((preprocessor, metadata))
+}
+
+/// The schema from its verified bytes.
+fn parse_schema(paths: &ArtifactPaths, bytes: &[u8]) -> Result<Schema, BundleError> {
+    let path = paths.schema();
+    let text = std::str::from_utf8(bytes).map_err(|_| BundleError::JsonSchema {
+        path: path.clone(),
+        problem: "is not UTF-8 text".to_owned(),
+    })?;
+    Ok(Schema::parse(text, &path.display().to_string())?)
+}
+
+/// Requires the bundle's JSON Schema to be the one its schema generates, so producers never
+/// validate against a stale document.
+fn check_json_schema(
+    paths: &ArtifactPaths,
+    schema: &Schema,
+    bytes: &[u8],
+) -> Result<(), BundleError> {
+    let stored: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| BundleError::JsonSchema {
+            path: paths.json_schema(),
+            problem: format!("is not JSON: {error}"),
+        })?;
+    if stored != json_schema::generate(schema) {
+        return Err(BundleError::JsonSchema {
+            path: paths.json_schema(),
+            problem: format!("is not the JSON Schema generated from {SCHEMA_FILE}"),
+        });
+    }
+    Ok(())
+}
+
+/// Writes the JSON Schema generated from `schema` into `dir` (pretty, with a final newline).
+pub fn write_json_schema(dir: &Path, schema: &Schema) -> Result<(), BundleError> {
+    let path = dir.join(JSON_SCHEMA_FILE);
+    let mut text = serde_json::to_string_pretty(&json_schema::generate(schema))
+        .map_err(|error| BundleError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(error),
+        })?;
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|source| BundleError::Write { path, source })
 }
 
 /// Refuses entries that could read outside the bundle, repeat, or not be a SHA-256, and a
@@ -344,7 +411,7 @@ fn check_entries(manifest: &Manifest, path: &Path) -> Result<(), BundleError> {
             ));
         }
     }
-    for required in [MODEL_FILE, PREPROCESSOR_FILE] {
+    for required in [MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE] {
         if !manifest.files.iter().any(|entry| entry.name == required) {
             return Err(BundleError::NotListed {
                 path: path.to_path_buf(),
@@ -419,13 +486,19 @@ fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::artifacts::{KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION};
-    use crate::german_credit;
+    use crate::dataset::shipped_german_credit;
+    use crate::schema::german_credit;
     use crate::model::onnx_export::export_onnx;
     use crate::model::weights::NetworkWeights;
 
     /// A small bundle as the trainer writes it (model, preprocessor, a report), sealed.
     fn bundle(dir: &Path) -> String {
-        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        let rows: Vec<_> = shipped_german_credit()
+            .into_iter()
+            .map(|row| row.applicant)
+            .collect();
+        let schema = german_credit();
+        let preprocessor = Preprocessor::fit(&schema, &rows).unwrap();
         let blocks = preprocessor.attribute_blocks();
         let weights =
             NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, 3);
@@ -440,12 +513,16 @@ mod tests {
         std::fs::write(paths.model(), export_onnx(&weights, &metadata).unwrap()).unwrap();
         preprocessor.save(&paths.preprocessor()).unwrap();
         std::fs::write(paths.metrics(), "{}\n").unwrap();
+        std::fs::write(paths.schema(), schema.source()).unwrap();
+        write_json_schema(dir, &schema).unwrap();
         write_manifest(
             dir,
             &version,
             &[
                 MODEL_FILE,
                 PREPROCESSOR_FILE,
+                SCHEMA_FILE,
+                JSON_SCHEMA_FILE,
                 crate::artifacts::METRICS_FILE,
             ],
         )
@@ -472,7 +549,7 @@ mod tests {
             &*opened.model,
             std::fs::read(dir.path().join(MODEL_FILE)).unwrap()
         );
-        assert_eq!(opened.manifest.files.len(), 3);
+        assert_eq!(opened.manifest.files.len(), 5);
         assert!(!dir.path().join("manifest.json.part").exists());
     }
 
@@ -548,7 +625,12 @@ mod tests {
         )
         .unwrap();
         // Whoever altered the model also rewrote the manifest, keeping the version.
-        write_manifest(dir.path(), &version, &[MODEL_FILE, PREPROCESSOR_FILE]).unwrap();
+        write_manifest(
+            dir.path(),
+            &version,
+            &[MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE],
+        )
+        .unwrap();
         for error in [open(dir.path()).unwrap_err(), seal(dir.path()).unwrap_err()] {
             assert!(
                 matches!(&error, BundleError::VersionNotOfWeights { claimed, .. } if *claimed == version),
@@ -570,9 +652,36 @@ mod tests {
         let manifest = seal(dir.path()).unwrap();
         assert_eq!(manifest.model_version, version);
         let names: Vec<&str> = manifest.files.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, [MODEL_FILE, PREPROCESSOR_FILE, "metrics.json"]);
+        assert_eq!(
+            names,
+            [
+                MODEL_FILE,
+                PREPROCESSOR_FILE,
+                SCHEMA_FILE,
+                JSON_SCHEMA_FILE,
+                "metrics.json"
+            ]
+        );
         open(dir.path()).unwrap();
         std::fs::remove_file(dir.path().join(MODEL_FILE)).unwrap();
+        assert!(matches!(
+            seal(dir.path()),
+            Err(BundleError::FileMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bundle_without_its_schema_or_with_a_stale_json_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        bundle(dir.path());
+        let stale = json_schema::generate(&german_credit()).to_string().replace("18", "21");
+        std::fs::write(dir.path().join(JSON_SCHEMA_FILE), stale).unwrap();
+        assert!(matches!(
+            seal(dir.path()),
+            Err(BundleError::JsonSchema { .. })
+        ));
+        std::fs::remove_file(dir.path().join(JSON_SCHEMA_FILE)).unwrap();
+        std::fs::remove_file(dir.path().join(SCHEMA_FILE)).unwrap();
         assert!(matches!(
             seal(dir.path()),
             Err(BundleError::FileMissing { .. })

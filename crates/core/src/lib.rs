@@ -1,10 +1,12 @@
 //! What the trainer, the worker and the backfill share: the applicant and its wire formats,
 //! preprocessing, the model bundle and the scorer that runs it.
 //!
-//! - [`applicant`]: the applicant schema and its validation.
-//! - [`decode`]: a record's JSON → an applicant or a rejection naming the field.
+//! - [`schema`]: the applicant schema as data (a lender's fields, types, bounds, roles, labels),
+//!   its JSON Schema and the reload compatibility rule.
+//! - [`applicant`]: an applicant's values and the JSON decoder that reads them by a schema.
+//! - [`decode`]: a record's key and JSON → an applicant or a rejection naming the field.
 //! - [`decision`]: the decision record a scored applicant becomes.
-//! - [`german_credit`]: the German Credit data file (training data, demo and bench input).
+//! - [`dataset`]: labelled data files read by a schema (training data, backfill references).
 //! - [`preprocess`]: the fitted encoder and scaler.
 //! - [`model`]: the network's weights, their ONNX form and a plain-Rust reference forward pass.
 //! - [`artifacts`], [`bundle`] and [`loader`]: the model directory, its manifest, and the one
@@ -15,14 +17,15 @@
 
 pub mod applicant;
 pub mod artifacts;
+pub mod dataset;
 pub mod bundle;
 pub mod decision;
 pub mod decode;
 pub mod evaluation;
-pub mod german_credit;
 pub mod loader;
 pub mod logging;
 pub mod model;
 pub mod preprocess;
 pub mod redact;
+pub mod schema;
 pub mod scoring;

@@ -7,10 +7,11 @@
 //! [`crate::artifacts`]), so a model is never served with another model's threshold by
 //! accident; a configured threshold can still override it deliberately.
 
-use crate::applicant::{Applicant, AttributeKind, AttributeValue, ATTRIBUTES};
+use crate::applicant::{Applicant, AttributeValue};
 use crate::artifacts::{ArtifactPaths, MetadataError};
 use crate::bundle::{self, BundleError, ModelBytes};
 use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::schema::{FieldKind, Schema};
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
 use crate::scoring::Scorer;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub struct LoadOptions<'a> {
 pub struct LoadedModel {
     pub scorer: OnnxScorer,
     pub sessions: Sessions,
+    /// The schema the model's records are decoded with.
+    pub schema: Arc<Schema>,
     pub preprocessor: Arc<Preprocessor>,
     pub version: String,
     /// The threshold in force (the model's own, or the override).
@@ -84,6 +87,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     let bundle = bundle::open(options.dir)?;
     let paths = bundle.paths;
     let preprocessor = bundle.preprocessor;
+    let schema = bundle.schema;
     let sessions = Sessions {
         model: bundle.model,
         path: paths.model(),
@@ -94,6 +98,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     let threshold = options.threshold.unwrap_or(metadata.threshold);
     self_check(
         &mut scorer,
+        &schema,
         &preprocessor,
         &paths.model().display().to_string(),
     )?;
@@ -104,11 +109,13 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
         threshold,
         trained_at = metadata.trained_at.as_deref().unwrap_or("unknown"),
         features = preprocessor.width,
+        schema = schema.name(),
         "model loaded"
     );
     Ok(LoadedModel {
         scorer,
         sessions,
+        schema: Arc::new(schema),
         preprocessor: Arc::new(preprocessor),
         version: metadata.version,
         threshold,
@@ -125,6 +132,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
 /// for a reload, where the alternative is to keep serving the model that works.
 pub(crate) fn self_check(
     scorer: &mut dyn Scorer,
+    schema: &Schema,
     preprocessor: &Preprocessor,
     model: &str,
 ) -> Result<(), ModelError> {
@@ -139,7 +147,7 @@ pub(crate) fn self_check(
             preprocessor.width
         )));
     }
-    let applicants = self_check_applicants().map_err(|error| fail(error.to_string()))?;
+    let applicants = self_check_applicants(schema).map_err(|error| fail(error.to_string()))?;
     let features = preprocessor
         .transform_batch(&applicants)
         .map_err(|error| fail(format!("preprocessing the sample: {error}")))?;
@@ -167,31 +175,50 @@ pub(crate) fn self_check(
 }
 
 /// The self-check's sample, built from the schema rather than read from a file, so it is
-/// there wherever the worker runs: applicant `k` takes category `k` (modulo the attribute's
-/// count) of every categorical attribute, so every category appears, and the minimum, maximum
-/// or middle of every numeric range, the extremes a valid record may carry.
-fn self_check_applicants() -> Result<Vec<Applicant>, crate::applicant::RecordError> {
-    let rows = ATTRIBUTES
+/// there wherever the worker runs: applicant `k` takes category `k` (modulo the field's count)
+/// of every categorical field, so every category appears, the minimum, maximum or middle of
+/// every numeric range, the extremes a valid record may carry, and every fourth one leaves its
+/// optional fields out.
+fn self_check_applicants(
+    schema: &Schema,
+) -> Result<Vec<Applicant>, crate::applicant::RecordError> {
+    let rows = schema
+        .fields()
         .iter()
-        .map(|spec| match spec.kind {
-            AttributeKind::Categorical { values } => values.len(),
-            AttributeKind::Numeric { .. } => 3,
+        .map(|field| match &field.kind {
+            FieldKind::Category { categories } => categories.len(),
+            _ => 4,
         })
         .max()
-        .unwrap_or(3);
+        .unwrap_or(4)
+        .max(4);
     (0..rows)
         .map(|k| {
-            let values = ATTRIBUTES.map(|spec| match spec.kind {
-                AttributeKind::Categorical { values } => {
-                    AttributeValue::Categorical(k % values.len())
-                }
-                AttributeKind::Numeric { min, max } => AttributeValue::Numeric(match k % 3 {
-                    0 => f64::from(min),
-                    1 => f64::from(max),
-                    _ => f64::from(min / 2 + max / 2),
-                }),
-            });
-            Applicant::from_attribute_values(&values)
+            let values = schema
+                .fields()
+                .iter()
+                .map(|field| match &field.kind {
+                    _ if !field.is_wire() || (!field.required && k % 4 == 3) => {
+                        AttributeValue::Missing
+                    }
+                    FieldKind::Category { categories } => {
+                        AttributeValue::Categorical(k % categories.len())
+                    }
+                    FieldKind::Boolean => AttributeValue::Categorical(k % 2),
+                    FieldKind::Integer { min, max } => AttributeValue::Numeric(match k % 3 {
+                        0 => *min as f64,
+                        1 => *max as f64,
+                        _ => (min / 2 + max / 2) as f64,
+                    }),
+                    FieldKind::Number { min, max } => AttributeValue::Numeric(match k % 3 {
+                        0 => *min,
+                        1 => *max,
+                        _ => min / 2.0 + max / 2.0,
+                    }),
+                    FieldKind::Text { .. } => AttributeValue::Missing,
+                })
+                .collect();
+            Applicant::from_values(schema, values)
         })
         .collect()
 }
@@ -199,6 +226,7 @@ fn self_check_applicants() -> Result<Vec<Applicant>, crate::applicant::RecordErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::german_credit;
 
     /// A stand-in model that answers every row with `answer`, possibly the wrong number of
     /// times.
@@ -226,8 +254,9 @@ mod tests {
     }
 
     fn served(width_delta: usize, answer: f32, extra_rows: usize) -> (Fixed, Preprocessor) {
-        let applicants = self_check_applicants().unwrap();
-        let preprocessor = Preprocessor::fit(&applicants).unwrap();
+        let schema = german_credit();
+        let applicants = self_check_applicants(&schema).unwrap();
+        let preprocessor = Preprocessor::fit(&schema, &applicants).unwrap();
         let scorer = Fixed {
             width: preprocessor.width + width_delta,
             answer,
@@ -238,31 +267,31 @@ mod tests {
 
     #[test]
     fn the_sample_covers_every_category_and_numeric_extreme() {
-        let applicants = self_check_applicants().unwrap();
-        for (index, spec) in ATTRIBUTES.iter().enumerate() {
-            let seen: Vec<AttributeValue> = applicants
-                .iter()
-                .map(|a| a.attribute_values()[index])
-                .collect();
-            match spec.kind {
-                AttributeKind::Categorical { values } => {
-                    for category in 0..values.len() {
+        let schema = german_credit();
+        let applicants = self_check_applicants(&schema).unwrap();
+        for (index, field) in schema.fields().iter().enumerate() {
+            let seen: Vec<AttributeValue> = applicants.iter().map(|a| a.values()[index]).collect();
+            match &field.kind {
+                _ if !field.is_wire() => {}
+                FieldKind::Category { categories } => {
+                    for category in 0..categories.len() {
                         assert!(
                             seen.contains(&AttributeValue::Categorical(category)),
                             "{} lacks category {category}",
-                            spec.name
+                            field.name
                         );
                     }
                 }
-                AttributeKind::Numeric { min, max } => {
+                FieldKind::Integer { min, max } => {
                     for extreme in [min, max] {
                         assert!(
-                            seen.contains(&AttributeValue::Numeric(f64::from(extreme))),
+                            seen.contains(&AttributeValue::Numeric(*extreme as f64)),
                             "{} lacks {extreme}",
-                            spec.name
+                            field.name
                         );
                     }
                 }
+                other => panic!("the shipped schema has no {other:?}"),
             }
         }
     }
@@ -270,7 +299,7 @@ mod tests {
     #[test]
     fn a_sane_model_passes_the_self_check() {
         let (mut scorer, preprocessor) = served(0, 0.3, 0);
-        self_check(&mut scorer, &preprocessor, "m.onnx").unwrap();
+        self_check(&mut scorer, &german_credit(), &preprocessor, "m.onnx").unwrap();
     }
 
     #[test]
@@ -282,7 +311,7 @@ mod tests {
             (served(1, 0.3, 0), "features per row"),
         ] {
             let (mut scorer, preprocessor) = model;
-            let error = self_check(&mut scorer, &preprocessor, "m.onnx")
+            let error = self_check(&mut scorer, &german_credit(), &preprocessor, "m.onnx")
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -8,17 +8,14 @@
 //! [`Preprocessor::transform_into`] writes into a caller-provided slice, so the worker's hot path
 //! can reuse one batch buffer instead of allocating per record.
 
-use crate::applicant::{Applicant, AttributeKind, AttributeValue, ATTRIBUTES};
+use crate::applicant::{Applicant, AttributeValue};
+use crate::schema::{FieldKind, Schema, Transform};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Version of the JSON artifact's layout; bumped when the meaning of a field changes.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Numeric attributes whose distribution is heavily right-skewed get `ln(1 + x)` before scaling,
-/// so one 18,000 DM loan does not squash every other amount to the same scaled value.
-const LOG_TRANSFORMED: [&str; 3] = ["credit_amount_dm", "duration_months", "age_years"];
 
 /// How a numeric value is transformed before standardisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,11 +35,20 @@ impl NumericTransform {
     }
 }
 
+impl From<Transform> for NumericTransform {
+    fn from(transform: Transform) -> Self {
+        match transform {
+            Transform::None => NumericTransform::Identity,
+            Transform::Log1p => NumericTransform::Log1p,
+        }
+    }
+}
+
 /// How one attribute is encoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Encoding {
-    /// One column per category, in schema order.
+    /// One column per category, in schema order (a boolean: `false`, `true`).
     OneHot { categories: Vec<String> },
     /// One column: `(transform(x) - mean) / std`.
     Standardised {
@@ -61,6 +67,13 @@ pub struct EncodedAttribute {
     /// Number of columns.
     pub width: usize,
     pub encoding: Encoding,
+    /// An optional field's last column is 1 when the value is missing (a numeric value's own
+    /// column is then 0, the mean): the model sees that it is missing, it is not filled in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing_indicator: bool,
+    /// Position of the field in the schema (not saved: resolved by name when bound).
+    #[serde(skip)]
+    field: usize,
 }
 
 /// The saved encoder and scaler.
@@ -69,7 +82,7 @@ pub struct Preprocessor {
     pub format_version: u32,
     /// Total number of feature columns.
     pub width: usize,
-    /// The 20 attributes in schema order.
+    /// The model-input fields, in schema order.
     pub attributes: Vec<EncodedAttribute>,
     /// Number of rows the scaler was fitted on.
     pub fitted_rows: usize,
@@ -97,64 +110,60 @@ pub enum PreprocessError {
         path: String,
         source: serde_json::Error,
     },
-    #[error("preprocessor is incompatible with this build: {0}")]
+    #[error("preprocessor does not fit the schema: {0}")]
     Incompatible(String),
 }
 
 impl Preprocessor {
-    /// Fits the scaler on `rows` (the training split only).
-    pub fn fit(rows: &[Applicant]) -> Result<Self, PreprocessError> {
+    /// Fits the scaler on `rows` (the training split only), one block per model-input field of
+    /// `schema`.
+    pub fn fit(schema: &Schema, rows: &[Applicant]) -> Result<Self, PreprocessError> {
         if rows.is_empty() {
             return Err(PreprocessError::NoRows);
         }
-        let mut attributes = Vec::with_capacity(ATTRIBUTES.len());
+        let mut attributes = Vec::new();
         let mut offset = 0;
-        for (index, spec) in ATTRIBUTES.iter().enumerate() {
-            let (width, encoding) = match spec.kind {
-                AttributeKind::Categorical { values } => (
-                    values.len(),
-                    Encoding::OneHot {
-                        categories: values.iter().map(|v| v.to_string()).collect(),
-                    },
-                ),
-                AttributeKind::Numeric { .. } => {
-                    let transform = if LOG_TRANSFORMED.contains(&spec.name) {
-                        NumericTransform::Log1p
-                    } else {
-                        NumericTransform::Identity
-                    };
+        for (position, field) in schema.fields().iter().enumerate() {
+            if !field.is_model_input() {
+                continue;
+            }
+            let encoding = match &field.kind {
+                FieldKind::Category { categories } => Encoding::OneHot {
+                    categories: categories.iter().map(|c| c.value.clone()).collect(),
+                },
+                FieldKind::Boolean => Encoding::OneHot {
+                    categories: vec!["false".to_owned(), "true".to_owned()],
+                },
+                FieldKind::Integer { .. } | FieldKind::Number { .. } => {
+                    let transform = NumericTransform::from(field.transform);
                     let values: Vec<f64> = rows
                         .iter()
-                        .map(|row| match row.attribute_values()[index] {
-                            AttributeValue::Numeric(value) => transform.apply(value),
-                            AttributeValue::Categorical(value) => value as f64,
+                        .filter_map(|row| match row.values()[position] {
+                            AttributeValue::Numeric(value) => Some(transform.apply(value)),
+                            _ => None,
                         })
                         .collect();
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-                        / values.len() as f64;
-                    // A constant column carries no information; std 1 keeps it at zero instead of
-                    // dividing by zero.
-                    let std = if variance > 1e-12 {
-                        variance.sqrt()
-                    } else {
-                        1.0
-                    };
-                    (
-                        1,
-                        Encoding::Standardised {
-                            transform,
-                            mean,
-                            std,
-                        },
-                    )
+                    let (mean, std) = mean_and_std(&values);
+                    Encoding::Standardised {
+                        transform,
+                        mean,
+                        std,
+                    }
                 }
+                FieldKind::Text { .. } => continue,
             };
+            let missing_indicator = !field.required;
+            let width = match &encoding {
+                Encoding::OneHot { categories } => categories.len(),
+                Encoding::Standardised { .. } => 1,
+            } + usize::from(missing_indicator);
             attributes.push(EncodedAttribute {
-                name: spec.name.to_string(),
+                name: field.name.clone(),
                 offset,
                 width,
                 encoding,
+                missing_indicator,
+                field: position,
             });
             offset += width;
         }
@@ -181,14 +190,21 @@ impl Preprocessor {
             });
         }
         out.fill(0.0);
-        for (attribute, value) in self.attributes.iter().zip(applicant.attribute_values()) {
+        let values = applicant.values();
+        for attribute in &self.attributes {
+            let value = values
+                .get(attribute.field)
+                .copied()
+                .unwrap_or(AttributeValue::Missing);
+            let block = &mut out[attribute.offset..attribute.offset + attribute.width];
             match (&attribute.encoding, value) {
-                (Encoding::OneHot { .. }, AttributeValue::Categorical(index)) => {
-                    // `load` checked that the category list matches the schema's, so the index
-                    // is in range; `get_mut` keeps a corrupted artifact from panicking anyway.
-                    if let Some(cell) = out.get_mut(attribute.offset + index) {
-                        *cell = 1.0;
-                    }
+                (_, AttributeValue::Missing) if attribute.missing_indicator => {
+                    block[attribute.width - 1] = 1.0;
+                }
+                (Encoding::OneHot { categories }, AttributeValue::Categorical(index))
+                    if index < categories.len() =>
+                {
+                    block[index] = 1.0;
                 }
                 (
                     Encoding::Standardised {
@@ -198,11 +214,11 @@ impl Preprocessor {
                     },
                     AttributeValue::Numeric(value),
                 ) => {
-                    out[attribute.offset] = ((transform.apply(value) - mean) / std) as f32;
+                    block[0] = ((transform.apply(value) - mean) / std) as f32;
                 }
                 _ => {
                     return Err(PreprocessError::Incompatible(format!(
-                        "attribute `{}` has an encoding that does not fit its type",
+                        "attribute `{}` has an encoding that does not fit its value",
                         attribute.name
                     )))
                 }
@@ -264,30 +280,35 @@ impl Preprocessor {
         })
     }
 
-    /// Loads an artifact and checks it against this build's schema.
-    pub fn load(path: &Path) -> Result<Self, PreprocessError> {
+    /// Loads an artifact and binds it to `schema`.
+    pub fn load(path: &Path, schema: &Schema) -> Result<Self, PreprocessError> {
         let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_json_bytes(&bytes, path)
+        Self::from_json_bytes(&bytes, path, schema)
     }
 
     /// Parses an artifact already read from `path` (e.g. the bytes whose hash the model
-    /// bundle's manifest just confirmed) and checks it against this build's schema.
-    pub(crate) fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreprocessError> {
-        let preprocessor: Preprocessor =
+    /// bundle's manifest just confirmed) and binds it to `schema`.
+    pub(crate) fn from_json_bytes(
+        bytes: &[u8],
+        path: &Path,
+        schema: &Schema,
+    ) -> Result<Self, PreprocessError> {
+        let mut preprocessor: Preprocessor =
             serde_json::from_slice(bytes).map_err(|source| PreprocessError::Parse {
                 path: path.display().to_string(),
                 source,
             })?;
-        preprocessor.check_compatible()?;
+        preprocessor.bind(schema)?;
         Ok(preprocessor)
     }
 
-    /// Checks that the artifact describes this build's schema, so a preprocessor from another
-    /// schema version fails at start-up instead of scoring garbage.
-    pub(crate) fn check_compatible(&self) -> Result<(), PreprocessError> {
+    /// Finds each attribute's field in `schema` and checks that the artifact was fitted for it
+    /// (the same model inputs, in order, with the same categories and kinds), so a preprocessor
+    /// of another schema fails at start-up instead of scoring garbage.
+    pub(crate) fn bind(&mut self, schema: &Schema) -> Result<(), PreprocessError> {
         let fail = |message: String| Err(PreprocessError::Incompatible(message));
         if self.format_version != FORMAT_VERSION {
             return fail(format!(
@@ -295,19 +316,26 @@ impl Preprocessor {
                 self.format_version
             ));
         }
-        if self.attributes.len() != ATTRIBUTES.len() {
+        let inputs: Vec<(usize, &crate::schema::Field)> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| field.is_model_input())
+            .collect();
+        if self.attributes.len() != inputs.len() {
             return fail(format!(
-                "{} attributes, the schema has {}",
+                "{} attributes, schema `{}` has {} model inputs",
                 self.attributes.len(),
-                ATTRIBUTES.len()
+                schema.name(),
+                inputs.len()
             ));
         }
         let mut offset = 0;
-        for (attribute, spec) in self.attributes.iter().zip(ATTRIBUTES.iter()) {
-            if attribute.name != spec.name {
+        for (attribute, (position, field)) in self.attributes.iter_mut().zip(inputs) {
+            if attribute.name != field.name {
                 return fail(format!(
                     "attribute at offset {offset} is `{}`, the schema expects `{}`",
-                    attribute.name, spec.name
+                    attribute.name, field.name
                 ));
             }
             if attribute.offset != offset {
@@ -316,11 +344,27 @@ impl Preprocessor {
                     attribute.name, attribute.offset
                 ));
             }
-            match (&attribute.encoding, spec.kind) {
-                (Encoding::OneHot { categories }, AttributeKind::Categorical { values }) => {
+            if attribute.missing_indicator == field.required {
+                return fail(format!(
+                    "attribute `{}` {} a missing indicator, but the field is {}",
+                    attribute.name,
+                    if attribute.missing_indicator { "has" } else { "lacks" },
+                    if field.required { "required" } else { "optional" }
+                ));
+            }
+            let extra = usize::from(attribute.missing_indicator);
+            let expected: Option<Vec<&str>> = match &field.kind {
+                FieldKind::Category { categories } => {
+                    Some(categories.iter().map(|c| c.value.as_str()).collect())
+                }
+                FieldKind::Boolean => Some(vec!["false", "true"]),
+                _ => None,
+            };
+            match (&attribute.encoding, expected) {
+                (Encoding::OneHot { categories }, Some(values)) => {
                     if categories.len() != values.len()
-                        || categories.iter().zip(values).any(|(a, b)| a != b)
-                        || attribute.width != values.len()
+                        || categories.iter().zip(&values).any(|(a, b)| a != b)
+                        || attribute.width != values.len() + extra
                     {
                         return fail(format!(
                             "attribute `{}` was fitted with categories [{}], the schema has [{}]",
@@ -330,8 +374,11 @@ impl Preprocessor {
                         ));
                     }
                 }
-                (Encoding::Standardised { mean, std, .. }, AttributeKind::Numeric { .. }) => {
-                    if attribute.width != 1 || !mean.is_finite() || !std.is_finite() || *std <= 0.0
+                (Encoding::Standardised { mean, std, .. }, None) => {
+                    if attribute.width != 1 + extra
+                        || !mean.is_finite()
+                        || !std.is_finite()
+                        || *std <= 0.0
                     {
                         return fail(format!(
                             "attribute `{}` has an invalid scaler (mean {mean}, std {std}, width {})",
@@ -346,6 +393,7 @@ impl Preprocessor {
                     ))
                 }
             }
+            attribute.field = position;
             offset += attribute.width;
         }
         if offset != self.width {
@@ -358,14 +406,40 @@ impl Preprocessor {
     }
 }
 
+/// Mean and standard deviation of `values`; a constant (or empty) column gets std 1, which
+/// keeps it at zero instead of dividing by zero.
+fn mean_and_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let variance =
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    let std = if variance > 1e-12 {
+        variance.sqrt()
+    } else {
+        1.0
+    };
+    (mean, std)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::german_credit;
+    use crate::dataset::shipped_german_credit;
+    use crate::schema::{german_credit, Schema};
+
+    fn shipped() -> Vec<Applicant> {
+        shipped_german_credit().into_iter().map(|row| row.applicant).collect()
+    }
+
+    fn fitted(rows: &[Applicant]) -> Preprocessor {
+        Preprocessor::fit(&german_credit(), rows).unwrap()
+    }
 
     #[test]
     fn width_is_one_hot_categories_plus_numerics() {
-        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        let preprocessor = fitted(&shipped());
         // 13 categorical attributes with 4+5+11+5+5+5+3+4+3+3+4+2+2 values, 7 numerics.
         assert_eq!(preprocessor.width, 56 + 7);
         assert_eq!(preprocessor.attribute_blocks().len(), 20);
@@ -375,8 +449,8 @@ mod tests {
 
     #[test]
     fn numeric_columns_are_standardised_on_the_fitted_rows() {
-        let rows = german_credit::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let rows = shipped();
+        let preprocessor = fitted(&rows);
         let features = preprocessor.transform_batch(&rows).unwrap();
         let column = 4; // duration_months
         let values: Vec<f64> = features
@@ -391,8 +465,8 @@ mod tests {
 
     #[test]
     fn one_hot_sets_exactly_one_column_per_categorical_attribute() {
-        let rows = german_credit::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let rows = shipped();
+        let preprocessor = fitted(&rows);
         let mut out = vec![0.0; preprocessor.width];
         preprocessor.transform_into(&rows[0], &mut out).unwrap();
         for attribute in &preprocessor.attributes {
@@ -408,8 +482,8 @@ mod tests {
 
     #[test]
     fn transform_into_rejects_a_buffer_of_the_wrong_width() {
-        let rows = german_credit::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let rows = shipped();
+        let preprocessor = fitted(&rows);
         let mut out = vec![0.0; preprocessor.width - 1];
         assert!(matches!(
             preprocessor.transform_into(&rows[0], &mut out),
@@ -419,23 +493,23 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip() {
-        let preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        let preprocessor = fitted(&shipped());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         preprocessor.save(&path).unwrap();
-        assert_eq!(Preprocessor::load(&path).unwrap(), preprocessor);
+        assert_eq!(Preprocessor::load(&path, &german_credit()).unwrap(), preprocessor);
     }
 
     #[test]
     fn load_rejects_an_artifact_from_another_schema() {
-        let mut preprocessor = Preprocessor::fit(&german_credit::shipped_applicants()).unwrap();
+        let mut preprocessor = fitted(&shipped());
         if let Encoding::OneHot { categories } = &mut preprocessor.attributes[3].encoding {
             categories.pop();
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         preprocessor.save(&path).unwrap();
-        let message = Preprocessor::load(&path).unwrap_err().to_string();
+        let message = Preprocessor::load(&path, &german_credit()).unwrap_err().to_string();
         assert!(message.contains("purpose"), "{message}");
     }
 
@@ -444,17 +518,64 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         std::fs::write(&path, "{\"format_version\": 1, \"wid").unwrap();
-        let message = Preprocessor::load(&path).unwrap_err().to_string();
+        let message = Preprocessor::load(&path, &german_credit()).unwrap_err().to_string();
         assert!(message.contains("preprocessor.json"), "{message}");
-        let missing = Preprocessor::load(&dir.path().join("absent.json")).unwrap_err();
+        let missing = Preprocessor::load(&dir.path().join("absent.json"), &german_credit()).unwrap_err();
         assert!(missing.to_string().contains("absent.json"));
     }
 
     #[test]
     fn fit_on_no_rows_is_an_error() {
         assert!(matches!(
-            Preprocessor::fit(&[]),
+            Preprocessor::fit(&german_credit(), &[]),
             Err(PreprocessError::NoRows)
         ));
+    }
+
+    #[test]
+    fn a_missing_optional_value_sets_its_indicator_and_nothing_else() {
+        let schema = Schema::parse(
+            r#"
+            name = "x"
+            [[field]]
+            name = "income"
+            label = "Income"
+            type = "number"
+            min = 0
+            max = 1e6
+            required = false
+            [[field]]
+            name = "owner"
+            label = "Home owner"
+            type = "boolean"
+            required = false
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        let rows: Vec<Applicant> = [(10.0, 1), (30.0, 0)]
+            .map(|(income, owner)| {
+                Applicant::from_values(
+                    &schema,
+                    vec![
+                        AttributeValue::Numeric(income),
+                        AttributeValue::Categorical(owner),
+                    ],
+                )
+                .unwrap()
+            })
+            .to_vec();
+        let preprocessor = Preprocessor::fit(&schema, &rows).unwrap();
+        assert_eq!(preprocessor.width, 2 + 3);
+        let missing = Applicant::from_values(
+            &schema,
+            vec![AttributeValue::Missing, AttributeValue::Missing],
+        )
+        .unwrap();
+        let mut out = vec![9.0; preprocessor.width];
+        preprocessor.transform_into(&missing, &mut out).unwrap();
+        assert_eq!(out, [0.0, 1.0, 0.0, 0.0, 1.0]);
+        preprocessor.transform_into(&rows[0], &mut out).unwrap();
+        assert_eq!(out, [-1.0, 0.0, 0.0, 1.0, 0.0]);
     }
 }

@@ -5,8 +5,9 @@
 //! a restart) and row `i` never depends on how many rows were requested.
 
 use super::neighbours::same_class_neighbours;
-use credit_core::applicant::{Applicant, AttributeKind, AttributeValue, RecordError, ATTRIBUTES};
-use credit_core::german_credit::LabelledApplicant;
+use credit_core::applicant::{Applicant, AttributeValue, RecordError};
+use credit_core::dataset::LabelledApplicant;
+use credit_core::schema::{FieldKind, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -37,27 +38,36 @@ pub enum GeneratorError {
 /// Generates applicants resembling `seed_rows`.
 #[derive(Debug, Clone)]
 pub struct Generator {
+    schema: Schema,
     rows: Vec<LabelledApplicant>,
-    values: Vec<[AttributeValue; 20]>,
     neighbours: Vec<Vec<usize>>,
     seed: u64,
 }
 
 impl Generator {
-    /// Prepares a generator (neighbour search over `seed_rows`).
-    pub fn new(seed_rows: Vec<LabelledApplicant>, seed: u64) -> Result<Self, GeneratorError> {
-        let applicants: Vec<Applicant> = seed_rows.iter().map(|r| r.applicant).collect();
+    /// Prepares a generator (neighbour search over `seed_rows`, read with `schema`).
+    pub fn new(
+        schema: &Schema,
+        seed_rows: Vec<LabelledApplicant>,
+        seed: u64,
+    ) -> Result<Self, GeneratorError> {
+        let applicants: Vec<&Applicant> = seed_rows.iter().map(|r| &r.applicant).collect();
         let class: Vec<bool> = seed_rows.iter().map(|r| r.bad).collect();
         let neighbours = same_class_neighbours(&applicants, &class, NEIGHBOURS);
         if neighbours.is_empty() || neighbours.iter().any(Vec::is_empty) {
             return Err(GeneratorError::TooFewRows);
         }
         Ok(Self {
-            values: applicants.iter().map(Applicant::attribute_values).collect(),
+            schema: schema.clone(),
             rows: seed_rows,
             neighbours,
             seed,
         })
+    }
+
+    /// The schema of the rows it generates.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// Rows `first..first + count` (0-based), appended to `out`.
@@ -98,20 +108,26 @@ impl Generator {
         let partners = &self.neighbours[anchor];
         let partner = partners[rng.gen_range(0..partners.len())];
         let u: f64 = rng.gen();
-        let (a, b) = (&self.values[anchor], &self.values[partner]);
-        let mut values = *a;
-        for (attribute, value) in values.iter_mut().enumerate() {
+        let a = self.rows[anchor].applicant.values();
+        let b = self.rows[partner].applicant.values();
+        let mut values = a.to_vec();
+        for (attribute, (value, field)) in values.iter_mut().zip(self.schema.fields()).enumerate() {
             // One draw per attribute whatever its kind, so the stream stays aligned.
             let pick: f64 = rng.gen();
-            *value = match (ATTRIBUTES[attribute].kind, a[attribute], b[attribute]) {
+            *value = match (&field.kind, a[attribute], b[attribute]) {
                 (
-                    AttributeKind::Numeric { min, max },
+                    FieldKind::Integer { min, max },
                     AttributeValue::Numeric(x),
                     AttributeValue::Numeric(y),
                 ) => {
                     let interpolated = (x + u * (y - x)).round();
-                    AttributeValue::Numeric(interpolated.clamp(f64::from(min), f64::from(max)))
+                    AttributeValue::Numeric(interpolated.clamp(*min as f64, *max as f64))
                 }
+                (
+                    FieldKind::Number { min, max },
+                    AttributeValue::Numeric(x),
+                    AttributeValue::Numeric(y),
+                ) => AttributeValue::Numeric((x + u * (y - x)).clamp(*min, *max)),
                 // Closer to the partner (large u), more of the partner's categories.
                 (_, from_anchor, from_partner) => {
                     if pick < u {
@@ -122,7 +138,7 @@ impl Generator {
                 }
             };
         }
-        let applicant = Applicant::from_attribute_values(&values)?;
+        let applicant = Applicant::from_values(&self.schema, values)?;
         Ok((applicant, self.rows[anchor].bad))
     }
 }
@@ -130,16 +146,21 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::german_credit;
-    use std::path::Path;
+    use credit_core::dataset::shipped_german_credit;
+    use credit_core::schema::german_credit;
 
     fn generator(seed: u64) -> Generator {
-        let rows = german_credit::load(
-            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                .join("data/german_credit.csv"),
-        )
-        .unwrap();
-        Generator::new(rows, seed).unwrap()
+        Generator::new(&german_credit(), shipped_german_credit(), seed).unwrap()
+    }
+
+    /// Field `name` of every row, as numbers.
+    fn numbers(g: &Generator, rows: &[GeneratedRow], name: &str) -> Vec<f64> {
+        rows.iter()
+            .map(|r| match r.applicant.value(g.schema(), name) {
+                Some(AttributeValue::Numeric(x)) => x,
+                other => panic!("{name} is {other:?}"),
+            })
+            .collect()
     }
 
     #[test]
@@ -164,21 +185,12 @@ mod tests {
         g.generate(0, 20_000, &mut rows).unwrap();
         let bad = rows.iter().filter(|r| r.bad).count() as f64 / rows.len() as f64;
         assert!((bad - 0.3).abs() < 0.02, "bad share {bad}");
-        let mean_age = rows
-            .iter()
-            .map(|r| f64::from(r.applicant.age_years))
-            .sum::<f64>()
-            / rows.len() as f64;
+        let ages = numbers(&g, &rows, "age_years");
+        let mean_age = ages.iter().sum::<f64>() / rows.len() as f64;
         assert!((mean_age - 35.5).abs() < 1.5, "mean age {mean_age}");
         // Longer loans are larger in the data (correlation ~0.62); interpolation keeps that.
-        let xs: Vec<f64> = rows
-            .iter()
-            .map(|r| f64::from(r.applicant.duration_months))
-            .collect();
-        let ys: Vec<f64> = rows
-            .iter()
-            .map(|r| f64::from(r.applicant.credit_amount_dm))
-            .collect();
+        let xs = numbers(&g, &rows, "duration_months");
+        let ys = numbers(&g, &rows, "credit_amount_dm");
         let correlation = pearson(&xs, &ys);
         assert!(
             correlation > 0.5,

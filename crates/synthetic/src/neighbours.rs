@@ -1,4 +1,4 @@
-//! Nearest neighbours within a class, on all 20 attributes.
+//! Nearest neighbours within a class, on every field of the schema.
 //!
 //! Distance: squared differences of the numeric attributes standardised by their standard
 //! deviation over the whole data set, plus 1 for every categorical attribute that differs, so
@@ -10,11 +10,11 @@ use credit_core::applicant::{Applicant, AttributeValue};
 /// For every row, the indices of its `k` nearest rows with the same `class`, nearest first
 /// (fewer when the class is smaller; none for a class of one).
 pub(crate) fn same_class_neighbours(
-    rows: &[Applicant],
+    rows: &[&Applicant],
     class: &[bool],
     k: usize,
 ) -> Vec<Vec<usize>> {
-    let values: Vec<[AttributeValue; 20]> = rows.iter().map(Applicant::attribute_values).collect();
+    let values: Vec<&[AttributeValue]> = rows.iter().map(|row| row.values()).collect();
     let scale = numeric_scales(&values);
     (0..rows.len())
         .map(|i| {
@@ -29,14 +29,14 @@ pub(crate) fn same_class_neighbours(
 }
 
 /// 1 / standard deviation of each numeric attribute (1 for categoricals and constants).
-fn numeric_scales(values: &[[AttributeValue; 20]]) -> [f64; 20] {
-    let mut scale = [1.0; 20];
+fn numeric_scales(values: &[&[AttributeValue]]) -> Vec<f64> {
+    let mut scale = vec![1.0; values.first().map_or(0, |row| row.len())];
     for (attribute, slot) in scale.iter_mut().enumerate() {
         let numbers: Vec<f64> = values
             .iter()
             .filter_map(|row| match row[attribute] {
                 AttributeValue::Numeric(x) => Some(x),
-                AttributeValue::Categorical(_) => None,
+                AttributeValue::Categorical(_) | AttributeValue::Missing => None,
             })
             .collect();
         if numbers.len() < 2 {
@@ -52,7 +52,7 @@ fn numeric_scales(values: &[[AttributeValue; 20]]) -> [f64; 20] {
     scale
 }
 
-fn distance(a: &[AttributeValue; 20], b: &[AttributeValue; 20], scale: &[f64; 20]) -> f64 {
+fn distance(a: &[AttributeValue], b: &[AttributeValue], scale: &[f64]) -> f64 {
     a.iter()
         .zip(b)
         .zip(scale)
@@ -61,6 +61,7 @@ fn distance(a: &[AttributeValue; 20], b: &[AttributeValue; 20], scale: &[f64; 20
             (AttributeValue::Categorical(x), AttributeValue::Categorical(y)) => {
                 f64::from(u8::from(x != y))
             }
+            (AttributeValue::Missing, AttributeValue::Missing) => 0.0,
             _ => 1.0,
         })
         .sum()
@@ -69,17 +70,12 @@ fn distance(a: &[AttributeValue; 20], b: &[AttributeValue; 20], scale: &[f64; 20
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::german_credit;
-    use std::path::Path;
+    use credit_core::dataset::shipped_german_credit;
 
     #[test]
     fn neighbours_share_the_class_and_are_close() {
-        let rows = german_credit::load(
-            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                .join("data/german_credit.csv"),
-        )
-        .unwrap();
-        let applicants: Vec<Applicant> = rows.iter().take(200).map(|r| r.applicant).collect();
+        let rows = shipped_german_credit();
+        let applicants: Vec<&Applicant> = rows.iter().take(200).map(|r| &r.applicant).collect();
         let class: Vec<bool> = rows.iter().take(200).map(|r| r.bad).collect();
         let neighbours = same_class_neighbours(&applicants, &class, 5);
         for (i, list) in neighbours.iter().enumerate() {

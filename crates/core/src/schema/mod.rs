@@ -1,0 +1,710 @@
+//! The applicant schema as data: which fields a lender's records have, their types and bounds,
+//! what missing means, how the model sees each one, and a human label for every field and
+//! category (the words an explanation or a dead letter uses).
+//!
+//! A schema is a TOML file (`schemas/german-credit.toml` is the shipped example, documented in
+//! docs/schema.md). Everything downstream is driven by it: the decoder, the preprocessor, the
+//! data-file readers, the generated JSON Schema and the reload compatibility check. A bad file
+//! is refused with every problem found, each naming its field.
+
+mod compat;
+pub mod json_schema;
+
+pub use compat::incompatibilities;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// Longest field name, in bytes: names are metric-free but go into headers and log lines.
+const MAX_NAME_BYTES: usize = 64;
+
+/// A validated schema.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    name: String,
+    description: String,
+    fields: Vec<Field>,
+    /// Field position by wire name.
+    by_name: HashMap<String, usize>,
+    /// The file's text: written into a bundle as it was read, and hashed for the fingerprint.
+    source: String,
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+/// One field of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The JSON key on the wire; a lowercase identifier.
+    pub name: String,
+    /// What the field is, in words a declined applicant can read.
+    pub label: String,
+    /// The column that holds it in training and backfill files (the name unless given).
+    pub column: String,
+    pub kind: FieldKind,
+    /// A required field must be present and not null; a missing optional one gets its own
+    /// indicator column, never a silent fill.
+    pub required: bool,
+    pub role: Role,
+    pub transform: Transform,
+}
+
+/// A field's type, with its allowed values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldKind {
+    /// A string, one of the categories (in file order: the one-hot encoding relies on it).
+    Category { categories: Vec<Category> },
+    /// A whole number from `min` to `max`.
+    Integer { min: i64, max: i64 },
+    /// Any finite number from `min` to `max`.
+    Number { min: f64, max: f64 },
+    /// `true` or `false`.
+    Boolean,
+    /// A string of at most `max_length` characters: identifiers only (role `key`).
+    Text { max_length: usize },
+}
+
+/// One value of a categorical field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    /// The wire value.
+    pub value: String,
+    pub label: String,
+    /// How training and backfill files spell it, when not as the wire value.
+    pub data: Option<String>,
+}
+
+/// What a field is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A model input.
+    Input,
+    /// A protected attribute (sex, marital status, national origin, age...): accepted and
+    /// validated for monitoring, a model input only when `model_input` says so explicitly.
+    Protected { model_input: bool },
+    /// The application's identifier in data files (on Kafka, the message key is).
+    Key,
+    /// The realised outcome in training and backfill files; `bad` is its bad-risk value.
+    Label { bad: String },
+    /// Validated and carried, never a model input.
+    PassThrough,
+}
+
+/// What the preprocessor does to a numeric value before standardising it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transform {
+    #[default]
+    None,
+    /// `ln(1 + x)`, for right-skewed amounts.
+    Log1p,
+}
+
+impl Field {
+    /// Whether producers send this field in the record (the key and the label are not).
+    pub fn is_wire(&self) -> bool {
+        !matches!(self.role, Role::Key | Role::Label { .. })
+    }
+
+    /// Whether the model reads this field.
+    pub fn is_model_input(&self) -> bool {
+        match self.role {
+            Role::Input => true,
+            Role::Protected { model_input } => model_input,
+            Role::Key | Role::Label { .. } | Role::PassThrough => false,
+        }
+    }
+
+    /// The categories of a categorical field; booleans read as `false`, `true`.
+    pub fn categories(&self) -> Option<&[Category]> {
+        match &self.kind {
+            FieldKind::Category { categories } => Some(categories),
+            _ => None,
+        }
+    }
+
+    /// The position of the category spelled `text`, as on the wire or as in data files.
+    pub fn category_index(&self, text: &str) -> Option<usize> {
+        let categories = self.categories()?;
+        categories
+            .iter()
+            .position(|category| category.value == text)
+            .or_else(|| {
+                categories
+                    .iter()
+                    .position(|category| category.data.as_deref() == Some(text))
+            })
+    }
+
+    /// The kind as the error messages say it: `an integer from 1 to 120`.
+    pub fn expected(&self) -> String {
+        match &self.kind {
+            FieldKind::Category { categories } => format!(
+                "a string, one of {}",
+                quoted_list(categories.iter().map(|c| c.value.as_str()))
+            ),
+            FieldKind::Integer { min, max } => format!("an integer from {min} to {max}"),
+            FieldKind::Number { min, max } => format!("a number from {min} to {max}"),
+            FieldKind::Boolean => "true or false".to_owned(),
+            FieldKind::Text { max_length } => {
+                format!("a string of at most {max_length} characters")
+            }
+        }
+    }
+}
+
+/// `` `a`, `b`, `c` ``.
+pub(crate) fn quoted_list<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    values
+        .map(|value| format!("`{value}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One problem with a schema file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaProblem {
+    /// The field's name, or `schema` for the file as a whole.
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for SchemaProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field `{}`: {}", self.field, self.problem)
+    }
+}
+
+/// Why a schema could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read schema {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("schema {path} is not valid TOML for a schema: {message}")]
+    Syntax { path: String, message: String },
+    #[error("schema {path} has {} problem(s): {}", problems.len(), join(problems))]
+    Invalid {
+        path: String,
+        problems: Vec<SchemaProblem>,
+    },
+}
+
+fn join(problems: &[SchemaProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Schema {
+    /// Reads and validates a schema file.
+    pub fn load(path: &Path) -> Result<Self, SchemaError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a schema's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SchemaError> {
+        let raw: RawSchema = toml::from_str(text).map_err(|error| SchemaError::Syntax {
+            path: origin.to_owned(),
+            message: error.to_string().trim_end().to_owned(),
+        })?;
+        let mut problems = Vec::new();
+        let fields: Vec<Field> = raw
+            .field
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, field)| field.validate(position, &mut problems))
+            .collect();
+        let mut by_name = HashMap::new();
+        for (position, field) in fields.iter().enumerate() {
+            if by_name.insert(field.name.clone(), position).is_some() {
+                problems.push(problem(&field.name, "is declared twice"));
+            }
+        }
+        check_roles(&fields, &mut problems);
+        if raw.name.trim().is_empty() {
+            problems.push(problem("schema", "`name` is empty"));
+        }
+        if !problems.is_empty() {
+            return Err(SchemaError::Invalid {
+                path: origin.to_owned(),
+                problems,
+            });
+        }
+        Ok(Self {
+            name: raw.name,
+            description: raw.description.unwrap_or_default(),
+            fields,
+            by_name,
+            source: text.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Every field, in file order (the order of an [`crate::applicant::Applicant`]'s values).
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// The position of the field named `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The field whose role is `label`, if any.
+    pub fn label_field(&self) -> Option<(usize, &Field)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, field)| matches!(field.role, Role::Label { .. }))
+    }
+
+    /// The field whose role is `key`, if any.
+    pub fn key_field(&self) -> Option<(usize, &Field)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, field)| field.role == Role::Key)
+    }
+
+    /// The file's text, as read.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// SHA-256 of the file's text.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.source.as_bytes()))
+    }
+}
+
+/// Every role constraint that spans fields: at most one key and one label, at least one input.
+fn check_roles(fields: &[Field], problems: &mut Vec<SchemaProblem>) {
+    for (role, what) in [("key", Role::Key), ("label", Role::Label { bad: String::new() })] {
+        let named: Vec<&str> = fields
+            .iter()
+            .filter(|field| std::mem::discriminant(&field.role) == std::mem::discriminant(&what))
+            .map(|field| field.name.as_str())
+            .collect();
+        if named.len() > 1 {
+            problems.push(problem(
+                "schema",
+                format!("more than one field has role `{role}`: {}", named.join(", ")),
+            ));
+        }
+    }
+    if !fields.iter().any(Field::is_model_input) {
+        problems.push(problem("schema", "no field is a model input"));
+    }
+}
+
+fn problem(field: &str, problem: impl Into<String>) -> SchemaProblem {
+    SchemaProblem {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// The file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    field: Vec<RawField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: String,
+    label: Option<String>,
+    column: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    categories: Option<Vec<RawCategory>>,
+    min: Option<Bound>,
+    max: Option<Bound>,
+    max_length: Option<usize>,
+    required: Option<bool>,
+    transform: Option<String>,
+    role: Option<String>,
+    model_input: Option<bool>,
+    bad: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    value: String,
+    label: Option<String>,
+    data: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum Bound {
+    Integer(i64),
+    Float(f64),
+}
+
+impl Bound {
+    fn as_f64(self) -> f64 {
+        match self {
+            Bound::Integer(value) => value as f64,
+            Bound::Float(value) => value,
+        }
+    }
+}
+
+impl RawField {
+    /// The field, or `None` with its problems noted.
+    fn validate(self, position: usize, problems: &mut Vec<SchemaProblem>) -> Option<Field> {
+        let before = problems.len();
+        let name = if self.name.is_empty() {
+            format!("#{}", position + 1)
+        } else {
+            self.name.clone()
+        };
+        let mut note = |text: String| problems.push(problem(&name, text));
+        if !is_identifier(&self.name) {
+            note(format!(
+                "the name must be a lowercase identifier (a-z, 0-9, _; starting with a letter; \
+                 at most {MAX_NAME_BYTES} bytes), got `{}`",
+                self.name
+            ));
+        }
+        if self.name == "record" || self.name == "key" {
+            note("`record` and `key` name the whole record and the message key in errors".into());
+        }
+        let label = self.label.clone().unwrap_or_default();
+        if label.trim().is_empty() {
+            note("`label` is missing or empty: every field needs words for explanations".into());
+        }
+        let role = match self.role.as_deref().unwrap_or("input") {
+            "input" => Role::Input,
+            "protected" => Role::Protected {
+                model_input: self.model_input.unwrap_or(false),
+            },
+            "key" => Role::Key,
+            "label" => match &self.bad {
+                Some(bad) => Role::Label { bad: bad.clone() },
+                None => {
+                    note("a `label` field needs `bad`, its bad-risk value".into());
+                    Role::Label { bad: String::new() }
+                }
+            },
+            "pass_through" => Role::PassThrough,
+            other => {
+                note(format!(
+                    "unknown role `{other}`, expected one of input, protected, key, label, \
+                     pass_through"
+                ));
+                Role::Input
+            }
+        };
+        if self.model_input.is_some() && !matches!(role, Role::Protected { .. }) {
+            note("`model_input` is only for protected fields (other roles decide it)".into());
+        }
+        if self.bad.is_some() && !matches!(role, Role::Label { .. }) {
+            note("`bad` is only for the `label` field".into());
+        }
+        let kind = self.kind(&mut note);
+        if let (Role::Label { bad }, Some(FieldKind::Category { categories })) = (&role, &kind) {
+            if !bad.is_empty() && !categories.iter().any(|c| &c.value == bad) {
+                note(format!("`bad = \"{bad}\"` is not one of its categories"));
+            }
+        }
+        match (&kind, &role) {
+            (Some(FieldKind::Text { .. }), Role::Key) | (Some(_), Role::Label { .. }) => {}
+            (Some(FieldKind::Text { .. }), _) => {
+                note("type `text` is only for the `key` field".into())
+            }
+            (Some(_), Role::Key) => note("the `key` field must be of type `text`".into()),
+            _ => {}
+        }
+        let transform = match self.transform.as_deref() {
+            None | Some("none") => Transform::None,
+            Some("log1p") => Transform::Log1p,
+            Some(other) => {
+                note(format!("unknown transform `{other}`, expected none or log1p"));
+                Transform::None
+            }
+        };
+        if transform == Transform::Log1p {
+            match kind {
+                Some(FieldKind::Integer { min, .. }) if min >= 0 => {}
+                Some(FieldKind::Number { min, .. }) if min >= 0.0 => {}
+                _ => note("`log1p` needs a numeric field whose `min` is at least 0".into()),
+            }
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(Field {
+            column: self.column.unwrap_or_else(|| self.name.clone()),
+            name: self.name,
+            label,
+            kind: kind?,
+            required: self.required.unwrap_or(true),
+            role,
+            transform,
+        })
+    }
+
+    /// The type with its values or bounds, each problem noted.
+    fn kind(&self, note: &mut impl FnMut(String)) -> Option<FieldKind> {
+        let numeric = matches!(self.kind.as_str(), "integer" | "number");
+        if self.categories.is_some() && self.kind != "category" {
+            note("`categories` is only for type `category`".into());
+        }
+        if (self.min.is_some() || self.max.is_some()) && !numeric {
+            note("`min` and `max` are only for types `integer` and `number`".into());
+        }
+        if self.max_length.is_some() && self.kind != "text" {
+            note("`max_length` is only for type `text`".into());
+        }
+        match self.kind.as_str() {
+            "category" => {
+                let raw = self.categories.as_deref().unwrap_or_default();
+                if raw.is_empty() {
+                    note("a category field needs a non-empty `categories` list".into());
+                    return None;
+                }
+                let mut categories: Vec<Category> = Vec::with_capacity(raw.len());
+                for category in raw {
+                    if category.value.is_empty() {
+                        note("a category's `value` is empty".into());
+                    }
+                    let spellings = [Some(&category.value), category.data.as_ref()];
+                    for spelling in spellings.into_iter().flatten() {
+                        if categories.iter().any(|c| {
+                            &c.value == spelling || c.data.as_ref() == Some(spelling)
+                        }) {
+                            note(format!("category `{spelling}` is listed twice"));
+                        }
+                    }
+                    let label = category.label.clone().unwrap_or_default();
+                    if label.trim().is_empty() {
+                        note(format!("category `{}` has no `label`", category.value));
+                    }
+                    categories.push(Category {
+                        value: category.value.clone(),
+                        label,
+                        data: category.data.clone(),
+                    });
+                }
+                Some(FieldKind::Category { categories })
+            }
+            "integer" => match (self.min, self.max) {
+                (Some(Bound::Integer(min)), Some(Bound::Integer(max))) if min <= max => {
+                    Some(FieldKind::Integer { min, max })
+                }
+                (Some(Bound::Integer(min)), Some(Bound::Integer(max))) => {
+                    note(format!("`min` ({min}) is greater than `max` ({max})"));
+                    None
+                }
+                _ => {
+                    note("an integer field needs integer `min` and `max`".into());
+                    None
+                }
+            },
+            "number" => match (self.min, self.max) {
+                (Some(min), Some(max)) => {
+                    let (min, max) = (min.as_f64(), max.as_f64());
+                    if !(min.is_finite() && max.is_finite() && min <= max) {
+                        note(format!("`min` ({min}) and `max` ({max}) must be finite, min <= max"));
+                        return None;
+                    }
+                    Some(FieldKind::Number { min, max })
+                }
+                _ => {
+                    note("a number field needs `min` and `max`".into());
+                    None
+                }
+            },
+            "boolean" => Some(FieldKind::Boolean),
+            "text" => Some(FieldKind::Text {
+                max_length: self.max_length.unwrap_or(256),
+            }),
+            other => {
+                note(format!(
+                    "unknown type `{other}`, expected category, integer, number, boolean or text"
+                ));
+                None
+            }
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && name.len() <= MAX_NAME_BYTES
+}
+
+/// The shipped German Credit schema, for tests across the workspace.
+#[doc(hidden)]
+pub fn german_credit() -> Schema {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/german-credit.toml"));
+    match Schema::load(path) {
+        Ok(schema) => schema,
+        Err(error) => panic!("the shipped schema must load: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<SchemaProblem> {
+        match Schema::parse(text, "test.toml") {
+            Err(SchemaError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_shipped_schema_loads_with_twenty_wire_fields_and_a_label() {
+        let schema = german_credit();
+        let wire = schema.fields().iter().filter(|f| f.is_wire()).count();
+        assert_eq!(wire, 20);
+        let (_, label) = schema.label_field().unwrap();
+        assert_eq!(label.role, Role::Label { bad: "bad".into() });
+        assert_eq!(schema.position("purpose"), Some(3));
+    }
+
+    #[test]
+    fn every_problem_of_a_bad_schema_is_reported_with_its_field() {
+        let found = problems(
+            r#"
+            name = "x"
+            [[field]]
+            name = "Amount"
+            label = "Amount"
+            type = "integer"
+            min = 10
+            max = 1
+            [[field]]
+            name = "colour"
+            type = "category"
+            categories = [{ value = "red", label = "Red" }, { value = "red", label = "Also red" }]
+            [[field]]
+            name = "ratio"
+            label = "Ratio"
+            type = "number"
+            transform = "sqrt"
+            min = 0
+            max = 1
+            "#,
+        );
+        let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+        let has = |field: &str, words: &str| {
+            found
+                .iter()
+                .any(|p| p.field == field && p.problem.contains(words))
+        };
+        assert!(has("Amount", "lowercase identifier"), "{text:?}");
+        assert!(has("Amount", "greater than"), "{text:?}");
+        assert!(has("colour", "`label` is missing"), "{text:?}");
+        assert!(has("colour", "listed twice"), "{text:?}");
+        assert!(has("ratio", "unknown transform `sqrt`"), "{text:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_a_syntax_error_that_names_it() {
+        let error = Schema::parse(
+            "name = \"x\"\n[[field]]\nname = \"a\"\nlabel = \"A\"\ntype = \"boolean\"\nrequird = false\n",
+            "test.toml",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("requird"), "{error}");
+    }
+
+    #[test]
+    fn a_protected_field_is_no_model_input_unless_allowed_explicitly() {
+        let schema = Schema::parse(
+            r#"
+            name = "x"
+            [[field]]
+            name = "income"
+            label = "Income"
+            type = "number"
+            min = 0
+            max = 1e7
+            [[field]]
+            name = "age"
+            label = "Age"
+            type = "integer"
+            min = 18
+            max = 120
+            role = "protected"
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        let inputs: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.is_model_input())
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(inputs, ["income"]);
+    }
+
+    #[test]
+    fn a_schema_without_model_inputs_or_with_two_labels_is_refused() {
+        let found = problems(
+            r#"
+            name = "x"
+            [[field]]
+            name = "a"
+            label = "A"
+            type = "category"
+            role = "label"
+            bad = "y"
+            categories = [{ value = "y", label = "Y" }]
+            [[field]]
+            name = "b"
+            label = "B"
+            type = "category"
+            role = "label"
+            bad = "y"
+            categories = [{ value = "y", label = "Y" }]
+            [[field]]
+            name = "c"
+            label = "C"
+            type = "category"
+            role = "label"
+            bad = "z"
+            categories = [{ value = "y", label = "Y" }]
+            "#,
+        );
+        assert!(found.iter().any(|p| p.problem.contains("no field is a model input")));
+        assert!(found.iter().any(|p| p.problem.contains("more than one field has role `label`")));
+        assert!(found.iter().any(|p| p.field == "c" && p.problem.contains("`bad = \"z\"`")));
+    }
+}
