@@ -1,6 +1,5 @@
 //! Synthetic applicants that resemble a lender's seed data (the German Credit file by default),
-//! for load tests and backfill
-//! rehearsals at any size, of any schema.
+//! for load tests and backfill rehearsals at any size, of any schema.
 //!
 //! Uniform noise over the schema would be useless: the model has never seen a 19-year-old with
 //! a 20-year real-estate mortgage, and its scores on such rows say nothing about production.
