@@ -223,6 +223,15 @@ fn the_json_schema_and_the_decoder_agree_on_every_german_credit_record_of_the_co
 }
 
 #[test]
+fn the_json_schema_and_the_decoder_agree_on_every_retail_loan_record_of_the_corpus() {
+    let (records, accepted) = agree(&shipped("retail-loan.toml"));
+    assert!(
+        records > 200 && accepted > 40,
+        "{records} records, {accepted} accepted"
+    );
+}
+
+#[test]
 fn the_json_schema_and_the_decoder_agree_on_optional_numbers_booleans_and_protected_fields() {
     let (records, accepted) = agree(&every_kind());
     assert!(
