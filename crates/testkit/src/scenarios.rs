@@ -12,16 +12,17 @@
 use crate::http::get as get_blocking;
 use credit_core::applicant::{Applicant, MAX_RECORD_BYTES};
 use credit_core::artifacts::{
-    model_version, ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION, MODEL_FILE,
-    PREPROCESSOR_FILE,
+    model_version, ArtifactPaths, JSON_SCHEMA_FILE, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD,
+    KEY_VERSION, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
 };
 use credit_core::bundle;
+use credit_core::dataset::{self, DatasetError};
 use credit_core::decision::OwnedDecision;
 use credit_core::decode::RejectReason;
-use credit_core::german_credit::{self, DatasetError};
 use credit_core::model::onnx_export::write_onnx;
 use credit_core::model::weights::NetworkWeights;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use credit_kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
 use credit_kafka::headers;
@@ -182,14 +183,34 @@ pub fn write_test_model_fitted_on(
     seed: u64,
     fit_rows: usize,
 ) -> Result<String, TestkitError> {
-    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
-    let applicants: Vec<_> = rows
-        .iter()
+    let schema = shipped_schema()?;
+    let rows = dataset::load_labelled(&schema, &resolve_path(Path::new("data/german_credit.csv")))?;
+    let applicants: Vec<Applicant> = rows
+        .into_iter()
         .take(fit_rows)
         .map(|row| row.applicant)
         .collect();
+    write_test_bundle(dir, &schema, &applicants, threshold, seed)
+}
+
+/// The shipped German Credit schema (`models/schema.toml`).
+pub fn shipped_schema() -> Result<Schema, TestkitError> {
+    Schema::load(&resolve_path(Path::new("models/schema.toml")))
+        .map_err(|e| TestkitError::Model(e.to_string()))
+}
+
+/// Writes a small randomly initialised model for `schema` into `dir`, its preprocessor fitted
+/// on `applicants`, with the schema, its JSON Schema and the manifest: a complete bundle of any
+/// lender's schema, as the trainer writes one. Returns the model version.
+pub fn write_test_bundle(
+    dir: &Path,
+    schema: &Schema,
+    applicants: &[Applicant],
+    threshold: f32,
+    seed: u64,
+) -> Result<String, TestkitError> {
     let preprocessor =
-        Preprocessor::fit(&applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
+        Preprocessor::fit(schema, applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
     let blocks = preprocessor.attribute_blocks();
     let weights =
         NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, seed);
@@ -204,12 +225,16 @@ pub fn write_test_model_fitted_on(
     ];
     std::fs::create_dir_all(dir).map_err(|e| TestkitError::Model(e.to_string()))?;
     let paths = ArtifactPaths::new(dir);
+    std::fs::write(paths.schema(), schema.source())
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    bundle::write_json_schema(dir, schema).map_err(|e| TestkitError::Model(e.to_string()))?;
     preprocessor
         .save(&paths.preprocessor())
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     write_onnx(&paths.model(), &weights, &metadata)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
-    bundle::write_manifest(dir, &version, &[MODEL_FILE, PREPROCESSOR_FILE])
+    let files = [MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE, JSON_SCHEMA_FILE];
+    bundle::write_manifest(dir, &version, &files)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     Ok(version)
 }
@@ -260,11 +285,12 @@ pub fn scenario_config(
 
 /// `count` valid applicant records, keyed `app-000001`..., each with a `trace-id` header.
 pub fn applicant_records(count: usize) -> Result<Vec<FeedRecord>, TestkitError> {
-    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
+    let schema = shipped_schema()?;
+    let rows = dataset::load_labelled(&schema, &resolve_path(Path::new("data/german_credit.csv")))?;
     Ok((0..count)
         .map(|index| FeedRecord {
             key: Some(format!("app-{:06}", index + 1).into_bytes()),
-            payload: Some(rows[index % rows.len()].applicant.to_json()),
+            payload: Some(rows[index % rows.len()].applicant.to_json(&schema)),
             headers: vec![("trace-id".to_owned(), format!("trace-{index}").into_bytes())],
         })
         .collect())
@@ -1333,11 +1359,13 @@ pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
         .map(|_| ())
 }
 
-/// Copies the two served artifacts of `from` into `to`, preprocessor first and the manifest
-/// last, the way an operator deploys a new model before sending SIGHUP.
-fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
+/// Copies the served artifacts of `from` into `to`, the manifest last, the way an operator
+/// deploys a new model before sending SIGHUP.
+pub fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
     let (from, to) = (ArtifactPaths::new(from), ArtifactPaths::new(to));
     for (source, target) in [
+        (from.schema(), to.schema()),
+        (from.json_schema(), to.json_schema()),
         (from.preprocessor(), to.preprocessor()),
         (from.model(), to.model()),
         (from.manifest(), to.manifest()),
@@ -1357,7 +1385,8 @@ fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
 /// the probability a decision from that model must carry.
 fn probabilities_of(dir: &Path, applicants: &[Applicant]) -> Result<Vec<f32>, TestkitError> {
     let paths = ArtifactPaths::new(dir);
-    let preprocessor = Preprocessor::load(&paths.preprocessor())
+    let schema = Schema::load(&paths.schema()).map_err(|e| TestkitError::Model(e.to_string()))?;
+    let preprocessor = Preprocessor::load(&paths.preprocessor(), &schema)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     let mut scorer =
         OnnxScorer::load(&paths.model(), 1).map_err(|e| TestkitError::Model(e.to_string()))?;
@@ -1432,11 +1461,13 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
     let phase3 = records.split_off(2 * per_phase);
     let phase2 = records.split_off(per_phase);
     let phase1 = records;
+    let schema = shipped_schema()?;
     let mut applicants: HashMap<String, Applicant> = HashMap::new();
     for record in phase1.iter().chain(&phase2).chain(&phase3) {
         let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
-        let applicant = Applicant::from_json(record.payload.as_deref().unwrap_or_default())
-            .map_err(|e| TestkitError::Failed(format!("test record {key}: {e}")))?;
+        let applicant =
+            Applicant::from_json(&schema, record.payload.as_deref().unwrap_or_default())
+                .map_err(|e| TestkitError::Failed(format!("test record {key}: {e}")))?;
         applicants.insert(key, applicant);
     }
 
@@ -1540,7 +1571,7 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
         keys.sort();
         keys
     };
-    let ordered: Vec<Applicant> = keys.iter().map(|key| applicants[key]).collect();
+    let ordered: Vec<Applicant> = keys.iter().map(|key| applicants[key].clone()).collect();
     let mut expected: HashMap<&str, HashMap<&str, f32>> = HashMap::new();
     for (version, dir) in [
         (version_a.as_str(), staged("a")),
