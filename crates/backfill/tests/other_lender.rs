@@ -9,17 +9,10 @@ use credit_backfill::row::{InputPosition, InputRow, RejectedRow};
 use credit_backfill::{source, synthetic_files};
 use credit_backfill::{BackfillModel, Format, OutputPaths, ScoreOptions, Shard};
 use credit_core::applicant::{Applicant, AttributeValue};
-use credit_core::artifacts::{
-    model_version, ArtifactPaths, JSON_SCHEMA_FILE, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD,
-    KEY_VERSION, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
-};
-use credit_core::bundle;
 use credit_core::dataset::{self, LabelledApplicant};
-use credit_core::model::onnx_export::write_onnx;
-use credit_core::model::weights::NetworkWeights;
-use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use credit_synthetic::Generator;
+use credit_testkit::scenarios::write_test_bundle;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -123,37 +116,13 @@ fn seed_rows(schema: &Schema) -> Vec<LabelledApplicant> {
         .collect()
 }
 
-/// Writes a bundle of `schema` into `dir`: a preprocessor fitted on `rows`, a small random
-/// network with the trainer's metadata, the schema and its JSON Schema, and the manifest.
-fn write_bundle(dir: &Path, schema: &Schema, rows: &[LabelledApplicant]) {
-    let applicants: Vec<Applicant> = rows.iter().map(|row| row.applicant.clone()).collect();
-    let preprocessor = Preprocessor::fit(schema, &applicants).unwrap();
-    let blocks = preprocessor.attribute_blocks();
-    let weights = NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, 3);
-    let threshold = 0.5;
-    let fingerprint = preprocessor.fingerprint();
-    let version = model_version(&weights, &fingerprint, threshold);
-    let metadata = vec![
-        (KEY_VERSION.to_owned(), version.clone()),
-        (KEY_THRESHOLD.to_owned(), threshold.to_string()),
-        (KEY_PREPROCESSOR_SHA256.to_owned(), fingerprint),
-    ];
-    let paths = ArtifactPaths::new(dir);
-    preprocessor.save(&paths.preprocessor()).unwrap();
-    write_onnx(&paths.model(), &weights, &metadata).unwrap();
-    std::fs::write(paths.schema(), schema.source()).unwrap();
-    bundle::write_json_schema(dir, schema).unwrap();
-    bundle::write_manifest(
-        dir,
-        &version,
-        &[MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE, JSON_SCHEMA_FILE],
-    )
-    .unwrap();
-}
-
 fn model(dir: &Path) -> BackfillModel {
     let schema = schema();
-    write_bundle(dir, &schema, &seed_rows(&schema));
+    let applicants: Vec<Applicant> = seed_rows(&schema)
+        .into_iter()
+        .map(|row| row.applicant)
+        .collect();
+    write_test_bundle(dir, &schema, &applicants, 0.5, 3).unwrap();
     BackfillModel::load(dir, None, None).unwrap()
 }
 
