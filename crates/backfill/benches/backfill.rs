@@ -27,7 +27,8 @@ use credit_testkit::proc_stats;
 
 use credit_backfill::synthetic_files;
 use credit_backfill::{BackfillModel, Format, ScoreOptions};
-use credit_core::german_credit;
+use credit_core::dataset;
+use credit_core::schema::Schema;
 use credit_synthetic::Generator;
 use proc_stats::peak_rss_mib;
 use std::path::{Path, PathBuf};
@@ -106,12 +107,17 @@ fn load_model() -> Result<BackfillModel, String> {
     BackfillModel::load(&manifest().join("models"), None, None).map_err(|e| e.to_string())
 }
 
+/// A generator of applicants of `schema` resembling the shipped data set.
+fn generator(schema: &Schema, seed: u64) -> Result<Generator, String> {
+    let rows = dataset::load_labelled(schema, &manifest().join("data/german_credit.csv"))
+        .map_err(|e| e.to_string())?;
+    Generator::new(schema, rows, seed).map_err(|e| e.to_string())
+}
+
 /// Child: ORT alone on preprocessed batches.
 fn ort_alone(args: &Args) -> Result<(f64, u64), String> {
     let model = load_model()?;
-    let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
-        .map_err(|e| e.to_string())?;
-    let generator = Generator::new(rows, 1).map_err(|e| e.to_string())?;
+    let generator = generator(&model.schema, 1)?;
     // A pool of distinct preprocessed batches, cycled; 16 batches keep memory small.
     let pool_batches = 16;
     let mut generated = Vec::new();
@@ -270,9 +276,9 @@ fn real_main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let input = dir.path().join("input.parquet");
     let started = Instant::now();
-    let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
-        .map_err(|e| e.to_string())?;
-    let generator = Generator::new(rows, 2024).map_err(|e| e.to_string())?;
+    // The bundle's own schema, read without loading ONNX Runtime in this parent process.
+    let schema = Schema::load(&manifest().join("models/schema.toml")).map_err(|e| e.to_string())?;
+    let generator = generator(&schema, 2024)?;
     synthetic_files::generate_to_file(
         &generator,
         &input,

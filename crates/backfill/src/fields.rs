@@ -1,218 +1,401 @@
-//! The applicant's 20 attributes as the backfill's files spell them.
+//! How the backfill's files spell an applicant, read from the model bundle's schema.
 //!
-//! Input files may use either the schema's JSON field names and wire values (`checking_account`,
-//! `below_0_dm`) or the German Credit file's column names and code-book labels
-//! (`status_of_existing_checking_account`, `... < 0 DM`), so that historical extracts in either
-//! layout can be replayed. Output always uses the schema's names and wire values, the form the
-//! worker publishes. The optional columns `application_id` and `creditability` (`good`/`bad`,
-//! the realised outcome) are handled here too.
+//! Input files may name each field by its schema `column` (the lender's own data-file layout)
+//! or by its `name`, and spell a category by its wire value or by its `data` spelling, so that
+//! historical extracts in either layout can be replayed. Output always uses the schema's names
+//! and wire values, the form the worker reads. Two columns are not fields of the applicant: the
+//! application id (the schema's `key` field, else [`DEFAULT_ID_COLUMN`]) and the realised
+//! outcome (the schema's `label` field, see [`OutcomeField`]).
 
-use credit_core::applicant::{
-    Applicant, AttributeKind, AttributeValue, Categorical, CheckingAccount, CreditHistory,
-    EmploymentSince, ForeignWorker, Housing, Job, OtherDebtors, OtherInstallmentPlans,
-    PersonalStatusSex, Property, Purpose, RecordError, RecordErrorKind, Savings, Telephone,
-    ATTRIBUTES,
-};
-use credit_core::german_credit::LABEL_COLUMN;
+use credit_core::applicant::{AttributeValue, RecordError, RecordErrorKind};
+use credit_core::dataset::{self, Outcome};
+use credit_core::schema::{Field, FieldKind, Schema};
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
 
-/// Column holding the application's identifier.
-pub(crate) const ID_COLUMN: &str = "application_id";
-/// Column holding the realised outcome (`good` or `bad`).
-pub(crate) const OUTCOME_COLUMN: &str = LABEL_COLUMN;
+/// The id column of a schema without a `key` field (and of the scored output).
+pub(crate) const DEFAULT_ID_COLUMN: &str = "application_id";
 
-/// One attribute's value, ready to be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FieldValue {
-    /// A categorical value's wire name or code-book label.
-    Text(&'static str),
-    /// A numeric value.
-    Number(u32),
+/// The columns of one schema's files: its wire fields, the id and the outcome.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    schema: Arc<Schema>,
+    /// The names an id column may have in an input, preferred first: the key field's column
+    /// and name, then the scored output's own `application_id`.
+    id_names: Vec<String>,
+    /// The longest id the key field allows, in characters.
+    id_max_length: Option<usize>,
+    outcome: Option<OutcomeField>,
 }
 
-/// The applicant's attributes with wire names for categoricals, in schema order.
-pub(crate) fn wire_fields(applicant: &Applicant) -> [FieldValue; 20] {
-    fields(applicant, |_, values, index| values[index])
-}
-
-/// The applicant's attributes with code-book labels for categoricals, in schema order (the
-/// German Credit file's own spelling).
-pub(crate) fn dataset_fields(applicant: &Applicant) -> [FieldValue; 20] {
-    fields(applicant, |attribute, _, index| {
-        dataset_label(attribute, index).unwrap_or("")
-    })
-}
-
-fn fields(
-    applicant: &Applicant,
-    text: impl Fn(usize, &'static [&'static str], usize) -> &'static str,
-) -> [FieldValue; 20] {
-    let values = applicant.attribute_values();
-    let mut out = [FieldValue::Number(0); 20];
-    for (attribute, (slot, value)) in out.iter_mut().zip(values).enumerate() {
-        *slot = match (ATTRIBUTES[attribute].kind, value) {
-            (AttributeKind::Categorical { values }, AttributeValue::Categorical(index)) => {
-                FieldValue::Text(text(attribute, values, index))
+impl Layout {
+    pub(crate) fn new(schema: Arc<Schema>) -> Self {
+        let mut id_names = Vec::new();
+        let mut id_max_length = None;
+        if let Some((_, key)) = schema.key_field() {
+            id_names.push(key.column.clone());
+            id_names.push(key.name.clone());
+            if let FieldKind::Text { max_length } = key.kind {
+                id_max_length = Some(max_length);
             }
-            (_, AttributeValue::Numeric(number)) => FieldValue::Number(number as u32),
-            // The table and the struct are generated from one list; this cannot happen.
-            (_, AttributeValue::Categorical(index)) => FieldValue::Number(index as u32),
-        };
+        }
+        id_names.push(DEFAULT_ID_COLUMN.to_owned());
+        id_names.dedup();
+        let outcome = OutcomeField::of(&schema);
+        Self {
+            schema,
+            id_names,
+            id_max_length,
+            outcome,
+        }
     }
-    out
+
+    pub(crate) fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The shared schema.
+    pub(crate) fn schema_arc(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// The fields producers send, with their positions in the schema.
+    pub(crate) fn wire_fields(&self) -> impl Iterator<Item = (usize, &Field)> + '_ {
+        self.schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| field.is_wire())
+    }
+
+    /// The id column a generated file gets: the lender's own name for it.
+    pub(crate) fn id_column(&self) -> &str {
+        self.id_names
+            .first()
+            .map_or(DEFAULT_ID_COLUMN, String::as_str)
+    }
+
+    /// The names an input's id column may have, preferred first.
+    pub(crate) fn id_names(&self) -> &[String] {
+        &self.id_names
+    }
+
+    /// Where the id column is among `header`, if the input has one.
+    pub(crate) fn id_position(&self, header: &[&str]) -> Option<usize> {
+        self.id_names
+            .iter()
+            .find_map(|name| header.iter().position(|column| column.trim() == name))
+    }
+
+    /// Checks an id read from the column named `column` against the key field.
+    pub(crate) fn check_id(&self, column: &str, id: &str) -> Result<(), RecordError> {
+        match self.id_max_length {
+            Some(max) if id.chars().count() > max => Err(RecordError::new(
+                RecordErrorKind::Identifier,
+                column,
+                format!("the id is longer than the key's {max} characters"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> Option<&OutcomeField> {
+        self.outcome.as_ref()
+    }
 }
 
-/// The code-book label of category `index` of attribute `attribute`.
-pub(crate) fn dataset_label(attribute: usize, index: usize) -> Option<&'static str> {
-    fn label<T: Categorical>(index: usize) -> Option<&'static str> {
-        T::from_index(index).map(Categorical::dataset_label)
+/// The schema's `label` field: the realised outcome, known for historical loans.
+#[derive(Debug)]
+pub(crate) struct OutcomeField {
+    field: Field,
+    /// Where files keep it, and its bad-risk value ([`Outcome::of`]).
+    outcome: Outcome,
+    /// The bad-risk value as the field's value, when it reads as one.
+    bad_value: Option<AttributeValue>,
+    /// The value written for a good outcome.
+    good: String,
+}
+
+impl OutcomeField {
+    fn of(schema: &Schema) -> Option<Self> {
+        let outcome = Outcome::of(schema)?;
+        let (_, field) = schema.label_field()?;
+        let bad_value = dataset::parse_cell(field, &outcome.bad)
+            .ok()
+            .filter(|value| *value != AttributeValue::Missing);
+        let good = match &field.kind {
+            FieldKind::Category { categories } => categories
+                .iter()
+                .find(|category| category.value != outcome.bad)
+                .map(|category| category.value.clone()),
+            FieldKind::Boolean => Some((outcome.bad != "true").to_string()),
+            _ => None,
+        }
+        .unwrap_or_else(|| if outcome.bad == "0" { "1" } else { "0" }.to_owned());
+        Some(Self {
+            field: field.clone(),
+            outcome,
+            bad_value,
+            good,
+        })
     }
-    match ATTRIBUTES.get(attribute)?.name {
-        "checking_account" => label::<CheckingAccount>(index),
-        "credit_history" => label::<CreditHistory>(index),
-        "purpose" => label::<Purpose>(index),
-        "savings" => label::<Savings>(index),
-        "employment_since" => label::<EmploymentSince>(index),
-        "personal_status_sex" => label::<PersonalStatusSex>(index),
-        "other_debtors" => label::<OtherDebtors>(index),
-        "property" => label::<Property>(index),
-        "other_installment_plans" => label::<OtherInstallmentPlans>(index),
-        "housing" => label::<Housing>(index),
-        "job" => label::<Job>(index),
-        "telephone" => label::<Telephone>(index),
-        "foreign_worker" => label::<ForeignWorker>(index),
+
+    /// The field's name: what output files call the column, and what errors name.
+    pub(crate) fn name(&self) -> &str {
+        &self.field.name
+    }
+
+    /// Where the outcome column is among `header`, by its column or its name.
+    pub(crate) fn position(&self, header: &[&str]) -> Option<usize> {
+        [self.outcome.column.as_str(), self.field.name.as_str()]
+            .iter()
+            .find_map(|name| header.iter().position(|column| column.trim() == *name))
+    }
+
+    /// Whether `key` names the outcome in a JSON record.
+    pub(crate) fn is_key(&self, key: &str) -> bool {
+        key == self.field.name || key == self.outcome.column
+    }
+
+    /// The names the outcome may have in a JSON record.
+    pub(crate) fn keys(&self) -> [&str; 2] {
+        [&self.field.name, &self.outcome.column]
+    }
+
+    /// Parses an outcome cell: `Some(true)` for the bad-risk value (as on the wire or in its
+    /// `data` spelling), `Some(false)` for another value of the field, `None` when empty. A
+    /// field that does not itself hold `1`/`0` or `true`/`false` also reads those as "is bad".
+    pub(crate) fn parse(&self, text: &str) -> Result<Option<bool>, RecordError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text == self.outcome.bad {
+            return Ok(Some(true));
+        }
+        match dataset::parse_cell(&self.field, text) {
+            Ok(AttributeValue::Missing) => Ok(Some(false)),
+            Ok(value) => Ok(Some(Some(value) == self.bad_value)),
+            Err(error) => match text {
+                "1" | "true" => Ok(Some(true)),
+                "0" | "false" => Ok(Some(false)),
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// Parses the outcome of a JSON record: a string as a cell, a boolean or number as its text.
+    pub(crate) fn parse_json(
+        &self,
+        value: Option<&serde_json::Value>,
+    ) -> Result<Option<bool>, RecordError> {
+        match value {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) => self.parse(text),
+            Some(serde_json::Value::Bool(flag)) => self.parse(if *flag { "true" } else { "false" }),
+            Some(serde_json::Value::Number(number)) => self.parse(&number.to_string()),
+            Some(other) => Err(RecordError::new(
+                RecordErrorKind::WrongType,
+                self.field.name.as_str(),
+                format!(
+                    "`{other}` is not an outcome, expected {}",
+                    self.field.expected()
+                ),
+            )),
+        }
+    }
+
+    /// The value written for an outcome.
+    pub(crate) fn text(&self, bad: bool) -> &str {
+        if bad {
+            &self.outcome.bad
+        } else {
+            &self.good
+        }
+    }
+}
+
+/// A field's value as the wire form has it: what [`credit_core::applicant::wire_value`] gives,
+/// without building a JSON value per cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Wire<'a> {
+    Text(&'a str),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+}
+
+impl fmt::Display for Wire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wire::Text(text) => f.write_str(text),
+            Wire::Integer(number) => write!(f, "{number}"),
+            Wire::Number(number) => write!(f, "{number}"),
+            Wire::Boolean(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// `value` of `field` in its wire form; `None` when missing or not a wire field.
+pub(crate) fn wire(field: &Field, value: AttributeValue) -> Option<Wire<'_>> {
+    if !field.is_wire() {
+        return None;
+    }
+    match (&field.kind, value) {
+        (FieldKind::Category { categories }, AttributeValue::Categorical(index)) => categories
+            .get(index)
+            .map(|category| Wire::Text(&category.value)),
+        (FieldKind::Boolean, AttributeValue::Categorical(index)) => Some(Wire::Boolean(index == 1)),
+        (FieldKind::Integer { .. }, AttributeValue::Numeric(number)) => {
+            Some(Wire::Integer(number as i64))
+        }
+        (FieldKind::Number { .. }, AttributeValue::Numeric(number)) => Some(Wire::Number(number)),
         _ => None,
     }
 }
 
-/// Parses one categorical attribute from its wire name or code-book label.
-pub(crate) fn category(attribute: usize, text: &str) -> Result<AttributeValue, RecordError> {
-    let spec = &ATTRIBUTES[attribute];
-    let AttributeKind::Categorical { values } = spec.kind else {
-        return Err(RecordError::new(
-            RecordErrorKind::WrongType,
-            spec.name,
-            "expected a number",
-        ));
-    };
-    let text = text.trim();
-    values
-        .iter()
-        .position(|wire| *wire == text)
-        .or_else(|| (0..values.len()).find(|&i| dataset_label(attribute, i) == Some(text)))
-        .map(AttributeValue::Categorical)
-        .ok_or_else(|| {
-            RecordError::new(
-                RecordErrorKind::UnknownCategory,
-                spec.name,
-                format!(
-                    "unknown value `{text}`, expected one of: {}",
-                    values.join(", ")
-                ),
-            )
-        })
-}
-
-/// Checks one integer attribute value (range checks happen when the applicant is built).
-pub(crate) fn number(attribute: usize, value: i64) -> Result<AttributeValue, RecordError> {
-    let spec = &ATTRIBUTES[attribute];
-    match spec.kind {
-        AttributeKind::Numeric { .. } if (0..=i64::from(u32::MAX)).contains(&value) => {
-            Ok(AttributeValue::Numeric(value as f64))
+/// `value` of `field` as the lender's data files spell it: a category by its `data` spelling
+/// when it has one, anything else as on the wire.
+pub(crate) fn data_spelling(field: &Field, value: AttributeValue) -> Option<Wire<'_>> {
+    match (&field.kind, value) {
+        (FieldKind::Category { categories }, AttributeValue::Categorical(index)) => {
+            let category = categories.get(index)?;
+            field
+                .is_wire()
+                .then(|| Wire::Text(category.data.as_deref().unwrap_or(&category.value)))
         }
-        AttributeKind::Numeric { min, max } => Err(RecordError::new(
-            RecordErrorKind::OutOfRange,
-            spec.name,
-            format!("value {value} is out of range, expected an integer from {min} to {max}"),
-        )),
-        AttributeKind::Categorical { .. } => Err(RecordError::new(
-            RecordErrorKind::WrongType,
-            spec.name,
-            format!("expected a category, got the number {value}"),
-        )),
+        _ => wire(field, value),
     }
 }
 
-/// Parses the outcome column: `good`/`bad` (also `0`/`1` and `false`/`true` for "is bad");
-/// an empty cell means unknown.
-pub(crate) fn outcome(text: &str) -> Result<Option<bool>, RecordError> {
-    match text.trim() {
-        "" => Ok(None),
-        "bad" | "1" | "true" => Ok(Some(true)),
-        "good" | "0" | "false" => Ok(Some(false)),
-        other => Err(RecordError::new(
-            RecordErrorKind::UnknownCategory,
-            OUTCOME_COLUMN,
-            format!("`{other}` is not an outcome, expected `good` or `bad`"),
-        )),
+/// Writes one cell of a CSV record: the value's text, or an empty cell when missing.
+pub(crate) fn write_csv_field<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    value: Option<Wire<'_>>,
+    scratch: &mut String,
+) -> csv::Result<()> {
+    match value {
+        Some(Wire::Text(text)) => writer.write_field(text),
+        Some(other) => {
+            scratch.clear();
+            // Formatting into a String cannot fail.
+            let _ = fmt::Write::write_fmt(scratch, format_args!("{other}"));
+            writer.write_field(scratch.as_bytes())
+        }
+        None => writer.write_field(""),
     }
 }
 
-/// The outcome's text form.
-pub(crate) fn outcome_text(bad: bool) -> &'static str {
-    if bad {
-        "bad"
-    } else {
-        "good"
-    }
+/// Writes `value` as JSON (`null` when missing).
+pub(crate) fn write_json_value(out: &mut Vec<u8>, value: Option<Wire<'_>>) {
+    // Writing strings, numbers and booleans into a vector cannot fail.
+    let _ = match value {
+        Some(Wire::Text(text)) => serde_json::to_writer(&mut *out, text),
+        Some(Wire::Integer(number)) => serde_json::to_writer(&mut *out, &number),
+        Some(Wire::Number(number)) => serde_json::to_writer(&mut *out, &number),
+        Some(Wire::Boolean(flag)) => serde_json::to_writer(&mut *out, &flag),
+        None => out.write_all(b"null").map_err(serde_json::Error::io),
+    };
 }
 
-/// Index of attribute `attribute`'s column among `headers`, by JSON name or data-set name.
-pub(crate) fn attribute_column<'a>(
-    headers: impl IntoIterator<Item = &'a str>,
-    attribute: usize,
-) -> Option<usize> {
-    let spec = &ATTRIBUTES[attribute];
-    headers
-        .into_iter()
-        .position(|header| header.trim() == spec.name || header.trim() == spec.dataset_column)
+/// Appends `,"key":` to a JSON object being written.
+pub(crate) fn write_json_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b',');
+    // Writing a string into a vector cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use credit_core::applicant::wire_value;
+    use credit_core::dataset::shipped_german_credit;
+    use credit_core::schema::german_credit;
 
-    #[test]
-    fn categories_parse_from_wire_names_and_labels() {
-        assert_eq!(
-            category(0, "below_0_dm").unwrap(),
-            AttributeValue::Categorical(0)
-        );
-        assert_eq!(
-            category(0, "no checking account").unwrap(),
-            AttributeValue::Categorical(3)
-        );
-        let error = category(3, "yacht").unwrap_err();
-        assert_eq!(error.field, "purpose");
-        assert!(error.problem.contains("car_new"));
+    fn layout() -> Layout {
+        Layout::new(Arc::new(german_credit()))
     }
 
     #[test]
-    fn every_label_round_trips() {
-        for (attribute, spec) in ATTRIBUTES.iter().enumerate() {
-            if let AttributeKind::Categorical { values } = spec.kind {
-                for index in 0..values.len() {
-                    let label = dataset_label(attribute, index).unwrap();
-                    assert_eq!(
-                        category(attribute, label).unwrap(),
-                        AttributeValue::Categorical(index)
-                    );
-                }
+    fn the_wire_form_is_the_one_the_core_gives() {
+        let layout = layout();
+        for row in shipped_german_credit().iter().take(50) {
+            for (field, value) in layout.schema().fields().iter().zip(row.applicant.values()) {
+                let expected = wire_value(field, *value);
+                let written = wire(field, *value).map(|wire| {
+                    let mut out = Vec::new();
+                    write_json_value(&mut out, Some(wire));
+                    serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+                });
+                assert_eq!(written, expected, "{}", field.name);
             }
         }
     }
 
     #[test]
-    fn outcomes() {
-        assert_eq!(outcome("bad").unwrap(), Some(true));
-        assert_eq!(outcome("good").unwrap(), Some(false));
-        assert_eq!(outcome(" ").unwrap(), None);
-        assert_eq!(outcome("maybe").unwrap_err().field, "creditability");
+    fn categories_are_spelled_as_in_the_data_set_file() {
+        let layout = layout();
+        let position = layout.schema().position("checking_account").unwrap();
+        let field = &layout.schema().fields()[position];
+        assert_eq!(
+            data_spelling(field, AttributeValue::Categorical(0)),
+            Some(Wire::Text("... < 0 DM"))
+        );
+        assert_eq!(
+            wire(field, AttributeValue::Categorical(0)),
+            Some(Wire::Text("below_0_dm"))
+        );
     }
 
     #[test]
-    fn negative_number_is_rejected_with_range() {
-        let error = number(1, -3).unwrap_err();
-        assert_eq!(error.field, "duration_months");
-        assert!(error.problem.contains("1 to 120"));
+    fn outcomes_read_as_the_label_field_says() {
+        let layout = layout();
+        let outcome = layout.outcome().unwrap();
+        assert_eq!(outcome.parse("bad").unwrap(), Some(true));
+        assert_eq!(outcome.parse("good").unwrap(), Some(false));
+        assert_eq!(outcome.parse("1").unwrap(), Some(true));
+        assert_eq!(outcome.parse(" ").unwrap(), None);
+        assert_eq!(outcome.parse("maybe").unwrap_err().field, "creditability");
+        assert_eq!((outcome.text(true), outcome.text(false)), ("bad", "good"));
+        let error = outcome
+            .parse_json(Some(&serde_json::json!([1])))
+            .unwrap_err();
+        assert_eq!(error.field, "creditability");
+    }
+
+    #[test]
+    fn the_id_column_is_the_key_fields_else_application_id() {
+        assert_eq!(layout().id_column(), "application_id");
+        let schema = Schema::parse(
+            r#"
+            name = "x"
+            [[field]]
+            name = "loan_id"
+            label = "Loan"
+            column = "LoanRef"
+            type = "text"
+            max_length = 4
+            role = "key"
+            [[field]]
+            name = "income"
+            label = "Income"
+            type = "number"
+            min = 0
+            max = 1e6
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        let layout = Layout::new(Arc::new(schema));
+        assert_eq!(layout.id_column(), "LoanRef");
+        assert_eq!(layout.id_position(&["income", "loan_id"]), Some(1));
+        assert_eq!(layout.id_position(&["application_id", "income"]), Some(0));
+        assert!(layout.outcome().is_none());
+        assert_eq!(
+            layout.check_id("LoanRef", "12345").unwrap_err().kind,
+            RecordErrorKind::Identifier
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! The nightly backfill: scores historical loans from files, resumably, at full machine speed.
 //!
 //! `backfill score` reads CSV, JSON Lines, Parquet or a Kafka topic over an offset or time
-//! range ([`source`], [`topic`]), scores every row with the shipped model and writes one row
-//! per loan (application id, decision, probability of bad, threshold, model version, and with
+//! range ([`source`], [`topic`]), scores every row with a model bundle and writes one row per
+//! loan (application id, decision, probability of bad, threshold, model version, and with
 //! `--include-fields` the loan's own fields) as CSV, JSON Lines, Parquet part files or
-//! decisions on a Kafka topic ([`sink`]). Around that:
+//! decisions on a Kafka topic ([`sink`]). Every input is read, and every output written, by
+//! the bundle's schema ([`model`]): any lender's applicants, not one data set's. Around that:
 //!
 //! - [`run`]: the threads (reader → workers, each with its own ONNX session → ordered writer)
 //!   and the commit protocol;
@@ -86,8 +87,16 @@ pub enum BackfillError {
     Topic(#[from] topic::TopicError),
     #[error("{0}")]
     KafkaOutput(String),
-    #[error("cannot score the PSI reference: {0}")]
-    Reference(#[from] credit_core::german_credit::DatasetError),
+    #[error(
+        "cannot score the PSI reference {}: row {row}: field `{field}`: {reason}",
+        path.display()
+    )]
+    Reference {
+        path: PathBuf,
+        row: u64,
+        field: String,
+        reason: String,
+    },
     #[error("cannot read input {path}: {source}")]
     Input {
         path: PathBuf,

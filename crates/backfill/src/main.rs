@@ -27,10 +27,11 @@ use clap::{Args, Parser, Subcommand};
 use credit_backfill::synthetic_files;
 use credit_backfill::topic::{self, RangeEnd, RangeStart};
 use credit_backfill::{BackfillModel, Format, KafkaOptions, Progress, ScoreOptions, Shard};
-use credit_core::german_credit;
+use credit_core::dataset;
 use credit_core::logging;
 use credit_core::logging::LogFormat;
 use credit_core::redact;
+use credit_core::schema::Schema;
 use credit_synthetic::Generator;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -52,7 +53,7 @@ struct Cli {
 enum Command {
     /// Score every loan of a file (CSV, JSON Lines, Parquet) or Kafka topic into a file or topic.
     Score(Box<ScoreArgs>),
-    /// Write synthetic applicants that resemble the German Credit data.
+    /// Write synthetic applicants that resemble a labelled data set (German Credit by default).
     Generate(GenerateArgs),
 }
 
@@ -92,7 +93,7 @@ struct ScoreArgs {
     /// Output format, if the extension does not tell.
     #[arg(long, value_name = "csv|jsonl|parquet")]
     output_format: Option<Format>,
-    /// Also write each loan's 20 attributes and its outcome (if known).
+    /// Also write each loan's fields (by the model's schema) and its outcome (if known).
     #[arg(long)]
     include_fields: bool,
     /// Score only rows whose 0-based position is K mod N (Kafka: partitions p mod N = K).
@@ -153,12 +154,19 @@ struct GenerateArgs {
     /// Random seed: the same seed gives the same applicants.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Include the outcome (`creditability`) of each applicant.
+    /// Include the outcome (the schema's label field) of each applicant.
     #[arg(long)]
     with_outcomes: bool,
-    /// The data set the applicants are drawn to resemble.
+    /// The data set the applicants are drawn to resemble (with its outcomes).
     #[arg(long, default_value = "data/german_credit.csv", value_name = "FILE")]
     data: PathBuf,
+    /// The schema the data set is read, and the applicants written, with.
+    #[arg(
+        long,
+        default_value = "schemas/german-credit.toml",
+        value_name = "FILE"
+    )]
+    schema: PathBuf,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -270,9 +278,11 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let format = Format::resolve(args.format, &args.output)?;
-    let rows = german_credit::load(&args.data)
+    let schema = Schema::load(&args.schema)?;
+    let rows = dataset::load_labelled(&schema, &args.data)
         .with_context(|| format!("cannot read {}", args.data.display()))?;
-    let generator = Generator::new(rows, args.seed).context("cannot prepare the generator")?;
+    let generator =
+        Generator::new(&schema, rows, args.seed).context("cannot prepare the generator")?;
     let progress = bar(
         args.quiet,
         args.rows,

@@ -1,6 +1,6 @@
 //! The model a backfill scores with: the bundle loaded by the one loader
-//! ([`credit_core::loader`], verified and self-checked), plus scoring of whole data sets (the
-//! PSI reference).
+//! ([`credit_core::loader`], verified and self-checked), with the schema every input is read
+//! with, plus scoring of whole data sets (the PSI reference).
 //!
 //! Each worker thread opens its own session ([`BackfillModel::scorer`]): a session runs one
 //! inference at a time, so per-worker sessions let decoding, preprocessing and inference of
@@ -9,6 +9,7 @@
 use credit_core::applicant::Applicant;
 use credit_core::loader::{self, LoadOptions, ModelError, Sessions};
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 /// The loaded bundle (sessions are opened per worker with [`BackfillModel::scorer`]).
 #[derive(Debug, Clone)]
 pub struct BackfillModel {
+    /// The bundle's schema: inputs are decoded, and outputs written, by its fields.
+    pub schema: Arc<Schema>,
     pub preprocessor: Arc<Preprocessor>,
     pub model_path: PathBuf,
     pub version: String,
@@ -39,6 +42,7 @@ impl BackfillModel {
         })?;
         // The self-checked session is not kept: each worker thread opens its own.
         Ok(Self {
+            schema: loaded.schema,
             preprocessor: loaded.preprocessor,
             model_path: loaded.paths.model(),
             version: loaded.version,

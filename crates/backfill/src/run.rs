@@ -15,6 +15,7 @@
 //! makes "the checkpoint's input position ↔ the output's committed length" a consistent pair.
 
 use super::checkpoint::{Checkpoint, Fingerprint, FORMAT_VERSION};
+use super::fields::Layout;
 use super::format::Format;
 use super::model::BackfillModel;
 use super::psi::{PsiReference, BINS};
@@ -86,7 +87,7 @@ pub struct ScoreOptions {
     pub kafka: KafkaOptions,
     /// Output format; from the extension when `None`.
     pub output_format: Option<Format>,
-    /// Append the applicant's attributes and outcome to each output row.
+    /// Append the applicant's fields and outcome to each output row.
     pub include_fields: bool,
     pub shard: Shard,
     /// Rows per chunk (one inference per chunk).
@@ -360,8 +361,7 @@ fn psi_reference(
     let mut reference_scorer = model.scorer(workers * options.intra_threads.max(1))?;
     let reference = match &options.reference {
         Some(path) if path.is_file() => {
-            let rows = credit_core::german_credit::load(path)?;
-            let applicants: Vec<_> = rows.iter().map(|row| row.applicant).collect();
+            let applicants = reference_applicants(model, path)?;
             let scores = model.score_all(&mut reference_scorer, &applicants, batch_size)?;
             PsiReference::from_scores(&scores, BINS)
         }
@@ -372,6 +372,34 @@ fn psi_reference(
         None => None,
     };
     Ok(reference)
+}
+
+/// The applicants of the reference file, read with the model's schema like any input (its
+/// format from its extension); a row that does not fit the schema fails the run.
+fn reference_applicants(
+    model: &BackfillModel,
+    path: &Path,
+) -> Result<Vec<credit_core::applicant::Applicant>, BackfillError> {
+    let format = Format::resolve(None, path)?;
+    let (mut source, decoder) = source::open(
+        Arc::clone(&model.schema),
+        path,
+        format,
+        InputPosition::default(),
+    )?;
+    let (mut rows, mut rejections) = (Vec::new(), Vec::new());
+    while let Some(chunk) = source.next_chunk(4096)? {
+        decoder.decode(&chunk, Shard::ALL, &mut rows, &mut rejections)?;
+        if let Some(rejected) = rejections.pop() {
+            return Err(BackfillError::Reference {
+                path: path.to_path_buf(),
+                row: rejected.row,
+                field: rejected.field,
+                reason: rejected.reason,
+            });
+        }
+    }
+    Ok(rows.into_iter().map(|row| row.applicant).collect())
 }
 
 /// One run's settings and what was settled from them before the first row is read.
@@ -424,6 +452,7 @@ impl<'a> Run<'a> {
         let resume_state = self.resume_state(&checkpoint);
         let (source, decoder) = open_source(
             self.options,
+            self.model,
             endpoints.input_format,
             kafka_input.as_ref(),
             &checkpoint,
@@ -473,6 +502,7 @@ impl<'a> Run<'a> {
         resume_state: Option<OutputState>,
     ) -> Result<Box<dyn Sink>, BackfillError> {
         let spec = OutputSpec {
+            layout: Arc::new(Layout::new(Arc::clone(&self.model.schema))),
             threshold: self.model.threshold,
             model_version: self.model.version.clone(),
             include_fields: self.options.include_fields,
@@ -567,6 +597,7 @@ impl<'a> Run<'a> {
 /// The input as chunks of raw rows, and the decoder that turns them into applicants.
 fn open_source(
     options: &ScoreOptions,
+    model: &BackfillModel,
     input_format: Format,
     kafka_input: Option<&KafkaInput>,
     checkpoint: &Checkpoint,
@@ -583,12 +614,11 @@ fn open_source(
                 checkpoint.input,
                 (options.kafka.from, options.kafka.until),
             )?;
-            Ok((
-                Box::new(source),
-                Decoder::Kafka(source::kafka::KafkaDecoder),
-            ))
+            let decoder = source::kafka::KafkaDecoder::new(Arc::clone(&model.schema));
+            Ok((Box::new(source), Decoder::Kafka(decoder)))
         }
         None => Ok(source::open(
+            Arc::clone(&model.schema),
             &options.input,
             input_format,
             checkpoint.input,

@@ -1,7 +1,7 @@
 //! Running statistics of a backfill, small enough to live in the checkpoint so that the
 //! summary of a resumed run covers every row, not only those of its last attempt.
 //!
-//! The backtest needs the realised outcome: rows that carry `creditability` feed a confusion
+//! The backtest needs the realised outcome: rows that carry one (the schema's label field) feed a confusion
 //! matrix at the model's threshold (for the 5:1 average cost) and a per-class score histogram
 //! with [`AUC_BINS`] bins, from which the ROC AUC is computed. Rank ties inside a bin count as
 //! half, as `roc_auc` counts exact ties, so the histogram AUC differs from the exact one by
@@ -143,36 +143,17 @@ fn histogram_bin(score: f32) -> usize {
 mod tests {
     use super::*;
     use crate::row::InputRow;
+    use credit_core::applicant::Applicant;
+    use credit_core::dataset::shipped_german_credit;
     use credit_core::evaluation::roc_auc;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     fn scored(probability_bad: f32, bad: bool) -> ScoredRow {
-        let applicant = credit_core::german_credit::parse_row(|i| {
-            [
-                "below_0_dm",
-                "6",
-                "critical_account",
-                "radio_television",
-                "1169",
-                "unknown_or_none",
-                "at_least_7_years",
-                "4",
-                "male_divorced_separated",
-                "none",
-                "4",
-                "real_estate",
-                "67",
-                "none",
-                "own",
-                "2",
-                "skilled",
-                "1",
-                "registered",
-                "yes",
-            ][i]
-        })
-        .unwrap();
+        static APPLICANT: std::sync::OnceLock<Applicant> = std::sync::OnceLock::new();
+        let applicant = APPLICANT
+            .get_or_init(|| shipped_german_credit()[0].applicant.clone())
+            .clone();
         ScoredRow {
             row: InputRow {
                 index: 0,

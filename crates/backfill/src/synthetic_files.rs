@@ -1,25 +1,29 @@
-//! Streaming synthetic applicants to a file in any of the backfill's input formats.
+//! Streaming synthetic applicants to a file in any of the backfill's input formats, laid out
+//! by the generator's schema.
 //!
-//! - CSV: the German Credit file's own layout (its column names and code-book labels), with
-//!   `application_id` first, so the file looks like the historical extracts it stands in for
-//!   (and, with outcomes, loads with [`credit_core::german_credit::load`]).
-//! - JSON Lines: the schema's JSON form, the worker's wire format, plus `application_id`.
-//! - Parquet: one file, `application_id`, the schema's field names (wire values, 32-bit
-//!   integers), row groups of [`crate::sink::parquet::ROW_GROUP_ROWS`] rows.
+//! - CSV: the lender's data-set layout (each field's `column`, categories in their `data`
+//!   spelling), with the id column first, so the file looks like the historical extracts it
+//!   stands in for (and, with outcomes, loads with [`credit_core::dataset::load_labelled`]).
+//! - JSON Lines: the schema's JSON form, the worker's wire format, plus the id.
+//! - Parquet: one file, the id, the schema's field names (wire values; see
+//!   [`crate::columns`]), row groups of [`crate::sink::parquet::ROW_GROUP_ROWS`] rows.
+//!
+//! The id column is the schema's key field's, else `application_id`; the outcome column is the
+//! schema's label field's (a schema without one gets no outcome column).
 //!
 //! Rows are produced and written block by block, so memory does not grow with the row count.
 
 use crate::columns::{applicant_fields, ApplicantColumns};
-use crate::fields::{dataset_fields, outcome_text, FieldValue, ID_COLUMN, OUTCOME_COLUMN};
+use crate::fields::{
+    data_spelling, wire, write_csv_field, write_json_key, write_json_value, Layout,
+};
 use crate::sink::parquet::writer_properties;
 use crate::Format;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use credit_core::applicant::{Applicant, ATTRIBUTES};
 use credit_synthetic::generator::{GeneratedRow, Generator, GeneratorError, BLOCK_ROWS};
 use parquet::arrow::ArrowWriter;
-use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -61,7 +65,8 @@ pub fn generate_to_file(
     with_outcomes: bool,
     progress: &dyn Fn(u64),
 ) -> Result<(), WriteError> {
-    let mut writer = open(path, format, with_outcomes)?;
+    let schema = Arc::new(generator.schema().clone());
+    let mut writer = open(schema, path, format, with_outcomes)?;
     let mut rows = Vec::with_capacity(BLOCK_ROWS as usize);
     let mut written = 0;
     while written < count {
@@ -75,12 +80,16 @@ pub fn generate_to_file(
     writer.finish()
 }
 
-/// Opens a writer for `format`.
+/// Opens a writer for `format` of rows of `schema`; `with_outcomes` adds the outcome column
+/// when the schema has a label field.
 pub fn open(
+    schema: Arc<credit_core::schema::Schema>,
     path: &Path,
     format: Format,
     with_outcomes: bool,
 ) -> Result<Box<dyn RowWriter>, WriteError> {
+    let layout = Layout::new(schema);
+    let with_outcomes = with_outcomes && layout.outcome().is_some();
     let io = |source| WriteError::Io {
         path: path.to_path_buf(),
         source,
@@ -90,31 +99,45 @@ pub fn open(
     }
     let file = File::create(path).map_err(io)?;
     Ok(match format {
-        Format::Csv => Box::new(CsvRows::new(path, file, with_outcomes)?),
+        Format::Csv => Box::new(CsvRows::new(layout, path, file, with_outcomes)?),
         Format::Jsonl => Box::new(JsonlRows {
+            layout,
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, file),
+            line: Vec::with_capacity(1024),
             with_outcomes,
         }),
-        Format::Parquet => Box::new(ParquetRows::new(path, file, with_outcomes)?),
+        Format::Parquet => Box::new(ParquetRows::new(layout, path, file, with_outcomes)?),
     })
 }
 
 struct CsvRows {
+    layout: Layout,
     path: PathBuf,
     writer: csv::Writer<File>,
     with_outcomes: bool,
+    scratch: String,
 }
 
 impl CsvRows {
-    fn new(path: &Path, file: File, with_outcomes: bool) -> Result<Self, WriteError> {
+    fn new(
+        layout: Layout,
+        path: &Path,
+        file: File,
+        with_outcomes: bool,
+    ) -> Result<Self, WriteError> {
         let mut writer = csv::WriterBuilder::new()
             .buffer_capacity(1 << 20)
             .from_writer(file);
-        let mut header = vec![ID_COLUMN];
-        header.extend(ATTRIBUTES.iter().map(|spec| spec.dataset_column));
+        let mut header = vec![layout.id_column()];
+        header.extend(layout.wire_fields().map(|(_, field)| field.column.as_str()));
         if with_outcomes {
-            header.push(OUTCOME_COLUMN);
+            header.extend(
+                layout
+                    .schema()
+                    .label_field()
+                    .map(|(_, field)| field.column.as_str()),
+            );
         }
         writer
             .write_record(&header)
@@ -123,28 +146,36 @@ impl CsvRows {
                 source,
             })?;
         Ok(Self {
+            layout,
             path: path.to_path_buf(),
             writer,
             with_outcomes,
+            scratch: String::new(),
         })
     }
 }
 
 impl RowWriter for CsvRows {
     fn write(&mut self, rows: &[GeneratedRow]) -> Result<(), WriteError> {
+        let Self {
+            layout,
+            writer,
+            scratch,
+            with_outcomes,
+            ..
+        } = self;
         for row in rows {
             let written = (|| -> csv::Result<()> {
-                self.writer.write_field(&row.application_id)?;
-                for value in dataset_fields(&row.applicant) {
-                    match value {
-                        FieldValue::Text(text) => self.writer.write_field(text)?,
-                        FieldValue::Number(n) => self.writer.write_field(n.to_string())?,
-                    }
+                writer.write_field(&row.application_id)?;
+                let values = row.applicant.values();
+                for (position, field) in layout.wire_fields() {
+                    let value = values.get(position).and_then(|v| data_spelling(field, *v));
+                    write_csv_field(writer, value, scratch)?;
                 }
-                if self.with_outcomes {
-                    self.writer.write_field(outcome_text(row.bad))?;
+                if let (true, Some(outcome)) = (*with_outcomes, layout.outcome()) {
+                    writer.write_field(outcome.text(row.bad))?;
                 }
-                self.writer.write_record(None::<&[u8]>)
+                writer.write_record(None::<&[u8]>)
             })();
             written.map_err(|source| WriteError::Csv {
                 path: self.path.clone(),
@@ -162,34 +193,41 @@ impl RowWriter for CsvRows {
     }
 }
 
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    application_id: &'a str,
-    #[serde(flatten)]
-    applicant: &'a Applicant,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creditability: Option<&'static str>,
-}
-
 struct JsonlRows {
+    layout: Layout,
     path: PathBuf,
     out: BufWriter<File>,
+    /// One line, built before it is written.
+    line: Vec<u8>,
     with_outcomes: bool,
 }
 
 impl RowWriter for JsonlRows {
     fn write(&mut self, rows: &[GeneratedRow]) -> Result<(), WriteError> {
+        let layout = &self.layout;
         for row in rows {
-            let line = JsonLine {
-                application_id: &row.application_id,
-                applicant: &row.applicant,
-                creditability: self.with_outcomes.then(|| outcome_text(row.bad)),
-            };
-            serde_json::to_writer(&mut self.out, &line).map_err(|e| WriteError::Encode {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-            self.out.write_all(b"\n").map_err(|source| WriteError::Io {
+            let line = &mut self.line;
+            line.clear();
+            line.push(b'{');
+            // Writing strings into a vector cannot fail.
+            let _ = serde_json::to_writer(&mut *line, layout.id_column());
+            line.push(b':');
+            let _ = serde_json::to_writer(&mut *line, &row.application_id);
+            let values = row.applicant.values();
+            for (position, field) in layout.wire_fields() {
+                let value = values.get(position).and_then(|v| wire(field, *v));
+                // A missing optional value is left out, as producers may send it.
+                if value.is_some() {
+                    write_json_key(line, &field.name);
+                    write_json_value(line, value);
+                }
+            }
+            if let (true, Some(outcome)) = (self.with_outcomes, layout.outcome()) {
+                write_json_key(line, outcome.name());
+                let _ = serde_json::to_writer(&mut *line, outcome.text(row.bad));
+            }
+            line.extend_from_slice(b"}\n");
+            self.out.write_all(line).map_err(|source| WriteError::Io {
                 path: self.path.clone(),
                 source,
             })?;
@@ -206,6 +244,7 @@ impl RowWriter for JsonlRows {
 }
 
 struct ParquetRows {
+    layout: Layout,
     path: PathBuf,
     writer: ArrowWriter<File>,
     schema: SchemaRef,
@@ -213,14 +252,19 @@ struct ParquetRows {
 }
 
 impl ParquetRows {
-    fn new(path: &Path, file: File, with_outcomes: bool) -> Result<Self, WriteError> {
-        let mut fields = vec![Field::new(ID_COLUMN, DataType::Utf8, false)];
-        fields.extend(applicant_fields());
-        if with_outcomes {
-            fields.push(Field::new(OUTCOME_COLUMN, DataType::Utf8, false));
+    fn new(
+        layout: Layout,
+        path: &Path,
+        file: File,
+        with_outcomes: bool,
+    ) -> Result<Self, WriteError> {
+        let mut fields = vec![Field::new(layout.id_column(), DataType::Utf8, false)];
+        fields.extend(applicant_fields(layout.schema()));
+        if let (true, Some(outcome)) = (with_outcomes, layout.outcome()) {
+            fields.push(Field::new(outcome.name(), DataType::Utf8, false));
         }
         let schema = Arc::new(Schema::new(fields));
-        let properties = writer_properties(&[ID_COLUMN]);
+        let properties = writer_properties(&[layout.id_column()]);
         let writer =
             ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(|source| {
                 WriteError::Parquet {
@@ -229,6 +273,7 @@ impl ParquetRows {
                 }
             })?;
         Ok(Self {
+            layout,
             path: path.to_path_buf(),
             writer,
             schema,
@@ -239,13 +284,17 @@ impl ParquetRows {
 
 impl RowWriter for ParquetRows {
     fn write(&mut self, rows: &[GeneratedRow]) -> Result<(), WriteError> {
+        let layout = &self.layout;
         let mut ids = StringBuilder::with_capacity(rows.len(), rows.len() * 13);
-        let mut applicants = ApplicantColumns::with_capacity(rows.len());
+        let mut applicants =
+            ApplicantColumns::with_capacity(Arc::clone(layout.schema_arc()), rows.len());
         let mut outcomes = StringBuilder::with_capacity(rows.len(), rows.len() * 4);
         for row in rows {
             ids.append_value(&row.application_id);
             applicants.append(&row.applicant);
-            outcomes.append_value(outcome_text(row.bad));
+            if let Some(outcome) = layout.outcome() {
+                outcomes.append_value(outcome.text(row.bad));
+            }
         }
         let mut columns: Vec<ArrayRef> = vec![Arc::new(ids.finish())];
         columns.extend(applicants.finish());

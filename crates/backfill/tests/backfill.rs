@@ -1,6 +1,6 @@
 //! End-to-end tests of the backfill: generate → score → read back, in every format, through
-//! crashes, shards and bad rows. They use the shipped model in `models/` and ONNX Runtime from
-//! `.onnxruntime/` (see `scripts/setup-onnxruntime.sh`).
+//! crashes, shards and bad rows. They use the shipped model in `models/` (the German Credit
+//! schema) and ONNX Runtime from `.onnxruntime/` (see `scripts/setup-onnxruntime.sh`).
 
 use credit_backfill::row::{InputPosition, InputRow, RejectedRow};
 use credit_backfill::source;
@@ -8,12 +8,13 @@ use credit_backfill::synthetic_files;
 use credit_backfill::{
     BackfillError, BackfillModel, Format, OutputPaths, ScoreOptions, Shard, Summary,
 };
-use credit_core::german_credit;
+use credit_core::dataset::shipped_german_credit;
+use credit_core::schema::german_credit;
 use credit_synthetic::Generator;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 fn manifest() -> &'static Path {
@@ -26,8 +27,7 @@ fn model() -> &'static BackfillModel {
 }
 
 fn generator(seed: u64) -> Generator {
-    let rows = german_credit::load(&manifest().join("data/german_credit.csv")).unwrap();
-    Generator::new(rows, seed).unwrap()
+    Generator::new(&german_credit(), shipped_german_credit(), seed).unwrap()
 }
 
 /// Writes `rows` synthetic applicants (with outcomes) to `path`.
@@ -57,7 +57,9 @@ fn score(options: &ScoreOptions) -> Result<Summary, BackfillError> {
 /// Every row of a file the backfill can read (its own output with `--include-fields`, too).
 fn read_rows(path: &Path) -> Vec<InputRow> {
     let format = Format::resolve(None, path).unwrap();
-    let (mut source, decoder) = source::open(path, format, InputPosition::default()).unwrap();
+    let schema = Arc::clone(&model().schema);
+    let (mut source, decoder) =
+        source::open(schema, path, format, InputPosition::default()).unwrap();
     let mut rows = Vec::new();
     let mut rejections: Vec<RejectedRow> = Vec::new();
     while let Some(chunk) = source.next_chunk(1000).unwrap() {

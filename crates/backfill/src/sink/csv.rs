@@ -1,10 +1,10 @@
-//! CSV output: a header, then one line per scored row; the attributes (with `--include-fields`)
-//! use the schema's names and wire values, so the file can be scored again as input.
+//! CSV output: a header, then one line per scored row; the fields (with `--include-fields`)
+//! use the schema's names and wire values, a missing value an empty cell, so the file can be
+//! scored again as input.
 
 use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError, SCORE_COLUMNS};
-use crate::fields::{outcome_text, wire_fields, FieldValue, OUTCOME_COLUMN};
+use crate::fields::{wire, write_csv_field};
 use crate::row::{decision_text, ScoredRow};
-use credit_core::applicant::ATTRIBUTES;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,10 +47,11 @@ impl CsvSink {
     }
 
     fn write_header(&mut self) -> Result<(), SinkError> {
+        let layout = &self.spec.layout;
         let mut header: Vec<&str> = SCORE_COLUMNS.to_vec();
         if self.spec.include_fields {
-            header.extend(ATTRIBUTES.iter().map(|spec| spec.name));
-            header.push(OUTCOME_COLUMN);
+            header.extend(layout.wire_fields().map(|(_, field)| field.name.as_str()));
+            header.extend(layout.outcome().map(|outcome| outcome.name()));
         }
         let mut writer = csv::Writer::from_writer(&mut self.buffer);
         let written = writer.write_record(&header).and_then(|()| {
@@ -78,7 +79,9 @@ impl Sink for CsvSink {
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(&mut self.buffer);
+        let layout = &self.spec.layout;
         let mut number = String::new();
+        let mut scratch = String::new();
         let mut result = Ok(());
         for scored in rows {
             let decision = decision_text(scored.is_bad(self.spec.threshold));
@@ -91,13 +94,14 @@ impl Sink for CsvSink {
                 writer.write_field(&threshold)?;
                 writer.write_field(&self.spec.model_version)?;
                 if self.spec.include_fields {
-                    for value in wire_fields(&scored.row.applicant) {
-                        match value {
-                            FieldValue::Text(text) => writer.write_field(text)?,
-                            FieldValue::Number(n) => writer.write_field(n.to_string())?,
-                        }
+                    let values = scored.row.applicant.values();
+                    for (position, field) in layout.wire_fields() {
+                        let value = values.get(position).and_then(|v| wire(field, *v));
+                        write_csv_field(&mut writer, value, &mut scratch)?;
                     }
-                    writer.write_field(scored.row.bad.map_or("", outcome_text))?;
+                    if let Some(outcome) = layout.outcome() {
+                        writer.write_field(scored.row.bad.map_or("", |bad| outcome.text(bad)))?;
+                    }
                 }
                 writer.write_record(None::<&[u8]>)
             })();

@@ -1,10 +1,9 @@
-//! JSON Lines output: one object per scored row, with the attributes (with
-//! `--include-fields`) in the schema's JSON form, so the file can be scored again as input.
+//! JSON Lines output: one object per scored row, with the fields (with `--include-fields`) in
+//! the schema's JSON form, a missing value `null`, so the file can be scored again as input.
 
 use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError};
-use crate::fields::outcome_text;
+use crate::fields::{wire, write_json_key, write_json_value};
 use crate::row::{decision_text, ScoredRow};
-use credit_core::applicant::Applicant;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -18,10 +17,6 @@ struct Line<'a> {
     probability_bad: f32,
     threshold: f32,
     model_version: &'a str,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a Applicant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creditability: Option<&'static str>,
 }
 
 /// Writes scored rows as JSON Lines.
@@ -53,25 +48,34 @@ impl JsonlSink {
 impl Sink for JsonlSink {
     fn write(&mut self, rows: &[ScoredRow]) -> Result<(), SinkError> {
         self.buffer.clear();
+        let layout = &self.spec.layout;
         for scored in rows {
-            let include = self.spec.include_fields;
             let line = Line {
                 application_id: &scored.row.application_id,
                 decision: decision_text(scored.is_bad(self.spec.threshold)),
                 probability_bad: scored.probability_bad,
                 threshold: self.spec.threshold,
                 model_version: &self.spec.model_version,
-                fields: include.then_some(&scored.row.applicant),
-                creditability: if include {
-                    scored.row.bad.map(outcome_text)
-                } else {
-                    None
-                },
             };
             serde_json::to_writer(&mut self.buffer, &line).map_err(|e| SinkError::Encode {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
+            if self.spec.include_fields {
+                // Reopens the object to append the fields, in schema order.
+                self.buffer.pop();
+                let values = scored.row.applicant.values();
+                for (position, field) in layout.wire_fields() {
+                    write_json_key(&mut self.buffer, &field.name);
+                    let value = values.get(position).and_then(|v| wire(field, *v));
+                    write_json_value(&mut self.buffer, value);
+                }
+                if let (Some(outcome), Some(bad)) = (layout.outcome(), scored.row.bad) {
+                    write_json_key(&mut self.buffer, outcome.name());
+                    let _ = serde_json::to_writer(&mut self.buffer, outcome.text(bad));
+                }
+                self.buffer.push(b'}');
+            }
             self.buffer.push(b'\n');
         }
         self.file

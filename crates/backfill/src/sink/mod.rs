@@ -14,18 +14,23 @@ pub(crate) mod jsonl;
 pub(crate) mod kafka;
 pub(crate) mod parquet;
 
+use super::fields::Layout;
 use super::format::Format;
 use super::row::ScoredRow;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What every output row carries besides the score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct OutputSpec {
+    /// The model's schema: the fields written with `include_fields`, and the outcome column.
+    pub layout: Arc<Layout>,
     /// The decision threshold on the probability of `bad`.
     pub threshold: f32,
     pub model_version: String,
-    /// Whether to append the applicant's 20 attributes and the outcome column.
+    /// Whether to append the applicant's wire fields (by schema name, wire value) and the
+    /// outcome column.
     pub include_fields: bool,
     /// Whether a commit also `fsync`s the data (survives power loss, not only a killed
     /// process).
@@ -101,7 +106,7 @@ pub(crate) fn open(
     })
 }
 
-/// Column names of the scored output, before the optional attribute columns.
+/// Column names of the scored output, before the optional field columns.
 pub(crate) const SCORE_COLUMNS: [&str; 5] = [
     "application_id",
     "decision",

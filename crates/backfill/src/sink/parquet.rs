@@ -7,7 +7,6 @@
 
 use super::{io_error, OutputSpec, OutputState, Sink, SinkError, SCORE_COLUMNS};
 use crate::columns::{applicant_fields, ApplicantColumns};
-use crate::fields::{outcome_text, OUTCOME_COLUMN};
 use crate::row::{decision_text, ScoredRow};
 use arrow_array::builder::{Float32Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -36,7 +35,7 @@ pub(crate) struct ParquetSink {
 
 /// Snappy, [`ROW_GROUP_ROWS`] rows per group, and no dictionary for the `unique` columns
 /// (ids, probabilities): a dictionary of unique values only costs hashing before the writer
-/// falls back to plain encoding. Low-cardinality columns (decision, version, attributes)
+/// falls back to plain encoding. Low-cardinality columns (decision, version, categories)
 /// keep it, which is what makes them nearly free to store and fast to read back.
 pub(crate) fn writer_properties(unique: &[&str]) -> WriterProperties {
     unique
@@ -76,8 +75,10 @@ pub(crate) fn schema(spec: &OutputSpec) -> SchemaRef {
         Field::new(SCORE_COLUMNS[4], DataType::Utf8, false),
     ];
     if spec.include_fields {
-        fields.extend(applicant_fields());
-        fields.push(Field::new(OUTCOME_COLUMN, DataType::Utf8, true));
+        fields.extend(applicant_fields(spec.layout.schema()));
+        if let Some(outcome) = spec.layout.outcome() {
+            fields.push(Field::new(outcome.name(), DataType::Utf8, true));
+        }
     }
     Arc::new(Schema::new(fields))
 }
@@ -174,14 +175,20 @@ impl ParquetSink {
             Arc::new(versions.finish()),
         ];
         if self.spec.include_fields {
-            let mut applicants = ApplicantColumns::with_capacity(rows.len());
+            let layout = &self.spec.layout;
+            let mut applicants =
+                ApplicantColumns::with_capacity(Arc::clone(layout.schema_arc()), rows.len());
             let mut outcomes = StringBuilder::with_capacity(rows.len(), rows.len() * 4);
             for scored in rows {
                 applicants.append(&scored.row.applicant);
-                outcomes.append_option(scored.row.bad.map(outcome_text));
+                if let Some(outcome) = layout.outcome() {
+                    outcomes.append_option(scored.row.bad.map(|bad| outcome.text(bad)));
+                }
             }
             columns.extend(applicants.finish());
-            columns.push(Arc::new(outcomes.finish()));
+            if layout.outcome().is_some() {
+                columns.push(Arc::new(outcomes.finish()));
+            }
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| SinkError::Encode {
             path: self.dir.clone(),

@@ -1,20 +1,20 @@
-//! CSV input: the German Credit layout (code-book labels, data-set column names) or the
-//! schema's JSON field names and wire values, in any column order, with optional
-//! `application_id` and `creditability` columns.
+//! CSV input: the lender's data-file layout (each field's schema `column`, categories in their
+//! `data` spelling) or the schema's field names and wire values, in any column order, with
+//! optional id and outcome columns (see [`crate::fields`]). An empty cell is a missing value.
 //!
 //! The reader is `flexible` so that a row with a missing or extra field becomes a rejection
 //! naming the row instead of an error that stops the run.
 
-use super::{io_error, InputPosition, RawChunk, Source, SourceError};
-use crate::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
+use super::{field_columns, io_error, InputPosition, RawChunk, Source, SourceError};
+use crate::fields::Layout;
 use crate::row::{InputRow, RejectedRow};
 use crate::shard::Shard;
-use credit_core::applicant::ATTRIBUTES;
 use credit_core::applicant::{RecordError, RecordErrorKind};
-use credit_core::german_credit::parse_row;
+use credit_core::dataset::parse_row;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const READ_BUFFER: usize = 1 << 20;
 
@@ -32,8 +32,12 @@ pub struct CsvSource {
 /// Where each column is, worked out from the header.
 #[derive(Debug, Clone)]
 pub struct CsvDecoder {
-    attributes: [usize; 20],
-    id: Option<usize>,
+    layout: Arc<Layout>,
+    /// The column of each schema field (`None` for a non-wire field, or an optional field the
+    /// file lacks).
+    fields: Vec<Option<usize>>,
+    /// The id column, with its header.
+    id: Option<(usize, String)>,
     outcome: Option<usize>,
     /// Number of header columns; a row with another count is rejected as a whole.
     columns: usize,
@@ -41,7 +45,11 @@ pub struct CsvDecoder {
 
 impl CsvSource {
     /// Opens `path`, reads its header, and seeks to `start`.
-    pub fn open(path: &Path, start: InputPosition) -> Result<(Self, CsvDecoder), SourceError> {
+    pub(crate) fn open(
+        layout: Arc<Layout>,
+        path: &Path,
+        start: InputPosition,
+    ) -> Result<(Self, CsvDecoder), SourceError> {
         let io = io_error(path);
         let csv_error = |source| SourceError::Csv {
             path: path.to_path_buf(),
@@ -52,23 +60,24 @@ impl CsvSource {
         let mut reader = builder(true).from_reader(BufReader::with_capacity(READ_BUFFER, file));
         let headers = reader.headers().map_err(csv_error)?.clone();
         let names: Vec<&str> = headers.iter().collect();
-        let mut attributes = [0usize; 20];
-        for (attribute, slot) in attributes.iter_mut().enumerate() {
-            *slot =
-                fields::attribute_column(names.iter().copied(), attribute).ok_or_else(|| {
-                    SourceError::MissingColumn {
-                        path: path.to_path_buf(),
-                        attribute: ATTRIBUTES[attribute].name,
-                        dataset_column: ATTRIBUTES[attribute].dataset_column,
-                    }
-                })?;
+        let mut fields = field_columns(layout.schema(), &names, path)?;
+        for (column, field) in fields.iter_mut().zip(layout.schema().fields()) {
+            if !field.is_wire() {
+                *column = None;
+            }
         }
-        let column = |name: &str| names.iter().position(|header| header.trim() == name);
+        let id = layout
+            .id_position(&names)
+            .map(|at| (at, names[at].trim().to_owned()));
+        let outcome = layout
+            .outcome()
+            .and_then(|outcome| outcome.position(&names));
         let decoder = CsvDecoder {
-            attributes,
-            id: column(ID_COLUMN),
-            outcome: column(OUTCOME_COLUMN),
+            fields,
+            id,
+            outcome,
             columns: names.len(),
+            layout,
         };
         let mut base_offset = 0;
         if start.byte_offset > 0 {
@@ -148,19 +157,26 @@ impl CsvDecoder {
         rows: &mut Vec<InputRow>,
         rejections: &mut Vec<RejectedRow>,
     ) {
+        let mut texts = Vec::with_capacity(self.fields.len());
         for (offset, record) in records.iter().enumerate() {
             let index = first_index + offset as u64;
             if !shard.contains(index) {
                 continue;
             }
-            match self.decode_record(record, index) {
+            match self.decode_record(record, index, &mut texts) {
                 Ok(row) => rows.push(row),
                 Err(error) => rejections.push(RejectedRow::new(index, raw_text(record), &error)),
             }
         }
     }
 
-    fn decode_record(&self, record: &csv::ByteRecord, index: u64) -> Result<InputRow, RecordError> {
+    /// Decodes one record; `texts` is scratch space for its fields' cells.
+    fn decode_record<'r>(
+        &self,
+        record: &'r csv::ByteRecord,
+        index: u64,
+        texts: &mut Vec<Option<&'r str>>,
+    ) -> Result<InputRow, RecordError> {
         if record.len() != self.columns {
             return Err(RecordError::new(
                 RecordErrorKind::Malformed,
@@ -172,7 +188,7 @@ impl CsvDecoder {
                 ),
             ));
         }
-        let text = |position: usize| -> Result<&str, RecordError> {
+        let text = |position: usize| -> Result<&'r str, RecordError> {
             let bytes = record.get(position).unwrap_or(b"");
             std::str::from_utf8(bytes).map_err(|_| {
                 RecordError::new(
@@ -182,18 +198,24 @@ impl CsvDecoder {
                 )
             })
         };
-        let mut values = [""; 20];
-        for (value, &position) in values.iter_mut().zip(&self.attributes) {
-            *value = text(position)?;
+        texts.clear();
+        for column in &self.fields {
+            texts.push(column.map(text).transpose()?);
         }
-        let applicant = parse_row(|attribute| values[attribute])?;
-        let application_id = match self.id.map(text).transpose()?.map(str::trim) {
-            Some(id) if !id.is_empty() => id.to_string(),
-            _ => (index + 1).to_string(),
+        let applicant = parse_row(self.layout.schema(), |field| texts[field])?;
+        let application_id = match &self.id {
+            Some((position, column)) => match text(*position)?.trim() {
+                "" => (index + 1).to_string(),
+                id => {
+                    self.layout.check_id(column, id)?;
+                    id.to_string()
+                }
+            },
+            None => (index + 1).to_string(),
         };
-        let bad = match self.outcome {
-            Some(position) => fields::outcome(text(position)?)?,
-            None => None,
+        let bad = match (self.outcome, self.layout.outcome()) {
+            (Some(position), Some(outcome)) => outcome.parse(text(position)?)?,
+            _ => None,
         };
         Ok(InputRow {
             index,

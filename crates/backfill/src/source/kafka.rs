@@ -3,7 +3,7 @@
 //! Records are what the worker consumes (key = application id, payload = the applicant's JSON)
 //! and are judged by the worker's own decoder ([`credit_core::decode`]), so the backfill
 //! accepts and rejects exactly what the live service does. A payload may also carry the
-//! outcome, `"creditability": "good" | "bad"`, for the backtest.
+//! outcome under the schema's label field's name, for the backtest.
 //!
 //! The reader packs a chunk's keys and payloads into one buffer (two allocations per chunk,
 //! not two per record) and ends every chunk at a partition boundary, so a chunk's end position
@@ -18,12 +18,14 @@
 //! lookups and Tansu 0.6 answers them wrongly, and a wrong start offset would silently lose
 //! records. The cost is that a time range scans its partitions from the oldest record kept.
 
+use super::jsonl::Extras;
 use super::{Payload, RawChunk, Source, SourceError};
-use crate::fields::{self, OUTCOME_COLUMN};
+use crate::fields::Layout;
 use crate::row::{InputPosition, InputRow, RejectedRow};
 use crate::topic::{KafkaPosition, PartitionRange, RangeEnd, RangeStart, TopicAddress};
-use credit_core::applicant::{RecordError, RecordErrorKind};
+use credit_core::applicant::RecordError;
 use credit_core::decode;
+use credit_core::schema::Schema;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -322,11 +324,20 @@ impl Source for KafkaSource {
     }
 }
 
-/// Decodes records with the worker's rules (stateless).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KafkaDecoder;
+/// Decodes records with the worker's rules, against the model's schema.
+#[derive(Debug, Clone)]
+pub struct KafkaDecoder {
+    layout: Arc<Layout>,
+}
 
 impl KafkaDecoder {
+    /// A decoder of records of `schema`.
+    pub fn new(schema: Arc<Schema>) -> Self {
+        Self {
+            layout: Arc::new(Layout::new(schema)),
+        }
+    }
+
     /// Decodes every record of the chunk (a Kafka input is sharded by partition, so every
     /// record read belongs to this shard).
     pub fn decode(
@@ -345,14 +356,14 @@ impl KafkaDecoder {
             let index = first_index + number as u64;
             let key = part(&span.key);
             let payload = part(&span.payload);
-            let decoded = decode::decode(key, payload)
+            let decoded = decode::decode(self.layout.schema(), key, payload)
                 .map_err(RecordError::from)
                 .and_then(|(application_id, applicant)| {
                     Ok(InputRow {
                         index,
                         application_id,
                         applicant,
-                        bad: outcome(payload.unwrap_or_default())?,
+                        bad: outcome(&self.layout, payload.unwrap_or_default())?,
                     })
                 });
             match decoded {
@@ -371,46 +382,37 @@ impl KafkaDecoder {
     }
 }
 
-/// The optional `creditability` of a payload the worker's decoder accepted. Only payloads
-/// that mention it are parsed a second time.
-fn outcome(payload: &[u8]) -> Result<Option<bool>, RecordError> {
-    const NEEDLE: &[u8] = OUTCOME_COLUMN.as_bytes();
-    if !payload.windows(NEEDLE.len()).any(|window| window == NEEDLE) {
+/// The optional outcome of a payload the worker's decoder accepted. Only payloads that
+/// mention the label field are parsed a second time.
+fn outcome(layout: &Layout, payload: &[u8]) -> Result<Option<bool>, RecordError> {
+    let Some(field) = layout.outcome() else {
+        return Ok(None);
+    };
+    let mentioned = field.keys().iter().any(|key| {
+        let needle = key.as_bytes();
+        payload.windows(needle.len()).any(|window| window == needle)
+    });
+    if !mentioned {
         return Ok(None);
     }
-    #[derive(serde::Deserialize)]
-    struct Outcome {
-        #[serde(default)]
-        creditability: Option<serde_json::Value>,
-    }
-    let parsed: Outcome = serde_json::from_slice(payload).map_err(|error| {
-        RecordError::new(RecordErrorKind::Malformed, "record", error.to_string())
-    })?;
-    match parsed.creditability {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => fields::outcome(&text),
-        Some(serde_json::Value::Bool(bad)) => Ok(Some(bad)),
-        Some(other) => Err(RecordError::new(
-            RecordErrorKind::WrongType,
-            OUTCOME_COLUMN,
-            format!("`{other}` is not an outcome, expected `good` or `bad`"),
-        )),
-    }
+    let extras = Extras::read(layout, payload)?;
+    field.parse_json(extras.outcome.as_ref())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::german_credit;
-    use std::path::Path;
+    use credit_core::dataset::shipped_german_credit;
+    use credit_core::schema::german_credit;
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(german_credit())
+    }
 
     fn applicant_json() -> Vec<u8> {
-        let rows = german_credit::load(
-            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                .join("data/german_credit.csv"),
-        )
-        .unwrap();
-        rows[0].applicant.to_json()
+        shipped_german_credit()[0]
+            .applicant
+            .to_json(&german_credit())
     }
 
     /// A record's key and payload, as a test writes them.
@@ -438,7 +440,7 @@ mod tests {
             (Some(b"app-5"), None),
         ]);
         let (mut rows, mut rejections) = (Vec::new(), Vec::new());
-        KafkaDecoder.decode(&chunk, 10, &mut rows, &mut rejections);
+        KafkaDecoder::new(schema()).decode(&chunk, 10, &mut rows, &mut rejections);
 
         let ids: Vec<_> = rows.iter().map(|row| row.application_id.as_str()).collect();
         assert_eq!(ids, ["app-1", "app-4"]);
@@ -476,7 +478,8 @@ mod tests {
     fn a_bad_outcome_value_is_a_rejection_naming_the_column() {
         let mut json: serde_json::Value = serde_json::from_slice(&applicant_json()).unwrap();
         json["creditability"] = 7.into();
-        let error = outcome(&serde_json::to_vec(&json).unwrap()).unwrap_err();
-        assert_eq!(error.field, OUTCOME_COLUMN);
+        let layout = Layout::new(schema());
+        let error = outcome(&layout, &serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert_eq!(error.field, "creditability");
     }
 }

@@ -14,10 +14,14 @@ pub mod jsonl;
 pub mod kafka;
 pub mod parquet;
 
+use super::fields::Layout;
 use super::format::Format;
 use super::row::{InputPosition, InputRow, RejectedRow};
 use super::shard::Shard;
+use credit_core::dataset::{self, DatasetError};
+use credit_core::schema::Schema;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Undecoded rows, in the form their source produced them.
 pub enum Payload {
@@ -83,11 +87,11 @@ pub enum SourceError {
         path: PathBuf,
         source: ::parquet::errors::ParquetError,
     },
-    #[error("input {path} has no column for attribute `{attribute}` (looked for `{attribute}` or `{dataset_column}`)")]
+    #[error("input {path} has no column for field `{field}` (looked for `{column}` or `{field}`)")]
     MissingColumn {
         path: PathBuf,
-        attribute: &'static str,
-        dataset_column: &'static str,
+        field: String,
+        column: String,
     },
     #[error("input {path}: column `{column}` has type {found}, expected {expected}")]
     ColumnType {
@@ -177,27 +181,52 @@ impl Decoder {
     }
 }
 
-/// Opens `path` as `format`, positioned at `start`.
+/// Opens `path` as `format`, positioned at `start`, to be read with `schema`.
 pub fn open(
+    schema: Arc<Schema>,
     path: &Path,
     format: Format,
     start: InputPosition,
 ) -> Result<(Box<dyn Source>, Decoder), SourceError> {
+    let layout = Arc::new(Layout::new(schema));
     match format {
         Format::Csv => {
-            let (source, decoder) = csv::CsvSource::open(path, start)?;
+            let (source, decoder) = csv::CsvSource::open(layout, path, start)?;
             Ok((Box::new(source), Decoder::Csv(decoder)))
         }
         Format::Jsonl => {
             let source = jsonl::JsonlSource::open(path, start)?;
-            Ok((Box::new(source), Decoder::Jsonl(jsonl::JsonlDecoder)))
+            Ok((
+                Box::new(source),
+                Decoder::Jsonl(jsonl::JsonlDecoder::new(layout)),
+            ))
         }
         Format::Parquet => {
-            let source = parquet::ParquetSource::open(path, start)?;
-            let decoder = parquet::ParquetDecoder::new(path);
+            let source = parquet::ParquetSource::open(&layout, path, start)?;
+            let decoder = parquet::ParquetDecoder::new(layout, path);
             Ok((Box::new(source), Decoder::Parquet(decoder)))
         }
     }
+}
+
+/// Where each schema field's column is among `header` (see [`dataset::columns`]); a required
+/// field without one is an error naming the input.
+pub(crate) fn field_columns(
+    schema: &Schema,
+    header: &[&str],
+    path: &Path,
+) -> Result<Vec<Option<usize>>, SourceError> {
+    dataset::columns(schema, header).map_err(|error| match error {
+        DatasetError::MissingColumn { field, column } => SourceError::MissingColumn {
+            path: path.to_path_buf(),
+            field,
+            column,
+        },
+        other => SourceError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Maps an I/O error to a [`SourceError`] naming the input.

@@ -1,14 +1,17 @@
-//! Parquet input: columns named as the schema's fields (or the data set's columns), strings
-//! for categorical attributes (wire names or code-book labels, plain or dictionary-encoded),
-//! integers for numeric ones, and optional `application_id` (string or integer) and
-//! `creditability` (`good`/`bad` or boolean "is bad") columns.
+//! Parquet input: a column per schema field, named by its `column` or its `name`: strings for
+//! categories (wire values or `data` spellings, plain or dictionary-encoded), integers or
+//! floats for numbers, booleans for booleans (strings are read as in CSV anywhere); a null is a
+//! missing value. Optional id (string or integer) and outcome (as in CSV, or boolean "is bad")
+//! columns, as [`crate::fields`] names them.
 //!
 //! The input may be one file or a directory of `*.parquet` files read in name order (the
 //! backfill's own Parquet output is such a directory of part files), so scored output can be
 //! fed back in.
 
-use super::{io_error, Extent, InputPosition, Payload, RawChunk, Source, SourceError};
-use crate::fields::{self, ID_COLUMN, OUTCOME_COLUMN};
+use super::{
+    field_columns, io_error, Extent, InputPosition, Payload, RawChunk, Source, SourceError,
+};
+use crate::fields::Layout;
 use crate::row::{InputRow, RejectedRow};
 use crate::shard::Shard;
 use arrow_array::cast::AsArray;
@@ -19,9 +22,9 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use arrow_schema::{Field, Schema, SchemaRef};
-use credit_core::applicant::{
-    Applicant, AttributeKind, AttributeValue, RecordError, RecordErrorKind, ATTRIBUTES,
-};
+use credit_core::applicant::{Applicant, AttributeValue, RecordError, RecordErrorKind};
+use credit_core::dataset::parse_cell;
+use credit_core::schema::{self as schema, FieldKind};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
@@ -34,6 +37,8 @@ use std::sync::Arc;
 /// Reads record batches from one file or a directory of files.
 pub struct ParquetSource {
     path: PathBuf,
+    /// Names of the category fields' columns, read as dictionaries.
+    categorical: Vec<String>,
     /// Files still to open, with the rows to skip at their start.
     pending: VecDeque<(PathBuf, usize)>,
     current: Option<ParquetRecordBatchReader>,
@@ -45,7 +50,11 @@ pub struct ParquetSource {
 
 impl ParquetSource {
     /// Opens `path` (a file or a directory of `*.parquet` files) and skips `start.rows` rows.
-    pub fn open(path: &Path, start: InputPosition) -> Result<Self, SourceError> {
+    pub(crate) fn open(
+        layout: &Layout,
+        path: &Path,
+        start: InputPosition,
+    ) -> Result<Self, SourceError> {
         let files = list_files(path)?;
         let mut pending = VecDeque::new();
         let mut total_rows = 0u64;
@@ -67,8 +76,14 @@ impl ParquetSource {
                 total: total_rows,
             });
         }
+        let categorical = layout
+            .wire_fields()
+            .filter(|(_, field)| matches!(field.kind, FieldKind::Category { .. }))
+            .flat_map(|(_, field)| [field.column.clone(), field.name.clone()])
+            .collect();
         Ok(Self {
             path: path.to_path_buf(),
+            categorical,
             pending,
             current: None,
             batch_size: 0,
@@ -89,7 +104,8 @@ impl ParquetSource {
         let handle = File::open(&file).map_err(io_error(&file))?;
         let plain =
             ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()).map_err(parquet_error)?;
-        let hinted = ArrowReaderOptions::new().with_schema(dictionary_hint(plain.schema()));
+        let hinted = ArrowReaderOptions::new()
+            .with_schema(dictionary_hint(plain.schema(), &self.categorical));
         let metadata = ArrowReaderMetadata::try_new(plain.metadata().clone(), hinted)
             .map_err(parquet_error)?;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata)
@@ -102,18 +118,14 @@ impl ParquetSource {
     }
 }
 
-/// The file's schema with the categorical attributes' string columns read as dictionaries.
+/// The file's schema with the category fields' string columns (named in `categorical`) read
+/// as dictionaries.
 ///
 /// Parquet stores such low-cardinality columns dictionary-encoded; keeping the dictionary lets
 /// the decoder resolve each distinct label once per batch instead of comparing strings on
 /// every row, and spares the reader from materialising the strings at all.
-fn dictionary_hint(schema: &SchemaRef) -> SchemaRef {
-    let categorical = |name: &str| {
-        ATTRIBUTES.iter().any(|spec| {
-            matches!(spec.kind, AttributeKind::Categorical { .. })
-                && (spec.name == name || spec.dataset_column == name)
-        })
-    };
+fn dictionary_hint(schema: &SchemaRef, categorical: &[String]) -> SchemaRef {
+    let categorical = |name: &str| categorical.iter().any(|column| column == name);
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -241,6 +253,7 @@ enum Column<'a> {
         keys: Vec<usize>,
         values: &'a arrow_array::StringArray,
     },
+    Int64(&'a arrow_array::Int64Array),
     Int32(&'a arrow_array::Int32Array),
     Integer(Box<dyn Fn(usize) -> i64 + 'a>, &'a dyn Array),
     Float(Box<dyn Fn(usize) -> f64 + 'a>, &'a dyn Array),
@@ -278,13 +291,13 @@ impl<'a> Column<'a> {
         if let Some(typed) = array.as_boolean_opt() {
             return Some(Column::Bool(typed));
         }
+        if let Some(typed) = array.as_primitive_opt::<Int64Type>() {
+            return Some(Column::Int64(typed));
+        }
         if let Some(typed) = array.as_primitive_opt::<Int32Type>() {
             return Some(Column::Int32(typed));
         }
-        integer_column!(
-            array, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-            UInt64Type
-        );
+        integer_column!(array, Int8Type, Int16Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type);
         if let Some(typed) = array.as_primitive_opt::<Float64Type>() {
             return Some(Column::Float(Box::new(move |i| typed.value(i)), array));
         }
@@ -303,6 +316,7 @@ impl<'a> Column<'a> {
             Column::LargeText(a) => *a,
             Column::TextView(a) => *a,
             Column::Dictionary { array, .. } => *array,
+            Column::Int64(a) => *a,
             Column::Int32(a) => *a,
             Column::Integer(_, a) | Column::Float(_, a) => *a,
             Column::Bool(a) => *a,
@@ -323,6 +337,7 @@ impl<'a> Column<'a> {
                 }
                 _ => Cell::Null,
             },
+            Column::Int64(a) => Cell::Integer(a.value(i)),
             Column::Int32(a) => Cell::Integer(i64::from(a.value(i))),
             Column::Integer(get, _) => Cell::Integer(get(i)),
             Column::Float(get, _) => Cell::Float(get(i)),
@@ -334,12 +349,14 @@ impl<'a> Column<'a> {
 /// Decodes record batches; column positions are looked up per batch by name.
 #[derive(Debug, Clone)]
 pub struct ParquetDecoder {
+    layout: Arc<Layout>,
     path: PathBuf,
 }
 
 impl ParquetDecoder {
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(layout: Arc<Layout>, path: &Path) -> Self {
         Self {
+            layout,
             path: path.to_path_buf(),
         }
     }
@@ -353,8 +370,14 @@ impl ParquetDecoder {
         rows: &mut Vec<InputRow>,
         rejections: &mut Vec<RejectedRow>,
     ) -> Result<(), SourceError> {
-        let schema = batch.schema();
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let layout = &*self.layout;
+        let fields = layout.schema().fields();
+        let arrow_schema = batch.schema();
+        let names: Vec<&str> = arrow_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         let column = |position: usize| -> Result<Column<'_>, SourceError> {
             let array = batch.column(position).as_ref();
             Column::of(array).ok_or_else(|| SourceError::ColumnType {
@@ -364,48 +387,48 @@ impl ParquetDecoder {
                 expected: "a string, integer, float or boolean column",
             })
         };
-        let mut attributes = Vec::with_capacity(20);
-        for (attribute, spec) in ATTRIBUTES.iter().enumerate() {
-            let position = fields::attribute_column(names.iter().copied(), attribute).ok_or(
-                SourceError::MissingColumn {
-                    path: self.path.clone(),
-                    attribute: spec.name,
-                    dataset_column: spec.dataset_column,
-                },
-            )?;
-            attributes.push(AttributeColumn::new(attribute, column(position)?));
+        let positions = field_columns(layout.schema(), &names, &self.path)?;
+        let mut columns = Vec::with_capacity(fields.len());
+        for (field, position) in fields.iter().zip(&positions) {
+            columns.push(match position {
+                Some(position) if field.is_wire() => {
+                    Some(FieldColumn::new(field, column(*position)?))
+                }
+                _ => None,
+            });
         }
-        let optional = |name: &str| {
-            names
-                .iter()
-                .position(|n| *n == name)
-                .map(column)
-                .transpose()
+        let id = match layout.id_position(&names) {
+            Some(position) => Some((names[position], column(position)?)),
+            None => None,
         };
-        let id = optional(ID_COLUMN)?;
-        let outcome = optional(OUTCOME_COLUMN)?;
+        let outcome = match layout.outcome().and_then(|o| o.position(&names)) {
+            Some(position) => Some(column(position)?),
+            None => None,
+        };
 
-        let mut values = [AttributeValue::Numeric(0.0); 20];
         for i in 0..batch.num_rows() {
             let index = first_index + i as u64;
             if !shard.contains(index) {
                 continue;
             }
-            let id_cell = id.as_ref().map_or(Cell::Null, |c| c.get(i));
+            let id_cell = id.as_ref().map_or(Cell::Null, |(_, c)| c.get(i));
             let outcome_cell = outcome.as_ref().map_or(Cell::Null, |c| c.get(i));
-            let decoded = attributes
+            let decoded = columns
                 .iter()
-                .zip(values.iter_mut())
-                .try_for_each(|(column, value)| {
-                    *value = column.value(i)?;
-                    Ok(())
+                .map(|column| {
+                    column
+                        .as_ref()
+                        .map_or(Ok(AttributeValue::Missing), |c| c.value(i))
                 })
-                .and_then(|()| decode_row(&values, id_cell, outcome_cell, index));
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|values| {
+                    let id_name = id.as_ref().map_or("", |(name, _)| *name);
+                    decode_row(layout, values, (id_name, id_cell), outcome_cell, index)
+                });
             match decoded {
                 Ok(row) => rows.push(row),
                 Err(error) => {
-                    let cells: Vec<Cell<'_>> = attributes.iter().map(|c| c.column.get(i)).collect();
-                    let raw = raw_json(&cells, id_cell, outcome_cell);
+                    let raw = raw_json(layout, &columns, i, id.as_ref(), outcome_cell);
                     rejections.push(RejectedRow::new(index, raw, &error));
                 }
             }
@@ -414,30 +437,30 @@ impl ParquetDecoder {
     }
 }
 
-/// One attribute's column, with each distinct value of a dictionary column resolved once.
+/// One field's column, with each distinct value of a dictionary column resolved once.
 ///
-/// This is the decoder's inner loop (20 calls per row), hence the fast paths: the null bitmap
-/// read once per batch instead of a virtual `is_null` per cell, dictionary entries resolved
-/// once, and 32-bit integers read directly.
-struct AttributeColumn<'a> {
-    attribute: usize,
+/// This is the decoder's inner loop (a call per field and row), hence the fast paths: the
+/// null bitmap read once per batch instead of a virtual `is_null` per cell, dictionary entries
+/// resolved once, and 64- and 32-bit integers read directly.
+struct FieldColumn<'a> {
+    field: &'a schema::Field,
     column: Column<'a>,
     /// Which rows are null, computed once per batch, and only for a column that has nulls.
     nulls: Option<Vec<bool>>,
-    /// For a dictionary column: the attribute value of each dictionary entry.
+    /// For a dictionary column: the field value of each dictionary entry.
     resolved: Option<Vec<Result<AttributeValue, RecordError>>>,
 }
 
-impl<'a> AttributeColumn<'a> {
-    fn new(attribute: usize, column: Column<'a>) -> Self {
+impl<'a> FieldColumn<'a> {
+    fn new(field: &'a schema::Field, column: Column<'a>) -> Self {
         let resolved = match &column {
             Column::Dictionary { values, .. } => Some(
                 (0..values.len())
                     .map(|k| {
                         if values.is_null(k) {
-                            Err(missing(attribute))
+                            Ok(AttributeValue::Missing)
                         } else {
-                            cell_value(attribute, Cell::Text(values.value(k)))
+                            cell_value(field, Cell::Text(values.value(k)))
                         }
                     })
                     .collect(),
@@ -445,7 +468,7 @@ impl<'a> AttributeColumn<'a> {
             _ => None,
         };
         Self {
-            attribute,
+            field,
             nulls: {
                 let array = column.array();
                 (array.null_count() > 0)
@@ -456,62 +479,56 @@ impl<'a> AttributeColumn<'a> {
         }
     }
 
+    /// The value of row `i`: a null is a missing value, which building the applicant accepts
+    /// for an optional field only.
     fn value(&self, i: usize) -> Result<AttributeValue, RecordError> {
         if self
             .nulls
             .as_ref()
             .is_some_and(|nulls| nulls.get(i) == Some(&true))
         {
-            return Err(missing(self.attribute));
+            return Ok(AttributeValue::Missing);
         }
         match (&self.column, &self.resolved) {
-            (Column::Int32(array), _) => fields::number(self.attribute, i64::from(array.value(i))),
+            (Column::Int64(array), _) => cell_value(self.field, Cell::Integer(array.value(i))),
+            (Column::Int32(array), _) => {
+                cell_value(self.field, Cell::Integer(i64::from(array.value(i))))
+            }
             (Column::Dictionary { keys, .. }, Some(resolved)) => {
                 match keys.get(i).and_then(|&key| resolved.get(key)) {
                     Some(Ok(value)) => Ok(*value),
                     Some(Err(error)) => Err(error.clone()),
-                    None => Err(missing(self.attribute)),
+                    None => Ok(AttributeValue::Missing),
                 }
             }
-            (column, _) => cell_value(self.attribute, column.get(i)),
+            (column, _) => cell_value(self.field, column.get(i)),
         }
     }
 }
 
-fn missing(attribute: usize) -> RecordError {
-    RecordError::new(
-        RecordErrorKind::MissingField,
-        ATTRIBUTES[attribute].name,
-        "missing value",
-    )
-}
-
-/// The attribute value of one cell.
-fn cell_value(attribute: usize, cell: Cell<'_>) -> Result<AttributeValue, RecordError> {
-    let spec = &ATTRIBUTES[attribute];
-    match (spec.kind, cell) {
-        (_, Cell::Null) => Err(missing(attribute)),
-        (AttributeKind::Categorical { .. }, Cell::Text(text)) => fields::category(attribute, text),
-        (AttributeKind::Numeric { .. }, Cell::Integer(number)) => fields::number(attribute, number),
-        (AttributeKind::Numeric { .. }, Cell::Float(number))
-            if number.fract() == 0.0 && number.abs() < 1e15 =>
-        {
-            fields::number(attribute, number as i64)
+/// The field value of one cell (bounds are checked when the applicant is built).
+fn cell_value(field: &schema::Field, cell: Cell<'_>) -> Result<AttributeValue, RecordError> {
+    match (&field.kind, cell) {
+        (_, Cell::Null) => Ok(AttributeValue::Missing),
+        (_, Cell::Text(text)) => parse_cell(field, text),
+        (FieldKind::Integer { .. } | FieldKind::Number { .. }, Cell::Integer(number)) => {
+            Ok(AttributeValue::Numeric(number as f64))
         }
-        (AttributeKind::Numeric { .. }, Cell::Text(text)) => {
-            let number = text.trim().parse::<i64>().map_err(|_| {
-                RecordError::new(
-                    RecordErrorKind::WrongType,
-                    spec.name,
-                    format!("`{text}` is not an integer"),
-                )
-            })?;
-            fields::number(attribute, number)
+        (FieldKind::Integer { .. }, Cell::Float(number))
+            if number.is_finite() && number.fract() == 0.0 =>
+        {
+            Ok(AttributeValue::Numeric(number))
+        }
+        (FieldKind::Number { .. }, Cell::Float(number)) if number.is_finite() => {
+            Ok(AttributeValue::Numeric(number))
+        }
+        (FieldKind::Boolean, Cell::Bool(flag)) => {
+            Ok(AttributeValue::Categorical(usize::from(flag)))
         }
         (_, other) => Err(RecordError::new(
             RecordErrorKind::WrongType,
-            spec.name,
-            format!("value {} has the wrong type", other.to_json()),
+            field.name.as_str(),
+            format!("value {} is not {}", other.to_json(), field.expected()),
         )),
     }
 }
@@ -521,40 +538,32 @@ fn type_name(data_type: &DataType) -> String {
 }
 
 fn decode_row(
-    values: &[AttributeValue; 20],
-    id: Cell<'_>,
+    layout: &Layout,
+    values: Vec<AttributeValue>,
+    (id_name, id): (&str, Cell<'_>),
     outcome: Cell<'_>,
     index: u64,
 ) -> Result<InputRow, RecordError> {
-    let applicant = Applicant::from_attribute_values(values)?;
+    let applicant = Applicant::from_values(layout.schema(), values)?;
     let application_id = match id {
         Cell::Null => (index + 1).to_string(),
-        Cell::Text(text) if !text.trim().is_empty() => text.to_string(),
+        Cell::Text(text) if !text.trim().is_empty() => {
+            layout.check_id(id_name, text)?;
+            text.to_string()
+        }
         Cell::Integer(number) => number.to_string(),
         other => {
             return Err(RecordError::new(
                 RecordErrorKind::Identifier,
-                ID_COLUMN,
+                id_name,
                 format!("{} is not an identifier", other.to_json()),
             ))
         }
     };
-    let bad = match outcome {
-        Cell::Null => None,
-        Cell::Text(text) => fields::outcome(text)?,
-        Cell::Bool(bad) => Some(bad),
-        Cell::Integer(0) => Some(false),
-        Cell::Integer(1) => Some(true),
-        other => {
-            return Err(RecordError::new(
-                RecordErrorKind::WrongType,
-                OUTCOME_COLUMN,
-                format!(
-                    "{} is not an outcome, expected `good` or `bad`",
-                    other.to_json()
-                ),
-            ))
-        }
+    let bad = match (layout.outcome(), outcome) {
+        (None, _) | (_, Cell::Null) => None,
+        (Some(field), Cell::Text(text)) => field.parse(text)?,
+        (Some(field), other) => field.parse_json(Some(&other.to_json()))?,
     };
     Ok(InputRow {
         index,
@@ -564,17 +573,28 @@ fn decode_row(
     })
 }
 
-/// The row's values as a JSON object, for the reject file.
-fn raw_json(cells: &[Cell<'_>], id: Cell<'_>, outcome: Cell<'_>) -> String {
+/// Row `i` as a JSON object, for the reject file.
+fn raw_json(
+    layout: &Layout,
+    columns: &[Option<FieldColumn<'_>>],
+    i: usize,
+    id: Option<&(&str, Column<'_>)>,
+    outcome: Cell<'_>,
+) -> String {
     let mut object = serde_json::Map::new();
-    if id != Cell::Null {
-        object.insert(ID_COLUMN.to_string(), id.to_json());
+    if let Some((name, column)) = id {
+        let cell = column.get(i);
+        if cell != Cell::Null {
+            object.insert((*name).to_string(), cell.to_json());
+        }
     }
-    for (spec, cell) in ATTRIBUTES.iter().zip(cells) {
-        object.insert(spec.name.to_string(), cell.to_json());
+    for (field, column) in layout.schema().fields().iter().zip(columns) {
+        if let Some(column) = column {
+            object.insert(field.name.clone(), column.column.get(i).to_json());
+        }
     }
-    if outcome != Cell::Null {
-        object.insert(OUTCOME_COLUMN.to_string(), outcome.to_json());
+    if let (Some(field), false) = (layout.outcome(), outcome == Cell::Null) {
+        object.insert(field.name().to_string(), outcome.to_json());
     }
     serde_json::Value::Object(object).to_string()
 }
