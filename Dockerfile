@@ -39,8 +39,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && cp -L .onnxruntime/libonnxruntime.so /out/
 
 # ---- Stage 2: slim runtime ----------------------------------------------------------------------
-# The binaries, the ONNX Runtime library, the model, the data set (embedded mode and the load
-# generator) and the default config; configured only through environment variables
+# The binaries, the ONNX Runtime library, the model, the schemas and data sets (embedded mode,
+# the load generator, the trainer) and the default config; configured only through environment variables
 # (CREDIT_RISK__SECTION__KEY, see config/default.toml).
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # libssl3/zlib1g: librdkafka (TLS, compression); libstdc++6: ONNX Runtime; curl: HEALTHCHECK.
@@ -56,6 +56,7 @@ WORKDIR /app
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /out/libonnxruntime.so /usr/local/lib/onnxruntime/libonnxruntime.so
 COPY models ./models
+COPY schemas ./schemas
 COPY config ./config
 COPY data ./data
 ENV ORT_DYLIB_PATH=/usr/local/lib/onnxruntime/libonnxruntime.so \

@@ -64,7 +64,8 @@
 use credit_testkit::proc_stats;
 
 use credit_core::decode::decode;
-use credit_core::german_credit;
+use credit_core::dataset::{self, LabelledApplicant};
+use credit_core::schema::Schema;
 use credit_kafka::mock::EmbeddedCluster;
 use credit_testkit::latency::LatencyLog;
 use credit_worker::config::Config;
@@ -294,11 +295,22 @@ fn worker_config(args: &Args) -> Result<Config, String> {
     Ok(config)
 }
 
+/// The shipped bundle's schema.
+fn shipped_schema() -> Result<Schema, String> {
+    Schema::load(&manifest().join("models/schema.toml")).map_err(|e| e.to_string())
+}
+
+/// The data set's applicants, read with the shipped schema.
+fn shipped_rows(schema: &Schema) -> Result<Vec<LabelledApplicant>, String> {
+    dataset::load_labelled(schema, &manifest().join("data/german_credit.csv"))
+        .map_err(|e| e.to_string())
+}
+
 /// The data set's applicants as JSON payloads (the feed cycles through them).
 fn payloads() -> Result<Vec<Vec<u8>>, String> {
-    let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
-        .map_err(|e| e.to_string())?;
-    Ok(rows.iter().map(|row| row.applicant.to_json()).collect())
+    let schema = shipped_schema()?;
+    let rows = shipped_rows(&schema)?;
+    Ok(rows.iter().map(|row| row.applicant.to_json(&schema)).collect())
 }
 
 fn key_of(index: u64) -> String {
@@ -324,8 +336,7 @@ fn child_ort(args: &Args) -> Result<String, String> {
     let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
     let batch = config.batching.max_batch;
-    let rows = german_credit::load(&manifest().join("data/german_credit.csv"))
-        .map_err(|e| e.to_string())?;
+    let rows = shipped_rows(&loaded.schema)?;
     // 16 distinct preprocessed batches, cycled.
     let batches: Vec<Vec<f32>> = (0..16)
         .map(|b| {
@@ -369,6 +380,7 @@ fn child_ort(args: &Args) -> Result<String, String> {
 fn child_decode(args: &Args) -> Result<String, String> {
     let config = worker_config(args)?;
     let loaded = model::load(&config.model).map_err(|e| e.to_string())?;
+    let schema = loaded.schema;
     let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
     let batch = config.batching.max_batch;
@@ -381,7 +393,7 @@ fn child_decode(args: &Args) -> Result<String, String> {
     for n in 0..args.records {
         let i = (n % payloads.len() as u64) as usize;
         let row = (n % batch as u64) as usize;
-        match decode(Some(keys[i].as_bytes()), Some(&payloads[i])) {
+        match decode(&schema, Some(keys[i].as_bytes()), Some(&payloads[i])) {
             Ok((id, applicant)) => {
                 let out = &mut features[row * width..(row + 1) * width];
                 if preprocessor.transform_into(&applicant, out).is_err() {

@@ -9,15 +9,16 @@
 
 use credit_core::applicant::MAX_RECORD_BYTES;
 use credit_core::decode::{decode, RejectReason};
-use credit_core::german_credit;
+use credit_core::schema::Schema;
+use credit_testkit::scenarios::shipped_schema;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::sync::LazyLock;
+
+static SCHEMA: LazyLock<Schema> = LazyLock::new(|| shipped_schema().expect("the shipped schema"));
 
 fn valid() -> Value {
-    let rows =
-        german_credit::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv"))
-            .expect("the data set");
-    serde_json::from_slice(&rows[0].applicant.to_json()).expect("valid JSON")
+    let rows = credit_core::dataset::shipped_german_credit();
+    serde_json::from_slice(&rows[0].applicant.to_json(&SCHEMA)).expect("valid JSON")
 }
 
 fn with(field: &str, value: Value) -> Vec<u8> {
@@ -368,7 +369,7 @@ fn corpus() -> Vec<Case> {
 fn every_hostile_record_is_rejected_with_a_reason_and_the_field() {
     let mut failures = Vec::new();
     for case in corpus() {
-        match decode(case.key.as_deref(), case.payload.as_deref()) {
+        match decode(&SCHEMA, case.key.as_deref(), case.payload.as_deref()) {
             Ok(_) => failures.push(format!("{}: accepted", case.name)),
             Err(rejection) => {
                 if !case.reasons.contains(&rejection.reason) || rejection.field != case.field {
@@ -399,12 +400,12 @@ fn every_hostile_record_is_rejected_with_a_reason_and_the_field() {
 #[test]
 fn the_valid_record_the_corpus_is_built_from_decodes() {
     let json = serde_json::to_vec(&valid()).expect("JSON");
-    let (id, _) = decode(Some(b"app-1"), Some(&json)).expect("valid");
+    let (id, _) = decode(&SCHEMA, Some(b"app-1"), Some(&json)).expect("valid");
     assert_eq!(id, "app-1");
 }
 
 #[test]
 fn extra_fields_are_ignored_so_upstream_can_add_fields_without_breaking_scoring() {
     let json = with("new_upstream_field", json!({"anything": [1, 2, 3]}));
-    assert!(decode(Some(b"app-1"), Some(&json)).is_ok());
+    assert!(decode(&SCHEMA, Some(b"app-1"), Some(&json)).is_ok());
 }

@@ -2,25 +2,12 @@
 //! applicant: the second lender's data (`schemas/retail-loan.toml`), and a yardstick, since
 //! the AUC of the true probabilities is the best any model can reach on the book.
 //!
-//! The generative process (documented in docs/schema.md), applicant by applicant:
-//! - age ~ 21 + Gamma-like (sum of two exponentials, mean 20), capped at 85;
-//! - annual income ~ LogNormal(ln 52,000 + 0.012 (age − 40) − 0.00025 (age − 40)², 0.55);
-//! - employment years ~ min(age − 18, Exponential(mean 6)), missing for 8%;
-//! - home ownership: mortgage 38%, rent 42%, own 14%, other 6% (own more likely past 50);
-//! - purpose: debt consolidation 45%, credit card 20%, home improvement 10%, car 8%, medical 5%,
-//!   small business 4%, other 8%;
-//! - debt-to-income ~ Normal(18, 8) clipped to [0, 60]; delinquencies ~ Poisson(0.35);
-//!   open accounts ~ 1 + Poisson(9); revolving utilisation ~ Beta-like(2, 3) × 1.2, missing
-//!   (no revolving line) for 5%;
-//! - loan amount ~ LogNormal(ln 12,000 + 0.5 ln(income / 52,000), 0.6) clipped to [1,000,
-//!   60,000]; term 36 months (70%) or 60; income verified for 60%;
-//! - the true log-odds of default: −2.3 + 0.045 (dti − 18) + 0.55 delinquencies
-//!   + 1.6 (utilisation − 0.45) (0.35 if missing) − 0.5 ln(income / 52,000)
-//!   + 0.35 ln(loan / 12,000) + 0.45 [term 60] + 0.25 [rent] − 0.2 [own]
-//!   + {small business 0.6, medical 0.3, credit card −0.2, home improvement −0.1}
-//!   − 0.04 min(employment years, 10) (+0.3 if missing) − 0.02 (open accounts − 10)
-//!   − 0.15 [verified];
-//!   age has no direct effect (only through income); `defaulted` ~ Bernoulli(true PD).
+//! Each applicant's fields are drawn from simple distributions (income log-normal and rising
+//! with age, debt-to-income normal, delinquencies and open accounts Poisson, utilisation a
+//! scaled Beta(2, 3), employment length and utilisation sometimes missing), then a true
+//! log-odds of default is computed from them by a fixed linear formula in which age has no
+//! direct effect, and `defaulted` is drawn from it. docs/schema.md states every distribution
+//! and coefficient; [`applicant`] is the process itself.
 //!
 //! Deterministic for a seed.
 

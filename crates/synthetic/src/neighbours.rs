@@ -20,7 +20,7 @@ pub(crate) fn same_class_neighbours(
         .map(|i| {
             let mut candidates: Vec<(f64, usize)> = (0..rows.len())
                 .filter(|&j| j != i && class.get(j) == class.get(i))
-                .map(|j| (distance(&values[i], &values[j], &scale), j))
+                .map(|j| (distance(values[i], values[j], &scale), j))
                 .collect();
             candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             candidates.into_iter().take(k).map(|(_, j)| j).collect()
