@@ -2,10 +2,19 @@
 //! reported with its row number, field and reason, and the run is refused unless the user asked
 //! to skip such rows (then the report says how many were skipped).
 //!
-//! A data file is CSV with a header row; cells are read as [`credit_core::dataset`] reads them
-//! (each field from its `column`, categories as on the wire or in the schema's `data` spelling,
-//! an empty cell missing). Row numbers are as a spreadsheet shows them: the header is row 1.
+//! A data file is CSV with a header row, or Parquet (a `.parquet` file) with a column per field
+//! of text, integer, floating-point or boolean type (text may be dictionary-encoded). Cells are
+//! read as [`credit_core::dataset`] reads CSV cells: each field from its `column`, categories as
+//! on the wire or in the schema's `data` spelling, an empty cell or a null missing. CSV row
+//! numbers are as a spreadsheet shows them (the header is row 1); Parquet rows count from 1.
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::Array;
+use arrow_schema::DataType;
 use credit_core::applicant::{AttributeValue, RecordError};
 use credit_core::dataset::{self, DatasetError, LabelledApplicant, Outcome};
 use credit_core::schema::{Field, FieldKind, Schema};
@@ -104,6 +113,17 @@ pub enum DataError {
     },
     #[error("data file {path} is not readable CSV: {source}")]
     Csv { path: String, source: csv::Error },
+    #[error("data file {path} is not readable Parquet: {message}")]
+    Parquet { path: String, message: String },
+    #[error(
+        "data file {path}: column `{column}` is of Parquet type {data_type}; expected text, an \
+         integer, a floating-point number or a boolean"
+    )]
+    ParquetType {
+        path: String,
+        column: String,
+        data_type: String,
+    },
     #[error("data file {path}: {source}")]
     Columns { path: String, source: DatasetError },
     #[error(
@@ -169,7 +189,7 @@ fn list(listed: &[BadRow], total: usize) -> String {
     lines.join("\n")
 }
 
-/// Reads a data file for training.
+/// Reads a data file for training: Parquet when its name ends in `.parquet`, CSV otherwise.
 pub fn load(
     schema: &Schema,
     outcome: &Outcome,
@@ -181,7 +201,104 @@ pub fn load(
         path: origin.clone(),
         source,
     })?;
-    read_csv(schema, outcome, file, &origin, skip_bad_rows)
+    if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
+        read_parquet(schema, outcome, file, &origin, skip_bad_rows)
+    } else {
+        read_csv(schema, outcome, file, &origin, skip_bad_rows)
+    }
+}
+
+/// Reads a Parquet file; `origin` names it in errors.
+pub fn read_parquet(
+    schema: &Schema,
+    outcome: &Outcome,
+    file: std::fs::File,
+    origin: &str,
+    skip_bad_rows: bool,
+) -> Result<TrainingData, DataError> {
+    let parquet_error = |message: String| DataError::Parquet {
+        path: origin.to_owned(),
+        message,
+    };
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|error| parquet_error(error.to_string()))?;
+    let header: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect();
+    let names: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut rows = RowReader::new(schema, outcome, &names, origin)?;
+    let reader = builder
+        .build()
+        .map_err(|error| parquet_error(error.to_string()))?;
+    let mut row = 0;
+    for batch in reader {
+        let batch = batch.map_err(|error| parquet_error(error.to_string()))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&header)
+            .map(|(array, name)| column_text(array.as_ref(), name, origin))
+            .collect::<Result<Vec<_>, _>>()?;
+        for index in 0..batch.num_rows() {
+            row += 1;
+            rows.push(row, columns.len(), |at| {
+                columns.get(at).and_then(|column| column[index].as_deref())
+            });
+        }
+    }
+    rows.finish(skip_bad_rows)
+}
+
+/// A Parquet column's cells as a CSV file would spell them; a null is `None`.
+fn column_text(
+    array: &dyn Array,
+    name: &str,
+    origin: &str,
+) -> Result<Vec<Option<String>>, DataError> {
+    fn all<T: ToString>(values: impl Iterator<Item = Option<T>>) -> Vec<Option<String>> {
+        values.map(|value| value.map(|v| v.to_string())).collect()
+    }
+    Ok(match array.data_type() {
+        DataType::Utf8 => all(array.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => all(array.as_string::<i64>().iter()),
+        DataType::Utf8View => all(array.as_string_view().iter()),
+        DataType::Boolean => all(array.as_boolean().iter()),
+        DataType::Int8 => all(array.as_primitive::<Int8Type>().iter()),
+        DataType::Int16 => all(array.as_primitive::<Int16Type>().iter()),
+        DataType::Int32 => all(array.as_primitive::<Int32Type>().iter()),
+        DataType::Int64 => all(array.as_primitive::<Int64Type>().iter()),
+        DataType::UInt8 => all(array.as_primitive::<UInt8Type>().iter()),
+        DataType::UInt16 => all(array.as_primitive::<UInt16Type>().iter()),
+        DataType::UInt32 => all(array.as_primitive::<UInt32Type>().iter()),
+        DataType::UInt64 => all(array.as_primitive::<UInt64Type>().iter()),
+        DataType::Float32 => all(array.as_primitive::<Float32Type>().iter()),
+        DataType::Float64 => all(array.as_primitive::<Float64Type>().iter()),
+        DataType::Dictionary(_, _) => {
+            let dictionary = array.as_any_dictionary();
+            let values = column_text(dictionary.values().as_ref(), name, origin)?;
+            let keys = dictionary.normalized_keys();
+            (0..array.len())
+                .map(|index| {
+                    if array.is_null(index) {
+                        None
+                    } else {
+                        keys.get(index)
+                            .and_then(|&key| values.get(key).cloned().flatten())
+                    }
+                })
+                .collect()
+        }
+        other => {
+            return Err(DataError::ParquetType {
+                path: origin.to_owned(),
+                column: name.to_owned(),
+                data_type: other.to_string(),
+            })
+        }
+    })
 }
 
 /// Reads CSV data (header row first); `origin` names it in errors.
@@ -623,5 +740,77 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("0 rows whose outcome"), "{error}");
+    }
+
+    /// The shipped file as Parquet: `purpose` dictionary-encoded, whole-number columns as
+    /// integers, the rest as text; `null_at` (data row, column) holds a null instead.
+    fn shipped_parquet(path: &Path, null_at: Option<(usize, &str)>) {
+        use arrow_array::{ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray};
+        let mut csv = csv::Reader::from_reader(std::io::Cursor::new(shipped_csv()));
+        let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+        let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+        let columns = header.iter().enumerate().map(|(at, name)| {
+            let cells: Vec<Option<&str>> = records
+                .iter()
+                .enumerate()
+                .map(|(row, record)| match null_at {
+                    Some((null_row, column)) if null_row == row && column == name => None,
+                    _ => record.get(at),
+                })
+                .collect();
+            let array: ArrayRef = if name == "purpose" {
+                std::sync::Arc::new(cells.into_iter().collect::<DictionaryArray<Int32Type>>())
+            } else if cells
+                .iter()
+                .flatten()
+                .all(|cell| cell.parse::<i64>().is_ok())
+            {
+                std::sync::Arc::new(
+                    cells
+                        .into_iter()
+                        .map(|cell| cell.map(|c| c.parse::<i64>().unwrap()))
+                        .collect::<Int64Array>(),
+                )
+            } else {
+                std::sync::Arc::new(cells.into_iter().collect::<StringArray>())
+            };
+            (name.clone(), array)
+        });
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn a_parquet_file_reads_as_the_csv_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("german.parquet");
+        shipped_parquet(&path, None);
+        let schema = german_credit();
+        let outcome = Outcome::of(&schema).unwrap();
+        let data = load(&schema, &outcome, &path, false).unwrap();
+        assert_eq!(data.rows, dataset::shipped_german_credit());
+        assert_eq!((data.read, data.skipped), (1000, 0));
+    }
+
+    #[test]
+    fn a_null_in_a_required_parquet_column_is_a_bad_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("german.parquet");
+        // The fifth data row.
+        shipped_parquet(&path, Some((4, "age_in_years")));
+        let schema = german_credit();
+        let outcome = Outcome::of(&schema).unwrap();
+        let error = load(&schema, &outcome, &path, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("row 5, field `age_years` (column `age_in_years`)"),
+            "{error}"
+        );
+        let data = load(&schema, &outcome, &path, true).unwrap();
+        assert_eq!((data.read, data.skipped, data.rows.len()), (1000, 1, 999));
     }
 }
