@@ -6,7 +6,7 @@
 //! Loopback only; every wait is bounded, and each test runs in a few seconds.
 
 use credit_testkit::http::get as get_blocking;
-use credit_worker::service::http::{HttpLimits, HttpServer, HttpState};
+use credit_worker::service::http::{HttpLimits, HttpServer, HttpState, PublishedSchema};
 use credit_worker::telemetry::health::Health;
 use credit_worker::telemetry::metrics::Metrics;
 use std::io::{ErrorKind, Read, Write};
@@ -35,6 +35,7 @@ fn start(runtime: &tokio::runtime::Runtime, limits: HttpLimits) -> HttpServer {
     let state = HttpState {
         metrics: Metrics::new().expect("metrics register"),
         health: Arc::new(Health::new()),
+        schema: PublishedSchema::default(),
     };
     runtime
         .block_on(HttpServer::start(

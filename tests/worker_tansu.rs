@@ -123,6 +123,23 @@ async fn tansu_every_record_gets_exactly_one_decision_with_its_key_and_headers()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_a_second_lenders_records_each_get_exactly_one_decision() {
+    let tansu = Tansu::start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let version = scenarios::write_retail_test_model(dir.path(), 0.2, 11).expect("retail model");
+    let report = passed(
+        scenarios::every_record_gets_exactly_one_decision(
+            &tansu.broker(),
+            dir.path(),
+            &version,
+            300,
+        )
+        .await,
+    );
+    assert_eq!(report.consumed, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_invalid_records_go_to_the_dead_letter_topic_and_neighbours_are_decided() {
     let (tansu, dir, _) = setup();
     let report =

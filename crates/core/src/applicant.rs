@@ -101,7 +101,9 @@ impl Applicant {
 
     /// The value of the field named `name`.
     pub fn value(&self, schema: &Schema, name: &str) -> Option<AttributeValue> {
-        schema.position(name).and_then(|at| self.values.get(at).copied())
+        schema
+            .position(name)
+            .and_then(|at| self.values.get(at).copied())
     }
 
     /// Builds an applicant from values in the schema's order (SMOTE-NC, the generators and the
@@ -336,9 +338,7 @@ impl<'de> Visitor<'de> for ApplicantVisitor<'_> {
         for (field, value) in fields.iter().zip(values) {
             match value {
                 Some(value) => decoded.push(value),
-                None if field.required && field.is_wire() => {
-                    return Ok(Err(missing(&field.name)))
-                }
+                None if field.required && field.is_wire() => return Ok(Err(missing(&field.name))),
                 None => decoded.push(AttributeValue::Missing),
             }
         }
@@ -633,7 +633,6 @@ fn shorten(value: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,8 +700,7 @@ mod tests {
 
     #[test]
     fn wire_values_are_the_schemas_names_not_the_data_files_spellings() {
-        let json: serde_json::Value =
-            serde_json::from_slice(&example().to_json(&SCHEMA)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&example().to_json(&SCHEMA)).unwrap();
         assert_eq!(json["checking_account"], "below_0_dm");
         assert_eq!(json["telephone"], "registered");
         assert_eq!(json["job"], "skilled");
@@ -846,7 +844,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(given.values()[2], AttributeValue::Categorical(1));
-        assert_eq!(Applicant::from_json(&schema, &given.to_json(&schema)).unwrap(), given);
+        assert_eq!(
+            Applicant::from_json(&schema, &given.to_json(&schema)).unwrap(),
+            given
+        );
         let error = Applicant::from_json(&schema, br#"{"income": null}"#).unwrap_err();
         assert_eq!(
             (error.kind, error.field.as_str()),

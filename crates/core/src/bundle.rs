@@ -17,9 +17,9 @@ use crate::artifacts::{
     model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, JSON_SCHEMA_FILE,
     MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
 };
-use crate::schema::{json_schema, Schema, SchemaError};
 use crate::model::onnx_export::{read_exported, ImportError};
 use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::schema::{json_schema, Schema, SchemaError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -365,10 +365,12 @@ fn check_json_schema(
 /// Writes the JSON Schema generated from `schema` into `dir` (pretty, with a final newline).
 pub fn write_json_schema(dir: &Path, schema: &Schema) -> Result<(), BundleError> {
     let path = dir.join(JSON_SCHEMA_FILE);
-    let mut text = serde_json::to_string_pretty(&json_schema::generate(schema))
-        .map_err(|error| BundleError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(error),
+    let mut text =
+        serde_json::to_string_pretty(&json_schema::generate(schema)).map_err(|error| {
+            BundleError::Write {
+                path: path.clone(),
+                source: std::io::Error::other(error),
+            }
         })?;
     text.push('\n');
     std::fs::write(&path, text).map_err(|source| BundleError::Write { path, source })
@@ -487,9 +489,9 @@ mod tests {
     use super::*;
     use crate::artifacts::{KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION};
     use crate::dataset::shipped_german_credit;
-    use crate::schema::german_credit;
     use crate::model::onnx_export::export_onnx;
     use crate::model::weights::NetworkWeights;
+    use crate::schema::german_credit;
 
     /// A small bundle as the trainer writes it (model, preprocessor, a report), sealed.
     fn bundle(dir: &Path) -> String {
@@ -674,7 +676,9 @@ mod tests {
     fn a_bundle_without_its_schema_or_with_a_stale_json_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         bundle(dir.path());
-        let stale = json_schema::generate(&german_credit()).to_string().replace("18", "21");
+        let stale = json_schema::generate(&german_credit())
+            .to_string()
+            .replace("18", "21");
         std::fs::write(dir.path().join(JSON_SCHEMA_FILE), stale).unwrap();
         assert!(matches!(
             seal(dir.path()),

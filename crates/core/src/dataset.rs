@@ -80,10 +80,7 @@ pub fn load_labelled(schema: &Schema, path: &Path) -> Result<Vec<LabelledApplica
 
 /// Where each field's column is in a file's header: `None` for a field without one (which must
 /// then be optional, the key, or the label).
-pub fn columns(
-    schema: &Schema,
-    header: &[&str],
-) -> Result<Vec<Option<usize>>, DatasetError> {
+pub fn columns(schema: &Schema, header: &[&str]) -> Result<Vec<Option<usize>>, DatasetError> {
     schema
         .fields()
         .iter()

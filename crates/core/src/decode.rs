@@ -242,7 +242,8 @@ fn fast_path(schema: &Schema, payload: &[u8]) -> Option<Applicant> {
         return None;
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let values = de::Deserializer::deserialize_map(&mut deserializer, FastRecord { schema }).ok()?;
+    let values =
+        de::Deserializer::deserialize_map(&mut deserializer, FastRecord { schema }).ok()?;
     deserializer.end().ok()?;
     Some(Applicant::from_checked(values))
 }
@@ -300,7 +301,10 @@ struct FastKey<'a> {
 impl<'de> DeserializeSeed<'de> for FastKey<'_> {
     type Value = Option<usize>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -328,7 +332,10 @@ struct FastValue<'a>(&'a Field);
 impl<'de> DeserializeSeed<'de> for FastValue<'_> {
     type Value = AttributeValue;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         if !self.0.required {
             return deserializer.deserialize_option(self);
         }
@@ -355,7 +362,10 @@ impl<'de> Visitor<'de> for FastValue<'_> {
         Err(E::custom("null"))
     }
 
-    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn visit_some<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         let required = FastValue(self.0);
         match self.0.kind {
             FieldKind::Category { .. } => deserializer.deserialize_str(required),
@@ -853,7 +863,11 @@ mod tests {
     fn an_integer_written_with_a_zero_fraction_or_an_exponent_is_that_integer() {
         let plain = verdict(&with_raw("duration_months", "10")).unwrap();
         for same in ["10.0", "1e1", "1.0E+1", "100e-1"] {
-            assert_eq!(verdict(&with_raw("duration_months", same)).unwrap(), plain, "{same}");
+            assert_eq!(
+                verdict(&with_raw("duration_months", same)).unwrap(),
+                plain,
+                "{same}"
+            );
         }
     }
 }

@@ -17,8 +17,8 @@
 
 pub mod applicant;
 pub mod artifacts;
-pub mod dataset;
 pub mod bundle;
+pub mod dataset;
 pub mod decision;
 pub mod decode;
 pub mod evaluation;

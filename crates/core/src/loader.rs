@@ -179,9 +179,7 @@ pub(crate) fn self_check(
 /// of every categorical field, so every category appears, the minimum, maximum or middle of
 /// every numeric range, the extremes a valid record may carry, and every fourth one leaves its
 /// optional fields out.
-fn self_check_applicants(
-    schema: &Schema,
-) -> Result<Vec<Applicant>, crate::applicant::RecordError> {
+fn self_check_applicants(schema: &Schema) -> Result<Vec<Applicant>, crate::applicant::RecordError> {
     let rows = schema
         .fields()
         .iter()

@@ -348,8 +348,16 @@ impl Preprocessor {
                 return fail(format!(
                     "attribute `{}` {} a missing indicator, but the field is {}",
                     attribute.name,
-                    if attribute.missing_indicator { "has" } else { "lacks" },
-                    if field.required { "required" } else { "optional" }
+                    if attribute.missing_indicator {
+                        "has"
+                    } else {
+                        "lacks"
+                    },
+                    if field.required {
+                        "required"
+                    } else {
+                        "optional"
+                    }
                 ));
             }
             let extra = usize::from(attribute.missing_indicator);
@@ -413,8 +421,7 @@ fn mean_and_std(values: &[f64]) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
-    let variance =
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
     let std = if variance > 1e-12 {
         variance.sqrt()
     } else {
@@ -430,7 +437,10 @@ mod tests {
     use crate::schema::{german_credit, Schema};
 
     fn shipped() -> Vec<Applicant> {
-        shipped_german_credit().into_iter().map(|row| row.applicant).collect()
+        shipped_german_credit()
+            .into_iter()
+            .map(|row| row.applicant)
+            .collect()
     }
 
     fn fitted(rows: &[Applicant]) -> Preprocessor {
@@ -497,7 +507,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         preprocessor.save(&path).unwrap();
-        assert_eq!(Preprocessor::load(&path, &german_credit()).unwrap(), preprocessor);
+        assert_eq!(
+            Preprocessor::load(&path, &german_credit()).unwrap(),
+            preprocessor
+        );
     }
 
     #[test]
@@ -509,7 +522,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         preprocessor.save(&path).unwrap();
-        let message = Preprocessor::load(&path, &german_credit()).unwrap_err().to_string();
+        let message = Preprocessor::load(&path, &german_credit())
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("purpose"), "{message}");
     }
 
@@ -518,9 +533,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor.json");
         std::fs::write(&path, "{\"format_version\": 1, \"wid").unwrap();
-        let message = Preprocessor::load(&path, &german_credit()).unwrap_err().to_string();
+        let message = Preprocessor::load(&path, &german_credit())
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("preprocessor.json"), "{message}");
-        let missing = Preprocessor::load(&dir.path().join("absent.json"), &german_credit()).unwrap_err();
+        let missing =
+            Preprocessor::load(&dir.path().join("absent.json"), &german_credit()).unwrap_err();
         assert!(missing.to_string().contains("absent.json"));
     }
 

@@ -15,6 +15,7 @@
 //! CSV (the data set's own layout), JSON Lines or Parquet, in constant memory.
 
 pub mod generator;
+pub mod loan_book;
 mod neighbours;
 
 pub use generator::{GeneratedRow, Generator};

@@ -12,16 +12,17 @@
 use crate::http::get as get_blocking;
 use credit_core::applicant::{Applicant, MAX_RECORD_BYTES};
 use credit_core::artifacts::{
-    model_version, ArtifactPaths, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD, KEY_VERSION, MODEL_FILE,
-    PREPROCESSOR_FILE,
+    model_version, ArtifactPaths, JSON_SCHEMA_FILE, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD,
+    KEY_VERSION, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
 };
 use credit_core::bundle;
+use credit_core::dataset::{self, DatasetError};
 use credit_core::decision::OwnedDecision;
 use credit_core::decode::RejectReason;
-use credit_core::german_credit::{self, DatasetError};
 use credit_core::model::onnx_export::write_onnx;
 use credit_core::model::weights::NetworkWeights;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use credit_kafka::feed::{create_topics, feed_blocking, Fed, FeedRecord};
 use credit_kafka::headers;
@@ -182,14 +183,34 @@ pub fn write_test_model_fitted_on(
     seed: u64,
     fit_rows: usize,
 ) -> Result<String, TestkitError> {
-    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
-    let applicants: Vec<_> = rows
-        .iter()
+    let schema = shipped_schema()?;
+    let rows = dataset::load_labelled(&schema, &resolve_path(Path::new("data/german_credit.csv")))?;
+    let applicants: Vec<Applicant> = rows
+        .into_iter()
         .take(fit_rows)
         .map(|row| row.applicant)
         .collect();
+    write_test_bundle(dir, &schema, &applicants, threshold, seed)
+}
+
+/// The shipped German Credit schema (`models/schema.toml`).
+pub fn shipped_schema() -> Result<Schema, TestkitError> {
+    Schema::load(&resolve_path(Path::new("models/schema.toml")))
+        .map_err(|e| TestkitError::Model(e.to_string()))
+}
+
+/// Writes a small randomly initialised model for `schema` into `dir`, its preprocessor fitted
+/// on `applicants`, with the schema, its JSON Schema and the manifest: a complete bundle of any
+/// lender's schema, as the trainer writes one. Returns the model version.
+pub fn write_test_bundle(
+    dir: &Path,
+    schema: &Schema,
+    applicants: &[Applicant],
+    threshold: f32,
+    seed: u64,
+) -> Result<String, TestkitError> {
     let preprocessor =
-        Preprocessor::fit(&applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
+        Preprocessor::fit(schema, applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
     let blocks = preprocessor.attribute_blocks();
     let weights =
         NetworkWeights::random(preprocessor.width, blocks.len(), 4, 8, 1, 8, &blocks, seed);
@@ -204,12 +225,16 @@ pub fn write_test_model_fitted_on(
     ];
     std::fs::create_dir_all(dir).map_err(|e| TestkitError::Model(e.to_string()))?;
     let paths = ArtifactPaths::new(dir);
+    std::fs::write(paths.schema(), schema.source())
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    bundle::write_json_schema(dir, schema).map_err(|e| TestkitError::Model(e.to_string()))?;
     preprocessor
         .save(&paths.preprocessor())
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     write_onnx(&paths.model(), &weights, &metadata)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
-    bundle::write_manifest(dir, &version, &[MODEL_FILE, PREPROCESSOR_FILE])
+    let files = [MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE, JSON_SCHEMA_FILE];
+    bundle::write_manifest(dir, &version, &files)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     Ok(version)
 }
@@ -258,13 +283,68 @@ pub fn scenario_config(
     Ok(config)
 }
 
-/// `count` valid applicant records, keyed `app-000001`..., each with a `trace-id` header.
-pub fn applicant_records(count: usize) -> Result<Vec<FeedRecord>, TestkitError> {
-    let rows = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))?;
+/// The labelled data of a shipped example schema, by the schema's name.
+fn example_data(schema: &Schema) -> Result<std::path::PathBuf, TestkitError> {
+    let file = match schema.name() {
+        "german-credit" => "data/german_credit.csv",
+        "retail-loan" => "data/retail_loan_book.csv",
+        other => {
+            return Err(TestkitError::Model(format!(
+                "no example data for schema `{other}`"
+            )))
+        }
+    };
+    Ok(resolve_path(Path::new(file)))
+}
+
+/// The second example lender's schema (`schemas/retail-loan.toml`).
+pub fn retail_loan_schema() -> Result<Schema, TestkitError> {
+    Schema::load(&resolve_path(Path::new("schemas/retail-loan.toml")))
+        .map_err(|e| TestkitError::Model(e.to_string()))
+}
+
+/// The applicants of `schema`'s example data file, read with `schema`.
+pub fn example_applicants(schema: &Schema) -> Result<Vec<Applicant>, TestkitError> {
+    Ok(dataset::load_labelled(schema, &example_data(schema)?)?
+        .into_iter()
+        .map(|row| row.applicant)
+        .collect())
+}
+
+/// [`write_test_model`] for the retail-loan schema, fitted on its loan book.
+pub fn write_retail_test_model(
+    dir: &Path,
+    threshold: f32,
+    seed: u64,
+) -> Result<String, TestkitError> {
+    let schema = retail_loan_schema()?;
+    let applicants = example_applicants(&schema)?;
+    write_test_bundle(dir, &schema, &applicants, threshold, seed)
+}
+
+/// `count` valid records of the schema of the bundle in `model_dir` (its example data,
+/// repeated), keyed `app-000001`..., each with a `trace-id` header.
+pub fn bundle_records(model_dir: &Path, count: usize) -> Result<Vec<FeedRecord>, TestkitError> {
+    let schema = Schema::load(&ArtifactPaths::new(model_dir).schema())
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    let applicants = example_applicants(&schema)?;
     Ok((0..count)
         .map(|index| FeedRecord {
             key: Some(format!("app-{:06}", index + 1).into_bytes()),
-            payload: Some(rows[index % rows.len()].applicant.to_json()),
+            payload: Some(applicants[index % applicants.len()].to_json(&schema)),
+            headers: vec![("trace-id".to_owned(), format!("trace-{index}").into_bytes())],
+        })
+        .collect())
+}
+
+/// `count` valid applicant records, keyed `app-000001`..., each with a `trace-id` header.
+pub fn applicant_records(count: usize) -> Result<Vec<FeedRecord>, TestkitError> {
+    let schema = shipped_schema()?;
+    let rows = dataset::load_labelled(&schema, &resolve_path(Path::new("data/german_credit.csv")))?;
+    Ok((0..count)
+        .map(|index| FeedRecord {
+            key: Some(format!("app-{:06}", index + 1).into_bytes()),
+            payload: Some(rows[index % rows.len()].applicant.to_json(&schema)),
             headers: vec![("trace-id".to_owned(), format!("trace-{index}").into_bytes())],
         })
         .collect())
@@ -481,7 +561,7 @@ pub async fn every_record_gets_exactly_one_decision<B: TestBroker>(
     let bootstrap = broker.bootstrap_servers();
     let topics = Topics::unique("decided");
     topics.create(broker, 3).await?;
-    let fed = feed(&bootstrap, &topics.input, applicant_records(count)?).await?;
+    let fed = feed(&bootstrap, &topics.input, bundle_records(model_dir, count)?).await?;
     let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
     let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
     let mut outputs = Vec::new();
@@ -1333,11 +1413,13 @@ pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
         .map(|_| ())
 }
 
-/// Copies the two served artifacts of `from` into `to`, preprocessor first and the manifest
-/// last, the way an operator deploys a new model before sending SIGHUP.
-fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
+/// Copies the served artifacts of `from` into `to`, the manifest last, the way an operator
+/// deploys a new model before sending SIGHUP.
+pub fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
     let (from, to) = (ArtifactPaths::new(from), ArtifactPaths::new(to));
     for (source, target) in [
+        (from.schema(), to.schema()),
+        (from.json_schema(), to.json_schema()),
         (from.preprocessor(), to.preprocessor()),
         (from.model(), to.model()),
         (from.manifest(), to.manifest()),
@@ -1357,7 +1439,8 @@ fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
 /// the probability a decision from that model must carry.
 fn probabilities_of(dir: &Path, applicants: &[Applicant]) -> Result<Vec<f32>, TestkitError> {
     let paths = ArtifactPaths::new(dir);
-    let preprocessor = Preprocessor::load(&paths.preprocessor())
+    let schema = Schema::load(&paths.schema()).map_err(|e| TestkitError::Model(e.to_string()))?;
+    let preprocessor = Preprocessor::load(&paths.preprocessor(), &schema)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     let mut scorer =
         OnnxScorer::load(&paths.model(), 1).map_err(|e| TestkitError::Model(e.to_string()))?;
@@ -1432,11 +1515,13 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
     let phase3 = records.split_off(2 * per_phase);
     let phase2 = records.split_off(per_phase);
     let phase1 = records;
+    let schema = shipped_schema()?;
     let mut applicants: HashMap<String, Applicant> = HashMap::new();
     for record in phase1.iter().chain(&phase2).chain(&phase3) {
         let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
-        let applicant = Applicant::from_json(record.payload.as_deref().unwrap_or_default())
-            .map_err(|e| TestkitError::Failed(format!("test record {key}: {e}")))?;
+        let applicant =
+            Applicant::from_json(&schema, record.payload.as_deref().unwrap_or_default())
+                .map_err(|e| TestkitError::Failed(format!("test record {key}: {e}")))?;
         applicants.insert(key, applicant);
     }
 
@@ -1540,7 +1625,7 @@ pub async fn reload_swaps_the_model_at_a_batch_boundary<B: TestBroker>(
         keys.sort();
         keys
     };
-    let ordered: Vec<Applicant> = keys.iter().map(|key| applicants[key]).collect();
+    let ordered: Vec<Applicant> = keys.iter().map(|key| applicants[key].clone()).collect();
     let mut expected: HashMap<&str, HashMap<&str, f32>> = HashMap::new();
     for (version, dir) in [
         (version_a.as_str(), staged("a")),
@@ -1745,6 +1830,148 @@ pub async fn a_failed_reload_keeps_the_current_model<B: TestBroker>(
             decision.model_version == model_version
                 && output.header(headers::MODEL_VERSION) == Some(model_version),
             "{key} decided by {decision:?}"
+        );
+    }
+    ensure_fully_committed(&bootstrap, &topics, &fed).await?;
+    Ok(())
+}
+
+/// A reload keeps every record valid that producers may already send. The worker serves the
+/// bundle in `model_dir`; then a bundle whose schema adds a *required* field is deployed and
+/// refused on reload (counted as `incompatible_schema`, the current model keeps answering);
+/// then one whose schema only adds an *optional* field is taken. Every record before, between
+/// and after is answered exactly once, by the model in service, and committed.
+pub async fn a_reload_takes_only_a_schema_that_accepts_every_current_record<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    model_version: &str,
+    per_phase: usize,
+) -> Result<(), TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("schema-reload");
+    topics.create(broker, 2).await?;
+    let paths = ArtifactPaths::new(model_dir);
+    let current = Schema::load(&paths.schema()).map_err(|e| TestkitError::Model(e.to_string()))?;
+    let applicants = example_applicants(&current)?;
+    let with_field = |required: bool| {
+        let text = format!(
+            "{}\n[[field]]\nname = \"added_in_test\"\nlabel = \"Added in a test\"\ntype = \"boolean\"\nrequired = {required}\n",
+            current.source()
+        );
+        Schema::parse(&text, "test schema").map_err(|e| TestkitError::Model(e.to_string()))
+    };
+    // The new schemas read the same applicants, the added field missing.
+    let widen = |schema: &Schema| -> Result<Vec<Applicant>, TestkitError> {
+        applicants
+            .iter()
+            .take(500)
+            .map(|applicant| {
+                let mut values = applicant.values().to_vec();
+                values.push(credit_core::applicant::AttributeValue::Missing);
+                Applicant::from_values(schema, values)
+                    .or_else(|_| {
+                        let mut values = applicant.values().to_vec();
+                        values.push(credit_core::applicant::AttributeValue::Categorical(0));
+                        Applicant::from_values(schema, values)
+                    })
+                    .map_err(|e| TestkitError::Model(e.to_string()))
+            })
+            .collect()
+    };
+    let required = with_field(true)?;
+    let optional = with_field(false)?;
+    let narrowing = model_dir.join("staged-required");
+    write_test_bundle(&narrowing, &required, &widen(&required)?, 0.5, 2_001)?;
+    let widening = model_dir.join("staged-optional");
+    let version_widened = write_test_bundle(&widening, &optional, &widen(&optional)?, 0.5, 2_002)?;
+
+    let mut records = bundle_records(model_dir, 3 * per_phase)?;
+    let phase3 = records.split_off(2 * per_phase);
+    let phase2 = records.split_off(per_phase);
+    let phase1 = records;
+    let worker = RunningWorker::start(scenario_config(&bootstrap, &topics, model_dir)?).await?;
+    let tail = Tail::open(&bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    let mut fed =
+        feed_and_read(&bootstrap, &topics, phase1, &tail, &mut outputs, per_phase).await?;
+
+    deploy_model(&narrowing, model_dir)?;
+    worker.reload();
+    wait_for_metric(
+        &worker,
+        "credit_risk_model_reloads_total{result=\"incompatible_schema\"}",
+        1,
+    )
+    .await?;
+    let (status, served) = worker.get("/schema").await?;
+    ensure!(
+        status == 200 && !served.contains("added_in_test"),
+        "/schema changed to a refused schema: {status} {served}"
+    );
+    fed.extend(
+        feed_and_read(
+            &bootstrap,
+            &topics,
+            phase2,
+            &tail,
+            &mut outputs,
+            2 * per_phase,
+        )
+        .await?,
+    );
+
+    deploy_model(&widening, model_dir)?;
+    worker.reload();
+    wait_for_metric(&worker, "credit_risk_model_reloads_total{result=\"ok\"}", 1).await?;
+    let (_, served) = worker.get("/schema").await?;
+    ensure!(
+        served.contains("added_in_test"),
+        "/schema does not show the accepted schema: {served}"
+    );
+    fed.extend(
+        feed_and_read(
+            &bootstrap,
+            &topics,
+            phase3,
+            &tail,
+            &mut outputs,
+            3 * per_phase,
+        )
+        .await?,
+    );
+    worker.stop().await?;
+    tail.collect_until(&mut outputs, |_| false, Duration::from_millis(500))
+        .await?;
+
+    let total = 3 * per_phase;
+    ensure!(
+        outputs.len() == total && distinct_keys(&outputs).len() == total,
+        "{} outputs ({} keys) for {total} records",
+        outputs.len(),
+        distinct_keys(&outputs).len()
+    );
+    let mut versions: Vec<(usize, String)> = Vec::new();
+    for output in &outputs {
+        let key = output.key_text().unwrap_or_default();
+        ensure!(
+            output.topic == topics.output,
+            "{key} went to {}",
+            output.topic
+        );
+        let decision = OwnedDecision::from_json(output.payload.as_deref().unwrap_or_default())
+            .map_err(|e| TestkitError::Failed(format!("decision of {key} is not JSON: {e}")))?;
+        let index: usize = key.trim_start_matches("app-").parse().unwrap_or(0);
+        versions.push((index, decision.model_version));
+    }
+    for (index, version) in &versions {
+        let expected = if *index <= 2 * per_phase {
+            model_version
+        } else {
+            version_widened.as_str()
+        };
+        ensure!(
+            version == expected,
+            "app-{index:06} decided by {version}, expected {expected}"
         );
     }
     ensure_fully_committed(&bootstrap, &topics, &fed).await?;

@@ -12,7 +12,8 @@
 
 use crate::config::KafkaConfig;
 use crate::delivery::clients::{producer_config, without_secrets};
-use credit_core::german_credit::{self, DatasetError};
+use credit_core::dataset::{self, DatasetError};
+use credit_core::schema::{FieldKind, Schema, SchemaError};
 use credit_kafka::log::forward_log;
 use credit_synthetic::generator::{GeneratedRow, Generator, GeneratorError, BLOCK_ROWS};
 use rdkafka::config::RDKafkaLogLevel;
@@ -46,7 +47,9 @@ pub struct LoadOptions {
     pub invalid_every: u64,
     /// Seed of the synthetic applicants.
     pub seed: u64,
-    /// The German Credit CSV the synthetic applicants are drawn around.
+    /// The schema of the records to produce: the served model's (`schema.toml` of its bundle).
+    pub schema: PathBuf,
+    /// The labelled CSV the synthetic applicants are drawn around (read with `schema`).
     pub data: PathBuf,
     /// How often progress is logged.
     pub progress_every: Duration,
@@ -90,6 +93,8 @@ impl std::fmt::Display for LoadSummary {
 pub enum LoadError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("cannot generate applicants: {0}")]
     Generator(#[from] GeneratorError),
     #[error("cannot create the producer: {0}")]
@@ -134,17 +139,55 @@ impl ProducerContext for LoadContext {
 /// The payload of the `index`-th record: the applicant, or a broken variant of it.
 ///
 /// Broken records cycle through the kinds of damage the dead-letter topic sorts by reason:
-/// a field out of range, an unknown category, and bytes that are not JSON.
-pub fn payload(row: &GeneratedRow, index: u64, invalid_every: u64) -> (Vec<u8>, bool) {
+/// the schema's first bounded number out of range, its first category field given an unknown
+/// value, and bytes that are not JSON.
+pub fn payload(
+    schema: &Schema,
+    row: &GeneratedRow,
+    index: u64,
+    invalid_every: u64,
+) -> (Vec<u8>, bool) {
+    let json = row.applicant.to_json(schema);
     if invalid_every == 0 || !(index + 1).is_multiple_of(invalid_every) {
-        return (row.applicant.to_json(), false);
+        return (json, false);
     }
     let broken = match (index / invalid_every) % 3 {
-        0 => replace_field(&row.applicant.to_json(), "age_years", "7"),
-        1 => replace_field(&row.applicant.to_json(), "purpose", "\"spaceship\""),
-        _ => b"{not json".to_vec(),
+        0 => out_of_range(schema).map(|(field, value)| replace_field(&json, field, &value)),
+        1 => unknown_category(schema).map(|field| replace_field(&json, field, "\"spaceship\"")),
+        _ => None,
     };
-    (broken, true)
+    (broken.unwrap_or_else(|| b"{not json".to_vec()), true)
+}
+
+/// The first wire field with numeric bounds, and a value just above them.
+fn out_of_range(schema: &Schema) -> Option<(&str, String)> {
+    schema
+        .fields()
+        .iter()
+        .filter(|field| field.is_wire())
+        .find_map(|field| match field.kind {
+            FieldKind::Integer { max, .. } if max < i64::MAX => {
+                Some((field.name.as_str(), (max + 1).to_string()))
+            }
+            FieldKind::Number { max, .. } if max < 1e300 => {
+                Some((field.name.as_str(), (max * 2.0 + 1.0).to_string()))
+            }
+            _ => None,
+        })
+}
+
+/// The first wire field that is a category (none of which is `spaceship`).
+fn unknown_category(schema: &Schema) -> Option<&str> {
+    schema
+        .fields()
+        .iter()
+        .filter(|field| field.is_wire())
+        .find(|field| {
+            field
+                .categories()
+                .is_some_and(|categories| categories.iter().all(|c| c.value != "spaceship"))
+        })
+        .map(|field| field.name.as_str())
 }
 
 /// `json` with the value of top-level `field` replaced by `value` (raw JSON).
@@ -208,7 +251,9 @@ pub fn run_blocking(
             return Err(LoadError::Rate(rate));
         }
     }
-    let generator = Generator::new(german_credit::load(&options.data)?, options.seed)?;
+    let schema = Schema::load(&options.schema)?;
+    let seed_rows = dataset::load_labelled(&schema, &options.data)?;
+    let generator = Generator::new(&schema, seed_rows, options.seed)?;
     let producer = create_producer(kafka)?;
     let started = Instant::now();
     let counts = produce(&producer, &generator, options, stop, started)?;
@@ -267,7 +312,8 @@ fn produce(
             {
                 return Ok(counts);
             }
-            let (payload, broken) = payload(row, counts.sent, options.invalid_every);
+            let (payload, broken) =
+                payload(generator.schema(), row, counts.sent, options.invalid_every);
             if let Handover::Stopped =
                 hand_over(producer, options, row, &payload, counts.sent, stop)?
             {
@@ -359,23 +405,29 @@ mod tests {
     use credit_kafka::tail::high_watermarks_blocking;
     use std::path::Path;
 
-    fn rows(count: u64) -> Vec<GeneratedRow> {
-        let data = german_credit::load(&resolve_path(Path::new("data/german_credit.csv")))
-            .expect("the data set");
-        let generator = Generator::new(data, 1).expect("generator");
+    fn schema_path() -> PathBuf {
+        resolve_path(Path::new("models/schema.toml"))
+    }
+
+    fn rows(count: u64) -> (Schema, Vec<GeneratedRow>) {
+        let schema = Schema::load(&schema_path()).expect("the schema");
+        let data =
+            dataset::load_labelled(&schema, &resolve_path(Path::new("data/german_credit.csv")))
+                .expect("the data set");
+        let generator = Generator::new(&schema, data, 1).expect("generator");
         let mut rows = Vec::new();
         generator.generate(0, count, &mut rows).expect("rows");
-        rows
+        (schema, rows)
     }
 
     #[test]
     fn every_nth_payload_is_broken_in_a_way_the_decoder_names() {
-        let rows = rows(12);
+        let (schema, rows) = rows(12);
         let mut reasons = Vec::new();
         for (index, row) in rows.iter().enumerate() {
-            let (bytes, broken) = payload(row, index as u64, 4);
+            let (bytes, broken) = payload(&schema, row, index as u64, 4);
             assert_eq!(broken, (index + 1) % 4 == 0, "record {index}");
-            match Applicant::from_json(&bytes) {
+            match Applicant::from_json(&schema, &bytes) {
                 Ok(applicant) => {
                     assert!(!broken, "record {index} should be invalid");
                     assert_eq!(applicant, row.applicant);
@@ -387,16 +439,18 @@ mod tests {
             }
         }
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].contains("age_years"), "{}", reasons[0]);
-        assert!(reasons[1].contains("purpose"), "{}", reasons[1]);
+        // The shipped schema's first bounded number and first category.
+        assert!(reasons[0].contains("duration_months"), "{}", reasons[0]);
+        assert!(reasons[1].contains("checking_account"), "{}", reasons[1]);
     }
 
     #[test]
     fn without_invalid_every_all_payloads_are_valid() {
-        for (index, row) in rows(50).iter().enumerate() {
-            let (bytes, broken) = payload(row, index as u64, 0);
+        let (schema, rows) = rows(50);
+        for (index, row) in rows.iter().enumerate() {
+            let (bytes, broken) = payload(&schema, row, index as u64, 0);
             assert!(!broken);
-            assert!(Applicant::from_json(&bytes).is_ok());
+            assert!(Applicant::from_json(&schema, &bytes).is_ok());
         }
     }
 
@@ -412,6 +466,7 @@ mod tests {
             records: 300,
             invalid_every: 10,
             seed: 3,
+            schema: schema_path(),
             data: resolve_path(Path::new("data/german_credit.csv")),
             progress_every: Duration::from_secs(60),
         };
@@ -434,6 +489,7 @@ mod tests {
             records: 1,
             invalid_every: 0,
             seed: 1,
+            schema: schema_path(),
             data: PathBuf::from("data/german_credit.csv"),
             progress_every: Duration::from_secs(1),
         };
@@ -459,6 +515,7 @@ mod tests {
             records: 0,
             invalid_every: 0,
             seed: 1,
+            schema: schema_path(),
             data: resolve_path(Path::new("data/german_credit.csv")),
             progress_every: Duration::from_secs(60),
         };

@@ -8,10 +8,12 @@
 //! setting.
 //!
 //! `worker produce` is the load generator: it streams synthetic applicants into the input topic
-//! of a real cluster (docker-compose's `loadgen` service runs it).
+//! of a real cluster (docker-compose's `loadgen` service runs it). `worker json-schema` prints
+//! the JSON Schema of the records the configured model accepts.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use credit_core::artifacts::SCHEMA_FILE;
 use credit_core::logging::{self, LogFormat};
 use credit_core::redact;
 use credit_kafka::feed::create_topics;
@@ -40,7 +42,8 @@ struct Args {
     /// Embedded mode: feed at most this many records per second (default: unthrottled).
     #[arg(long, value_name = "PER_SECOND")]
     rate: Option<f64>,
-    /// Embedded mode: the German Credit CSV.
+    /// Embedded mode and load generator: the labelled CSV whose applicants are streamed (read
+    /// with the schema of the model in `model.dir`).
     #[arg(long, default_value = "data/german_credit.csv", value_name = "FILE")]
     data: PathBuf,
     #[command(subcommand)]
@@ -52,6 +55,9 @@ enum Command {
     /// Load generator: stream synthetic applicants into a topic of a real cluster, using the
     /// configuration's `kafka.client` settings (TLS, SASL).
     Produce(ProduceArgs),
+    /// Print the JSON Schema (draft 2020-12) of the records the configured model accepts, for
+    /// producers to validate against; the worker serves the same document at `/schema`.
+    JsonSchema,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,8 +109,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        if let Some(Command::Produce(produce)) = args.command {
-            return run_load_generator(config, produce, args.data).await;
+        match args.command {
+            Some(Command::Produce(produce)) => {
+                return run_load_generator(config, produce, args.data).await
+            }
+            Some(Command::JsonSchema) => return print_json_schema(&config),
+            None => {}
         }
         if config.kafka.embedded() {
             let options = EmbeddedOptions {
@@ -124,6 +134,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `worker json-schema`: the JSON Schema of the bundle in `model.dir`, verified as the worker
+/// would load it (manifest, hashes), on standard output.
+fn print_json_schema(config: &Config) -> anyhow::Result<()> {
+    let dir = service::embedded::resolve_path(&config.model.dir);
+    let bundle = credit_core::bundle::open(&dir).context("model bundle")?;
+    let document = credit_core::schema::json_schema::generate(&bundle.schema);
+    println!("{}", serde_json::to_string_pretty(&document)?);
+    Ok(())
 }
 
 /// `worker produce`: runs the load generator on a blocking thread until it has sent its
@@ -148,6 +168,7 @@ async fn run_load_generator(
         records: args.records,
         invalid_every: args.invalid_every,
         seed: args.seed,
+        schema: service::embedded::resolve_path(&config.model.dir.join(SCHEMA_FILE)),
         data: service::embedded::resolve_path(&data),
         progress_every: Duration::from_secs(10),
     };

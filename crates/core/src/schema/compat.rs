@@ -52,21 +52,30 @@ fn narrower(old: &Field, new: &Field) -> Option<String> {
                 .collect();
             (!dropped.is_empty()).then(|| format!("categories removed: {}", dropped.join(", ")))
         }
-        (FieldKind::Integer { min, max }, FieldKind::Integer { min: low, max: high }) => {
-            (low > min || high < max).then(|| {
-                format!("range {low} to {high} does not cover the current {min} to {max}")
-            })
-        }
-        (FieldKind::Integer { min, max }, FieldKind::Number { min: low, max: high }) => {
-            (*low > *min as f64 || *high < *max as f64).then(|| {
-                format!("range {low} to {high} does not cover the current {min} to {max}")
-            })
-        }
-        (FieldKind::Number { min, max }, FieldKind::Number { min: low, max: high }) => {
-            (low > min || high < max).then(|| {
-                format!("range {low} to {high} does not cover the current {min} to {max}")
-            })
-        }
+        (
+            FieldKind::Integer { min, max },
+            FieldKind::Integer {
+                min: low,
+                max: high,
+            },
+        ) => (low > min || high < max)
+            .then(|| format!("range {low} to {high} does not cover the current {min} to {max}")),
+        (
+            FieldKind::Integer { min, max },
+            FieldKind::Number {
+                min: low,
+                max: high,
+            },
+        ) => (*low > *min as f64 || *high < *max as f64)
+            .then(|| format!("range {low} to {high} does not cover the current {min} to {max}")),
+        (
+            FieldKind::Number { min, max },
+            FieldKind::Number {
+                min: low,
+                max: high,
+            },
+        ) => (low > min || high < max)
+            .then(|| format!("range {low} to {high} does not cover the current {min} to {max}")),
         (FieldKind::Boolean, FieldKind::Boolean) => None,
         _ => Some(format!(
             "type changes from {} to {}",
@@ -109,11 +118,20 @@ mod tests {
         ));
         let found = incompatibilities(&current, &new).join("\n");
         assert!(found.contains("field `amount`: range 5 to 100"), "{found}");
-        assert!(found.contains("field `colour`: categories removed: blue"), "{found}");
-        assert!(found.contains("field `note` is new and required"), "{found}");
+        assert!(
+            found.contains("field `colour`: categories removed: blue"),
+            "{found}"
+        );
+        assert!(
+            found.contains("field `note` is new and required"),
+            "{found}"
+        );
         let retyped = schema(&format!(
             "{}{COLOUR}",
-            AMOUNT.replace("type = \"integer\"\nmin = 1\nmax = 100", "type = \"boolean\"")
+            AMOUNT.replace(
+                "type = \"integer\"\nmin = 1\nmax = 100",
+                "type = \"boolean\""
+            )
         ));
         let found = incompatibilities(&current, &retyped).join("\n");
         assert!(found.contains("field `amount`: type changes"), "{found}");

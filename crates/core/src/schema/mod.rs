@@ -301,7 +301,10 @@ impl Schema {
 
 /// Every role constraint that spans fields: at most one key and one label, at least one input.
 fn check_roles(fields: &[Field], problems: &mut Vec<SchemaProblem>) {
-    for (role, what) in [("key", Role::Key), ("label", Role::Label { bad: String::new() })] {
+    for (role, what) in [
+        ("key", Role::Key),
+        ("label", Role::Label { bad: String::new() }),
+    ] {
         let named: Vec<&str> = fields
             .iter()
             .filter(|field| std::mem::discriminant(&field.role) == std::mem::discriminant(&what))
@@ -310,7 +313,10 @@ fn check_roles(fields: &[Field], problems: &mut Vec<SchemaProblem>) {
         if named.len() > 1 {
             problems.push(problem(
                 "schema",
-                format!("more than one field has role `{role}`: {}", named.join(", ")),
+                format!(
+                    "more than one field has role `{role}`: {}",
+                    named.join(", ")
+                ),
             ));
         }
     }
@@ -449,7 +455,9 @@ impl RawField {
             None | Some("none") => Transform::None,
             Some("log1p") => Transform::Log1p,
             Some(other) => {
-                note(format!("unknown transform `{other}`, expected none or log1p"));
+                note(format!(
+                    "unknown transform `{other}`, expected none or log1p"
+                ));
                 Transform::None
             }
         };
@@ -500,9 +508,10 @@ impl RawField {
                     }
                     let spellings = [Some(&category.value), category.data.as_ref()];
                     for spelling in spellings.into_iter().flatten() {
-                        if categories.iter().any(|c| {
-                            &c.value == spelling || c.data.as_ref() == Some(spelling)
-                        }) {
+                        if categories
+                            .iter()
+                            .any(|c| &c.value == spelling || c.data.as_ref() == Some(spelling))
+                        {
                             note(format!("category `{spelling}` is listed twice"));
                         }
                     }
@@ -535,7 +544,9 @@ impl RawField {
                 (Some(min), Some(max)) => {
                     let (min, max) = (min.as_f64(), max.as_f64());
                     if !(min.is_finite() && max.is_finite() && min <= max) {
-                        note(format!("`min` ({min}) and `max` ({max}) must be finite, min <= max"));
+                        note(format!(
+                            "`min` ({min}) and `max` ({max}) must be finite, min <= max"
+                        ));
                         return None;
                     }
                     Some(FieldKind::Number { min, max })
@@ -569,7 +580,10 @@ fn is_identifier(name: &str) -> bool {
 /// The shipped German Credit schema, for tests across the workspace.
 #[doc(hidden)]
 pub fn german_credit() -> Schema {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/german-credit.toml"));
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/german-credit.toml"
+    ));
     match Schema::load(path) {
         Ok(schema) => schema,
         Err(error) => panic!("the shipped schema must load: {error}"),
@@ -703,8 +717,14 @@ mod tests {
             categories = [{ value = "y", label = "Y" }]
             "#,
         );
-        assert!(found.iter().any(|p| p.problem.contains("no field is a model input")));
-        assert!(found.iter().any(|p| p.problem.contains("more than one field has role `label`")));
-        assert!(found.iter().any(|p| p.field == "c" && p.problem.contains("`bad = \"z\"`")));
+        assert!(found
+            .iter()
+            .any(|p| p.problem.contains("no field is a model input")));
+        assert!(found
+            .iter()
+            .any(|p| p.problem.contains("more than one field has role `label`")));
+        assert!(found
+            .iter()
+            .any(|p| p.field == "c" && p.problem.contains("`bad = \"z\"`")));
     }
 }

@@ -39,6 +39,7 @@ use crate::stop::Stop;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use credit_core::scoring::Scorer;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -52,10 +53,11 @@ use tokio::sync::mpsc;
 /// for publishing, one being published.
 const BATCH_POOL: usize = 5;
 
-/// A model ready to serve: the scorer, the preprocessor it was trained with, and the decision
-/// rule.
+/// A model ready to serve: the scorer, the schema its records are decoded with, the
+/// preprocessor it was trained with, and the decision rule.
 pub struct ServedModel {
     pub scorer: Box<dyn Scorer>,
+    pub schema: Arc<Schema>,
     pub preprocessor: Arc<Preprocessor>,
     pub version: String,
     /// The threshold in force (the model's own, or the configured override).
@@ -183,9 +185,9 @@ pub async fn run(
     };
     let publishing = spawn_publishing(&shared, &clients, scored_rx, pool_tx, label, transactions)?;
     let core = reservation.as_ref().map(CoreReservation::core);
+    let encoding = (Arc::clone(&model.schema), Arc::clone(&model.preprocessor));
     let inference = spawn_inference(&shared, model.scorer, batches_rx, scored_tx, core)?;
-    let preprocessor = Arc::clone(&model.preprocessor);
-    let intake = spawn_intake(config, &shared, &clients, pool_rx, preprocessor, reloads)?;
+    let intake = spawn_intake(config, &shared, &clients, pool_rx, encoding, reloads)?;
     let threads = Threads {
         intake,
         inference,
@@ -442,12 +444,13 @@ fn spawn_intake(
     shared: &Shared,
     clients: &Clients,
     pool: mpsc::UnboundedReceiver<Batch>,
-    preprocessor: Arc<Preprocessor>,
+    (schema, preprocessor): (Arc<Schema>, Arc<Preprocessor>),
     reloads: mpsc::Receiver<ServedModel>,
 ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
     Batcher {
         open: Arc::clone(&shared.open_batch),
         pool,
+        schema,
         preprocessor,
         models: reloads,
         max_wait: config.batching.max_wait(),

@@ -8,6 +8,7 @@ use crate::delivery::origin::Origin;
 use credit_core::applicant::Applicant;
 use credit_core::decode::{RejectReason, Rejection};
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::ScoringError;
 use credit_core::scoring::Scorer;
 use rdkafka::message::OwnedHeaders;
@@ -169,6 +170,7 @@ impl Batch {
     pub(crate) fn push(
         &mut self,
         record: Consumed,
+        schema: &Schema,
         preprocessor: &Preprocessor,
     ) -> Result<(), Box<Consumed>> {
         if self.is_full() {
@@ -202,7 +204,7 @@ impl Batch {
                             "record",
                             error.to_string(),
                         ),
-                        payload: Some(applicant.to_json()),
+                        payload: Some(applicant.to_json(schema)),
                         key: Some(application_id.into_bytes()),
                     },
                 }
@@ -282,6 +284,9 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
+
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(credit_core::schema::german_credit);
 
     fn source(offset: i64) -> Origin {
         Origin {
@@ -318,11 +323,15 @@ mod tests {
     #[test]
     fn rows_hold_exactly_the_preprocessed_features_of_valid_records() {
         let rows = crate::pipeline::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let preprocessor = crate::pipeline::fitted(&rows);
         let mut batch = Batch::new(4, preprocessor.width);
-        batch.push(valid(0, rows[0]), &preprocessor).unwrap();
-        batch.push(invalid(1), &preprocessor).unwrap();
-        batch.push(valid(2, rows[1]), &preprocessor).unwrap();
+        batch
+            .push(valid(0, rows[0].clone()), &SCHEMA, &preprocessor)
+            .unwrap();
+        batch.push(invalid(1), &SCHEMA, &preprocessor).unwrap();
+        batch
+            .push(valid(2, rows[1].clone()), &SCHEMA, &preprocessor)
+            .unwrap();
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.rows(), 2);
         assert!(!batch.is_full());
@@ -342,12 +351,16 @@ mod tests {
     #[test]
     fn a_full_batch_refuses_more_and_counts_rejected_records() {
         let rows = crate::pipeline::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let preprocessor = crate::pipeline::fitted(&rows);
         let mut batch = Batch::new(2, preprocessor.width);
-        batch.push(invalid(0), &preprocessor).unwrap();
-        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
+        batch.push(invalid(0), &SCHEMA, &preprocessor).unwrap();
+        batch
+            .push(valid(1, rows[0].clone()), &SCHEMA, &preprocessor)
+            .unwrap();
         assert!(batch.is_full());
-        let refused = batch.push(valid(2, rows[1]), &preprocessor).unwrap_err();
+        let refused = batch
+            .push(valid(2, rows[1].clone()), &SCHEMA, &preprocessor)
+            .unwrap_err();
         assert_eq!(refused.source.offset, 2);
     }
 
@@ -374,12 +387,16 @@ mod tests {
     #[test]
     fn scored_entries_meet_their_own_row_probability_and_rejects_take_no_row() {
         let rows = crate::pipeline::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let preprocessor = crate::pipeline::fitted(&rows);
         let mut batch = Batch::new(4, preprocessor.width);
-        batch.push(invalid(0), &preprocessor).unwrap();
-        batch.push(valid(1, rows[0]), &preprocessor).unwrap();
-        batch.push(invalid(2), &preprocessor).unwrap();
-        batch.push(valid(3, rows[1]), &preprocessor).unwrap();
+        batch.push(invalid(0), &SCHEMA, &preprocessor).unwrap();
+        batch
+            .push(valid(1, rows[0].clone()), &SCHEMA, &preprocessor)
+            .unwrap();
+        batch.push(invalid(2), &SCHEMA, &preprocessor).unwrap();
+        batch
+            .push(valid(3, rows[1].clone()), &SCHEMA, &preprocessor)
+            .unwrap();
         batch.score(&mut RowNumbers).unwrap();
         assert_eq!(batch.probabilities(), &[0.0, 0.1]);
         let (entries, probabilities) = batch.drain_scored();
@@ -400,13 +417,17 @@ mod tests {
     #[test]
     fn drained_batches_are_reused_without_reallocating() {
         let rows = crate::pipeline::shipped_applicants();
-        let preprocessor = Preprocessor::fit(&rows).unwrap();
+        let preprocessor = crate::pipeline::fitted(&rows);
         let mut batch = Batch::new(8, preprocessor.width);
         let features_ptr = batch.features.as_ptr();
         for round in 0..3 {
             for i in 0..8 {
                 batch
-                    .push(valid(i, rows[(round * 8 + i) as usize]), &preprocessor)
+                    .push(
+                        valid(i, rows[(round * 8 + i) as usize].clone()),
+                        &SCHEMA,
+                        &preprocessor,
+                    )
                     .unwrap();
             }
             assert!(batch.is_full());

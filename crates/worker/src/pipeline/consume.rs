@@ -14,6 +14,7 @@ use crate::delivery::WorkerConsumer;
 use crate::pipeline::batch::{Body, Consumed};
 use crate::pipeline::intake::{Polled, RecordSource};
 use credit_core::decode::{decode, RejectReason, Rejection, MAX_KEY_BYTES};
+use credit_core::schema::Schema;
 use credit_kafka::bounds::{dead_letter_copy, decision_headers_copy, DeadLetterCopy};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -40,16 +41,20 @@ fn key_for_log(key: &[u8]) -> String {
     )
 }
 
-/// Turns a fetched message into a [`Consumed`] record, copying at most `max_copied` bytes of
-/// it (`kafka.max_copied_bytes`).
-pub(crate) fn to_consumed(message: &BorrowedMessage<'_>, max_copied: usize) -> Consumed {
+/// Turns a fetched message into a [`Consumed`] record decoded with `schema`, copying at most
+/// `max_copied` bytes of it (`kafka.max_copied_bytes`).
+pub(crate) fn to_consumed(
+    message: &BorrowedMessage<'_>,
+    schema: &Schema,
+    max_copied: usize,
+) -> Consumed {
     let source = Origin {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
         consumed_at: Instant::now(),
     };
-    match decode(message.key(), message.payload()) {
+    match decode(schema, message.key(), message.payload()) {
         Ok((application_id, applicant)) => Consumed {
             source,
             headers: decision_headers_copy(message.headers(), max_copied),
@@ -127,10 +132,10 @@ fn whole_millis_up(timeout: Duration) -> Duration {
 }
 
 impl RecordSource for ConsumerSource {
-    fn next(&mut self, timeout: Duration) -> Polled {
+    fn next(&mut self, timeout: Duration, schema: &Schema) -> Polled {
         let consumed = match self.consumer.poll(whole_millis_up(timeout)) {
             None => return Polled::Idle,
-            Some(Ok(message)) => to_consumed(&message, self.max_copied),
+            Some(Ok(message)) => to_consumed(&message, schema, self.max_copied),
             Some(Err(error)) => {
                 // A persistent error (unknown topic, broker down) must not spin the thread.
                 tracing::warn!(%error, "consumer error");

@@ -30,6 +30,7 @@ use crate::pipeline::inference::abandon;
 use crate::pipeline::ServedModel;
 use crate::stop::Stop;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -57,8 +58,8 @@ pub(crate) enum Polled {
 /// Where the batcher's records come from: the Kafka consumer in the worker
 /// ([`crate::pipeline::consume::ConsumerSource`]), a channel in tests.
 pub(crate) trait RecordSource {
-    /// The next record, waiting at most `timeout` for one.
-    fn next(&mut self, timeout: Duration) -> Polled;
+    /// The next record, decoded with `schema`, waiting at most `timeout` for one.
+    fn next(&mut self, timeout: Duration, schema: &Schema) -> Polled;
 }
 
 /// The batch being filled, and the channel it goes to, shared between the batcher and the
@@ -129,14 +130,14 @@ impl OpenBatch {
 
     /// Adds `record` to the open batch (there is one: [`Batcher`] opens it first) and sends the
     /// batch on if that filled it. Returns `false` once the inference thread is gone.
-    fn push(&self, record: Consumed, preprocessor: &Preprocessor) -> bool {
+    fn push(&self, record: Consumed, schema: &Schema, preprocessor: &Preprocessor) -> bool {
         let mut state = self.lock();
         let Some(filling) = state.filling.as_mut() else {
             state.abandon(&record);
             return state.batches.is_some();
         };
         // Cannot fail: a batch is sent on as soon as it is full.
-        let _ = filling.batch.push(record, preprocessor);
+        let _ = filling.batch.push(record, schema, preprocessor);
         if !filling.batch.is_full() {
             return true;
         }
@@ -229,6 +230,9 @@ pub(crate) struct Batcher {
     pub open: Arc<OpenBatch>,
     /// Empty batches returned by the publishing thread.
     pub pool: mpsc::UnboundedReceiver<Batch>,
+    /// The schema records are decoded with, and the preprocessor that encodes them: the
+    /// model in service's.
+    pub schema: Arc<Schema>,
     pub preprocessor: Arc<Preprocessor>,
     /// Reloaded models, already loaded and checked, to serve from the next batch on. A closed
     /// channel just means no more reloads.
@@ -271,16 +275,26 @@ impl Batcher {
                 None => IDLE_POLL,
             }
             .min(IDLE_POLL);
-            match source.next(timeout) {
+            // A record that opens a batch puts a waiting model in service, so it must be read
+            // with that model's schema; one that may join the open batch, with the current one.
+            // (Should a rebalance send the open batch on during the poll, the record opens a
+            // batch of the current model and the new one waits for the next.)
+            let swap_next = !self.open.is_open();
+            let schema = match &model {
+                Some(model) if swap_next => &model.schema,
+                _ => &self.schema,
+            };
+            match source.next(timeout, schema) {
                 Polled::Record(record) => {
                     if !self.open.is_open() {
-                        let Some(batch) = self.start(model.take()) else {
+                        let swap = if swap_next { model.take() } else { None };
+                        let Some(batch) = self.start(swap) else {
                             self.open.abandon(&record);
                             break;
                         };
                         self.open.open(batch, Instant::now() + self.max_wait);
                     }
-                    if !self.open.push(record, &self.preprocessor) {
+                    if !self.open.push(record, &self.schema, &self.preprocessor) {
                         break;
                     }
                 }
@@ -314,6 +328,7 @@ impl Batcher {
     fn start(&mut self, model: Option<ServedModel>) -> Option<Batch> {
         let mut batch = self.pool.blocking_recv()?;
         if let Some(model) = model {
+            self.schema = model.schema;
             self.preprocessor = model.preprocessor;
             tracing::debug!(version = %model.version, "next batch scored by the new model");
             // Every build's preprocessors have the same width; reallocating keeps a mismatch
@@ -368,7 +383,7 @@ mod tests {
     }
 
     impl RecordSource for ChannelSource {
-        fn next(&mut self, timeout: Duration) -> Polled {
+        fn next(&mut self, timeout: Duration, _: &Schema) -> Polled {
             if self.fetched.is_empty() {
                 match self.chunks.recv_timeout(timeout) {
                     Ok(chunk) => self.fetched.extend(chunk),
@@ -385,7 +400,7 @@ mod tests {
     /// A batcher whose source already holds records at offsets `0..queued` when it starts.
     fn setup(max_batch: usize, max_wait: Duration, queued: i64) -> Harness {
         let applicants = crate::pipeline::shipped_applicants();
-        let preprocessor = Arc::new(Preprocessor::fit(&applicants).unwrap());
+        let preprocessor = Arc::new(crate::pipeline::fitted(&applicants));
         let (records_tx, records_rx) = std::sync::mpsc::channel();
         let (batches_tx, batches_rx) = mpsc::channel(8);
         let (pool_tx, pool_rx) = mpsc::unbounded_channel();
@@ -401,6 +416,7 @@ mod tests {
         let batcher = Batcher {
             open: Arc::clone(&open),
             pool: pool_rx,
+            schema: Arc::new(credit_core::schema::german_credit()),
             preprocessor,
             models: models_rx,
             max_wait,
@@ -409,7 +425,7 @@ mod tests {
         records_tx
             .send(
                 (0..queued)
-                    .map(|offset| record(offset, applicants[offset as usize]))
+                    .map(|offset| record(offset, applicants[offset as usize].clone()))
                     .collect(),
             )
             .unwrap();
@@ -493,8 +509,12 @@ mod tests {
             thread,
             ..
         } = setup(100, Duration::from_secs(3600), 0);
-        records.send(vec![record(0, applicants[0])]).unwrap();
-        records.send(vec![record(1, applicants[1])]).unwrap();
+        records
+            .send(vec![record(0, applicants[0].clone())])
+            .unwrap();
+        records
+            .send(vec![record(1, applicants[1].clone())])
+            .unwrap();
         drop(records);
         let batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
             .await
@@ -514,7 +534,9 @@ mod tests {
             applicants,
             ..
         } = setup(100, Duration::from_secs(3600), 0);
-        records.send(vec![record(0, applicants[0])]).unwrap();
+        records
+            .send(vec![record(0, applicants[0].clone())])
+            .unwrap();
         wait_open(&open);
         // The rebalance callback calls it from the intake thread, never from a task.
         let flushing = Arc::clone(&open);
@@ -546,7 +568,9 @@ mod tests {
             thread,
             ..
         } = setup(100, Duration::from_secs(3600), 0);
-        records.send(vec![record(0, applicants[0])]).unwrap();
+        records
+            .send(vec![record(0, applicants[0].clone())])
+            .unwrap();
         wait_open(&open);
         stop.request();
         let batch = tokio::time::timeout(Duration::from_secs(1), batches.recv())
@@ -583,7 +607,11 @@ mod tests {
         }
         drop(batches);
         records
-            .send((0..3).map(|offset| record(offset, applicants[0])).collect())
+            .send(
+                (0..3)
+                    .map(|offset| record(offset, applicants[0].clone()))
+                    .collect(),
+            )
             .unwrap();
         thread.join().unwrap();
         let tracker = offsets.snapshot();
@@ -602,11 +630,14 @@ mod tests {
     }
 
     impl RecordSource for Panicking {
-        fn next(&mut self, _: Duration) -> Polled {
+        fn next(&mut self, _: Duration, _: &Schema) -> Polled {
             if std::mem::replace(&mut self.yielded, true) {
                 panic!("poll failed");
             }
-            Polled::Record(record(0, crate::pipeline::shipped_applicants()[0]))
+            Polled::Record(record(
+                0,
+                crate::pipeline::shipped_applicants().swap_remove(0),
+            ))
         }
     }
 
@@ -615,8 +646,9 @@ mod tests {
         let (batches_tx, mut batches) = mpsc::channel(1);
         let (pool_tx, pool) = mpsc::unbounded_channel();
         let (_models_tx, models) = mpsc::channel(1);
-        let preprocessor =
-            Arc::new(Preprocessor::fit(&crate::pipeline::shipped_applicants()).unwrap());
+        let preprocessor = Arc::new(crate::pipeline::fitted(
+            &crate::pipeline::shipped_applicants(),
+        ));
         pool_tx.send(Batch::new(4, preprocessor.width)).unwrap();
         let stop = Stop::new();
         let offsets = Arc::new(SharedOffsets::new());
@@ -627,6 +659,7 @@ mod tests {
         let batcher = Batcher {
             open: Arc::clone(&open),
             pool,
+            schema: Arc::new(credit_core::schema::german_credit()),
             preprocessor,
             models,
             max_wait: Duration::from_secs(3600),
@@ -670,7 +703,8 @@ mod tests {
     fn model(applicants: &[Applicant], rows: usize, version: &str) -> ServedModel {
         ServedModel {
             scorer: Box::new(Unused),
-            preprocessor: Arc::new(Preprocessor::fit(&applicants[..rows]).unwrap()),
+            schema: Arc::new(credit_core::schema::german_credit()),
+            preprocessor: Arc::new(crate::pipeline::fitted(&applicants[..rows])),
             version: version.to_owned(),
             threshold: 0.25,
         }
@@ -687,12 +721,16 @@ mod tests {
             thread,
             ..
         } = setup(4, Duration::from_secs(3600), 0);
-        let old = Preprocessor::fit(&applicants).unwrap();
+        let old = crate::pipeline::fitted(&applicants);
         let new = model(&applicants, 100, "v2");
         let new_preprocessor = Arc::clone(&new.preprocessor);
         assert_ne!(*new_preprocessor, old);
-        records.send(vec![record(0, applicants[0])]).unwrap();
-        records.send(vec![record(1, applicants[1])]).unwrap();
+        records
+            .send(vec![record(0, applicants[0].clone())])
+            .unwrap();
+        records
+            .send(vec![record(1, applicants[1].clone())])
+            .unwrap();
         // Let the batcher start the batch before the model arrives.
         wait_open(&open);
         models.send(new).await.unwrap();
@@ -700,7 +738,7 @@ mod tests {
         records
             .send(
                 (2..6)
-                    .map(|offset| record(offset, applicants[offset as usize]))
+                    .map(|offset| record(offset, applicants[offset as usize].clone()))
                     .collect(),
             )
             .unwrap();
@@ -750,7 +788,9 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(batch.take_swap().unwrap().label.version, "v2");
         // Later batches carry no swap and keep flowing.
-        records.send(vec![record(0, applicants[0])]).unwrap();
+        records
+            .send(vec![record(0, applicants[0].clone())])
+            .unwrap();
         let batch = batches.recv().await.unwrap();
         assert_eq!(offsets(&batch), vec![0]);
         assert!(!batch.has_swap());

@@ -21,10 +21,17 @@ pub use assembly::{run, PipelineError, RunReport, ServedModel};
 /// The applicants of the data set shipped in `data/`, for the pipeline's unit tests.
 #[cfg(test)]
 pub(crate) fn shipped_applicants() -> Vec<credit_core::applicant::Applicant> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/german_credit.csv");
-    credit_core::german_credit::load(&path)
-        .expect("the shipped data set loads")
+    credit_core::dataset::shipped_german_credit()
         .into_iter()
         .map(|row| row.applicant)
         .collect()
+}
+
+/// A preprocessor fitted on `applicants` of the shipped schema, for the pipeline's unit tests.
+#[cfg(test)]
+pub(crate) fn fitted(
+    applicants: &[credit_core::applicant::Applicant],
+) -> credit_core::preprocess::Preprocessor {
+    credit_core::preprocess::Preprocessor::fit(&credit_core::schema::german_credit(), applicants)
+        .expect("the shipped applicants fit")
 }

@@ -14,8 +14,10 @@ use crate::pipeline::RunReport;
 use crate::service::{ServiceError, Worker};
 use crate::stop::Stop;
 use crate::telemetry::health::Health;
+use credit_core::artifacts::SCHEMA_FILE;
+use credit_core::dataset::{self, DatasetError};
 use credit_core::decision::{Class, OwnedDecision};
-use credit_core::german_credit::{self, DatasetError};
+use credit_core::schema::{Schema, SchemaError};
 use credit_kafka::feed::{feed_blocking, now_micros, FeedRecord, FED_AT_HEADER};
 use credit_kafka::mock::EmbeddedCluster;
 use credit_kafka::tail::{Tail, Tailed};
@@ -66,6 +68,8 @@ pub enum EmbeddedError {
     Cluster(#[source] KafkaError),
     #[error(transparent)]
     Data(#[from] DatasetError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("cannot feed the input topic: {0}")]
     Feed(#[source] KafkaError),
     #[error("cannot read the output topics: {0}")]
@@ -202,10 +206,18 @@ pub fn resolve_path(path: &Path) -> PathBuf {
     }
 }
 
-/// The data set's applicants as input records: key `app-000001`..., repeated to `count`.
-pub fn applicant_records(data: &Path, count: usize) -> Result<Vec<FeedRecord>, DatasetError> {
-    let rows = german_credit::load(data)?;
-    let payloads: Vec<Vec<u8>> = rows.iter().map(|row| row.applicant.to_json()).collect();
+/// The data set's applicants (read with `schema`) as input records: key `app-000001`...,
+/// repeated to `count`.
+pub fn applicant_records(
+    schema: &Schema,
+    data: &Path,
+    count: usize,
+) -> Result<Vec<FeedRecord>, DatasetError> {
+    let rows = dataset::load_labelled(schema, data)?;
+    let payloads: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|row| row.applicant.to_json(schema))
+        .collect();
     Ok((0..count)
         .map(|index| FeedRecord {
             key: Some(format!("app-{:06}", index + 1).into_bytes()),
@@ -274,9 +286,11 @@ pub async fn run(
     options: EmbeddedOptions,
     interrupt: impl Future<Output = ()>,
 ) -> Result<EmbeddedSummary, ServiceError> {
-    let records = applicant_records(&resolve_path(&options.data), options.records)
-        .map_err(EmbeddedError::from)?;
     config.model.dir = resolve_path(&config.model.dir);
+    // The demo's records are written in the served model's schema.
+    let schema = Schema::load(&config.model.dir.join(SCHEMA_FILE)).map_err(EmbeddedError::from)?;
+    let records = applicant_records(&schema, &resolve_path(&options.data), options.records)
+        .map_err(EmbeddedError::from)?;
     shorten_empty_fetches(&mut config.kafka);
     let cluster = start_cluster(&config.kafka, &options, &records)?;
     let bootstrap = cluster.bootstrap_servers().to_owned();
@@ -521,8 +535,13 @@ mod tests {
 
     #[test]
     fn applicant_records_repeat_the_data_set_with_sequential_keys() {
-        let records =
-            applicant_records(&resolve_path(Path::new("data/german_credit.csv")), 1002).unwrap();
+        let schema = Schema::load(&resolve_path(Path::new("models/schema.toml"))).unwrap();
+        let records = applicant_records(
+            &schema,
+            &resolve_path(Path::new("data/german_credit.csv")),
+            1002,
+        )
+        .unwrap();
         assert_eq!(records.len(), 1002);
         assert_eq!(records[0].key.as_deref(), Some(&b"app-000001"[..]));
         assert_eq!(records[1001].key.as_deref(), Some(&b"app-001002"[..]));

@@ -1,5 +1,6 @@
-//! The HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive) and `/readyz`
-//! (model loaded, partitions assigned, a broker reachable; 503 otherwise).
+//! The HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive), `/readyz`
+//! (model loaded, partitions assigned, a broker reachable; 503 otherwise) and `/schema` (the
+//! JSON Schema of the records the served model accepts; 503 until a model is loaded).
 //!
 //! The probes must keep answering whatever clients do, or an orchestrator kills a healthy
 //! worker, so connections are served under [`HttpLimits`]: a client has a bounded time to send
@@ -17,6 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use credit_core::schema::{json_schema, Schema};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,6 +41,31 @@ use tokio::time::Instant;
 pub struct HttpState {
     pub metrics: Metrics,
     pub health: Arc<Health>,
+    pub schema: PublishedSchema,
+}
+
+/// The JSON Schema served at `/schema`: the served model's, replaced when a reload is accepted.
+#[derive(Clone, Default)]
+pub struct PublishedSchema(Arc<Mutex<Option<Arc<str>>>>);
+
+impl PublishedSchema {
+    /// Publishes the JSON Schema generated from `schema`.
+    pub(crate) fn set(&self, schema: &Schema) {
+        let document = json_schema::generate(schema);
+        let text: Arc<str> = match serde_json::to_string_pretty(&document) {
+            Ok(text) => (text + "\n").into(),
+            // A `Value` always serialises; keep serving the previous document otherwise.
+            Err(_) => return,
+        };
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The routes.
@@ -47,7 +74,23 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/schema", get(schema))
         .with_state(state)
+}
+
+async fn schema(State(state): State<HttpState>) -> impl IntoResponse {
+    match state.schema.get() {
+        Some(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/schema+json")],
+            text.to_string(),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "no model loaded yet\n".to_owned(),
+        ),
+    }
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
@@ -552,11 +595,13 @@ mod tests {
         let metrics = Metrics::new().unwrap();
         metrics.set_model_version("v-test");
         let health = Arc::new(Health::new());
+        let schema = PublishedSchema::default();
         let server = HttpServer::start(
             "127.0.0.1:0".parse().unwrap(),
             HttpState {
                 metrics: metrics.clone(),
                 health: Arc::clone(&health),
+                schema: schema.clone(),
             },
             HttpLimits::default(),
         )
@@ -583,6 +628,13 @@ mod tests {
             body.contains("credit_risk_model_info{version=\"v-test\"} 1"),
             "{body}"
         );
+        assert_eq!(get("/schema").await.unwrap().unwrap().0, 503);
+        let shipped = credit_core::schema::german_credit();
+        schema.set(&shipped);
+        let (status, body) = get("/schema").await.unwrap().unwrap();
+        assert_eq!(status, 200, "{body}");
+        let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(served, json_schema::generate(&shipped));
         assert_eq!(get("/nope").await.unwrap().unwrap().0, 404);
         server.stop().await;
     }

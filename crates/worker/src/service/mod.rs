@@ -16,7 +16,7 @@ use crate::pipeline::{PipelineError, RunReport};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use credit_core::loader::ModelError;
-use http::{HttpLimits, HttpServer, HttpState};
+use http::{HttpLimits, HttpServer, HttpState, PublishedSchema};
 use reload::ReloadHandle;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +53,7 @@ pub struct Worker {
     config: Config,
     metrics: Metrics,
     health: Arc<Health>,
+    schema: PublishedSchema,
     http: HttpServer,
     reload: ReloadHandle,
 }
@@ -63,11 +64,13 @@ impl Worker {
         let address = config.metrics.socket_addr().map_err(ServiceError::Config)?;
         let metrics = Metrics::new()?;
         let health = Arc::new(Health::new());
+        let schema = PublishedSchema::default();
         let http = HttpServer::start(
             address,
             HttpState {
                 metrics: metrics.clone(),
                 health: Arc::clone(&health),
+                schema: schema.clone(),
             },
             HttpLimits::with_max_connections(config.metrics.max_connections),
         )
@@ -77,12 +80,13 @@ impl Worker {
             config,
             metrics,
             health,
+            schema,
             http,
             reload: ReloadHandle::default(),
         })
     }
 
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where `/metrics`, `/healthz`, `/readyz` and `/schema` are served.
     pub fn http_address(&self) -> SocketAddr {
         self.http.local_addr()
     }
@@ -111,6 +115,7 @@ impl Worker {
             config,
             metrics,
             health,
+            schema,
             http,
             reload,
         } = self;
@@ -120,6 +125,7 @@ impl Worker {
                 .await
                 .map_err(|_| ServiceError::ModelTask)??;
             metrics.set_model_version(&served.version);
+            schema.set(&served.schema);
             health.set_model_loaded(true);
             // Capacity 1: a second reloaded model waits until the batcher took the first.
             let (models_tx, models_rx) = tokio::sync::mpsc::channel(1);
@@ -127,6 +133,8 @@ impl Worker {
                 reload,
                 config.model.clone(),
                 models_tx,
+                Arc::clone(&served.schema),
+                schema.clone(),
                 metrics.clone(),
             ));
             let report = crate::pipeline::run(

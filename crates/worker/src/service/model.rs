@@ -16,6 +16,7 @@ pub fn load(config: &ModelConfig) -> Result<ServedModel, ModelError> {
     })?;
     Ok(ServedModel {
         scorer: Box::new(loaded.scorer),
+        schema: loaded.schema,
         preprocessor: loaded.preprocessor,
         version: loaded.version,
         threshold: loaded.threshold,

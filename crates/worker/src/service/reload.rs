@@ -8,11 +8,18 @@
 //! the file), counted as `credit_risk_model_reloads_total{result="failed"}`, and dropped: the
 //! current model stays in service, so a bad deployment of model files cannot take the worker
 //! down.
+//!
+//! A reload also keeps every record producers may already be sending valid: a bundle whose
+//! schema would refuse a record the current schema accepts (a new required field, a narrowed
+//! range, a removed category, a changed type; see [`incompatibilities`]) is refused, each reason
+//! logged and the refusal counted as `result="incompatible_schema"`. A restart takes any bundle.
 
 use crate::config::ModelConfig;
 use crate::pipeline::ServedModel;
+use crate::service::http::PublishedSchema;
 use crate::service::model;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{Metrics, ReloadResult};
+use credit_core::schema::{incompatibilities, Schema};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -35,6 +42,8 @@ pub(crate) async fn serve_reloads(
     requests: ReloadHandle,
     config: ModelConfig,
     models: mpsc::Sender<ServedModel>,
+    mut current: Arc<Schema>,
+    published: PublishedSchema,
     metrics: Metrics,
 ) {
     loop {
@@ -43,7 +52,21 @@ pub(crate) async fn serve_reloads(
         let loading = config.clone();
         match tokio::task::spawn_blocking(move || model::load(&loading)).await {
             Ok(Ok(served)) => {
-                metrics.count_reload(true);
+                let refusals = incompatibilities(&current, &served.schema);
+                if !refusals.is_empty() {
+                    metrics.count_reload(ReloadResult::IncompatibleSchema);
+                    tracing::error!(
+                        dir = %config.dir.display(),
+                        version = %served.version,
+                        reasons = %refusals.join("; "),
+                        "model reload refused: its schema would reject records the current one \
+                         accepts; the current model stays in service (a restart takes it)"
+                    );
+                    continue;
+                }
+                metrics.count_reload(ReloadResult::Ok);
+                current = Arc::clone(&served.schema);
+                published.set(&current);
                 let version = served.version.clone();
                 tracing::info!(
                     version = %version,
@@ -55,7 +78,7 @@ pub(crate) async fn serve_reloads(
                 }
             }
             Ok(Err(error)) => {
-                metrics.count_reload(false);
+                metrics.count_reload(ReloadResult::Failed);
                 tracing::error!(
                     dir = %config.dir.display(),
                     %error,
@@ -63,7 +86,7 @@ pub(crate) async fn serve_reloads(
                 );
             }
             Err(error) => {
-                metrics.count_reload(false);
+                metrics.count_reload(ReloadResult::Failed);
                 tracing::error!(
                     %error,
                     "model reload did not finish; the current model stays in service"

@@ -20,7 +20,7 @@
 //! | `credit_risk_assigned_partitions` | gauge | |
 //! | `credit_risk_brokers_up` | gauge (consumer's connected brokers) | |
 //! | `credit_risk_model_info` | gauge, always 1 | `version` (the model in service) |
-//! | `credit_risk_model_reloads_total` | counter | `result` = `ok` / `failed` |
+//! | `credit_risk_model_reloads_total` | counter | `result` = `ok` / `failed` / `incompatible_schema` |
 
 use credit_core::decision::Class;
 use credit_core::decode::RejectReason;
@@ -71,6 +71,29 @@ pub trait LatencyObserver: Send + Sync {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// How a model reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReloadResult {
+    /// Loaded, checked and handed to the pipeline.
+    Ok,
+    /// The bundle did not load or failed its checks.
+    Failed,
+    /// The bundle loaded, but its schema would refuse records the current one accepts.
+    IncompatibleSchema,
+}
+
+impl ReloadResult {
+    const ALL: [Self; 3] = [Self::Ok, Self::Failed, Self::IncompatibleSchema];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::IncompatibleSchema => "incompatible_schema",
+        }
     }
 }
 
@@ -200,8 +223,8 @@ impl Metrics {
         for result in ["committed", "aborted"] {
             transactions.with_label_values(&[result]);
         }
-        for result in ["ok", "failed"] {
-            model_reloads.with_label_values(&[result]);
+        for result in ReloadResult::ALL {
+            model_reloads.with_label_values(&[result.as_str()]);
         }
 
         Ok(Self {
@@ -258,9 +281,9 @@ impl Metrics {
     }
 
     /// Counts one model reload by its result.
-    pub(crate) fn count_reload(&self, ok: bool) {
+    pub(crate) fn count_reload(&self, result: ReloadResult) {
         self.model_reloads
-            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .with_label_values(&[result.as_str()])
             .inc();
     }
 
