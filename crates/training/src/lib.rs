@@ -1,5 +1,6 @@
-//! The offline trainer: the German Credit data in; the model bundle (ONNX model, preprocessor,
-//! metrics, report, manifest) out. The only crate with candle and plotters.
+//! The offline trainer: an applicant schema and a lender's data file in (German Credit is the
+//! shipped example); the model bundle (ONNX model, preprocessor, schema, JSON Schema, metrics,
+//! report, manifest) out. The only crate with candle and plotters.
 //!
 //! - [`split`] and [`smote`]: stratified splits and SMOTE-NC balancing.
 //! - [`network`]: the stacked LSTM in candle (training and the trainer's forward pass).

@@ -1,15 +1,17 @@
-//! `trainer`: fits the preprocessor and the stacked LSTM on the German Credit data, checks the
-//! ONNX export against ONNX Runtime and writes model, preprocessor, report and the manifest of
-//! them all into `models/`. `trainer manifest` writes only the manifest, for an existing bundle.
+//! `trainer`: reads a lender's data file with its applicant schema (German Credit by default),
+//! fits the preprocessor and the stacked LSTM, checks the ONNX export against ONNX Runtime and
+//! writes the bundle (model, preprocessor, schema, JSON Schema, report and the manifest of them
+//! all) into `models/`. `trainer manifest` writes only the manifest, for an existing bundle.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use credit_training::network::NetworkConfig;
 use credit_training::trainer::balance::Balancing;
 use credit_training::trainer::cross_validation::FoldSummary;
+use credit_training::trainer::data::OutcomeChoice;
 use credit_training::trainer::fit::FitOptions;
 use credit_training::trainer::report::render_table;
-use credit_training::trainer::{run, TrainerOptions, TrainingObserver};
+use credit_training::trainer::{run, seal, TrainerOptions, TrainingObserver};
 use credit_training::training::{EpochStats, TrainingConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -20,12 +22,25 @@ use std::path::PathBuf;
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The German Credit CSV.
+    /// The data file (CSV with a header row): one column per schema field, and the outcome.
     #[arg(long, default_value = "data/german_credit.csv")]
     data: PathBuf,
-    /// Where the ONNX model, preprocessor, metrics and plots are written.
-    #[arg(long, default_value = "models")]
-    output: PathBuf,
+    /// The applicant schema (TOML, see docs/schema.md); copied into the bundle.
+    #[arg(long, default_value = "schemas/german-credit.toml")]
+    schema: PathBuf,
+    /// The outcome column (default: the schema's `label` field).
+    #[arg(long, value_name = "COLUMN")]
+    label: Option<String>,
+    /// The outcome value that means a bad risk (default: the schema's label field's `bad`).
+    #[arg(long, value_name = "V")]
+    bad_value: Option<String>,
+    /// Train on the rows that fit the schema, counting the others in the report, instead of
+    /// refusing to train when any row does not fit.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Where the bundle (ONNX model, preprocessor, schema, metrics, plots, manifest) is written.
+    #[arg(long, alias = "output", default_value = "models")]
+    out: PathBuf,
     /// Also run stratified K-fold cross-validation of the same procedure.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
@@ -153,8 +168,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     if let Some(Command::Manifest { dir }) = &args.command {
-        let manifest = credit_core::bundle::seal(dir)
-            .with_context(|| format!("cannot write the manifest of {}", dir.display()))?;
+        let manifest =
+            seal(dir).with_context(|| format!("cannot write the manifest of {}", dir.display()))?;
         println!(
             "wrote {} for model {} ({} files)",
             dir.join(credit_core::artifacts::MANIFEST_FILE).display(),
@@ -193,7 +208,13 @@ fn main() -> anyhow::Result<()> {
     let defaults = FitOptions::default();
     let options = TrainerOptions {
         data_path: args.data.clone(),
-        output_dir: args.output.clone(),
+        schema_path: args.schema.clone(),
+        outcome: OutcomeChoice {
+            column: args.label.clone(),
+            bad: args.bad_value.clone(),
+        },
+        skip_bad_rows: args.skip_bad_rows,
+        output_dir: args.out.clone(),
         validation_fraction: args.validation_fraction,
         test_fraction: args.test_fraction,
         cv_folds: args.cv,
@@ -228,6 +249,52 @@ fn main() -> anyhow::Result<()> {
         folds.finish_and_clear();
     }
     println!("{}", render_table(&report));
-    println!("wrote {}", args.output.display());
+    println!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_train_german_credit_with_its_schema_label_into_models() {
+        let args = Args::try_parse_from(["trainer"]).unwrap();
+        assert_eq!(args.data, PathBuf::from("data/german_credit.csv"));
+        assert_eq!(args.schema, PathBuf::from("schemas/german-credit.toml"));
+        assert_eq!(args.out, PathBuf::from("models"));
+        assert_eq!((args.label, args.bad_value), (None, None));
+        assert!(!args.skip_bad_rows);
+    }
+
+    #[test]
+    fn any_lender_names_its_data_schema_outcome_and_bad_row_policy() {
+        let args = Args::try_parse_from([
+            "trainer",
+            "--data",
+            "book.csv",
+            "--schema",
+            "retail.toml",
+            "--label",
+            "defaulted",
+            "--bad-value",
+            "yes",
+            "--skip-bad-rows",
+            "--output",
+            "bundle",
+        ])
+        .unwrap();
+        assert_eq!(args.data, PathBuf::from("book.csv"));
+        assert_eq!(args.schema, PathBuf::from("retail.toml"));
+        assert_eq!(args.label.as_deref(), Some("defaulted"));
+        assert_eq!(args.bad_value.as_deref(), Some("yes"));
+        assert!(args.skip_bad_rows);
+        assert_eq!(args.out, PathBuf::from("bundle"));
+    }
 }

@@ -1,12 +1,12 @@
 //! SMOTE-NC: synthetic minority oversampling for rows with numeric *and* categorical
 //! attributes (Chawla, Bowyer, Hall & Kegelmeyer, 2002, section 6.1).
 //!
-//! Why: `bad` applicants are 30% of the German Credit data, and a network trained on the raw
-//! ratio learns to under-score them. SMOTE-NC adds plausible new `bad` applicants between
-//! existing ones instead of repeating rows, which would only teach the network to memorise
-//! them. Most German Credit attributes are categorical (purpose, housing, credit history, ...),
-//! where "between" has no meaning, hence the NC variant: numeric attributes are interpolated,
-//! categorical ones take the majority value of the neighbourhood.
+//! Why: `bad` applicants are a minority of any loan book (30% of the German Credit data), and a
+//! network trained on the raw ratio learns to under-score them. SMOTE-NC adds plausible new
+//! `bad` applicants between existing ones instead of repeating rows, which would only teach the
+//! network to memorise them. Many credit attributes are categorical (purpose, housing, credit
+//! history, ...), where "between" has no meaning, hence the NC variant: numeric attributes are
+//! interpolated, categorical ones take the majority value of the neighbourhood.
 //!
 //! Only ever apply it to the training split: synthetic rows in validation or test data would
 //! be rows the model never has to score in production, and they are built from training rows,
@@ -23,16 +23,23 @@
 //! of a typical numeric difference. Because both `med` and the raw differences come from the
 //! minority rows, no other rows are needed, which keeps the API to the minority alone.
 //! Standard deviations are population ones (divisor n), as in imbalanced-learn's SMOTENC.
+//!
+//! A numeric value may be missing (an optional field). Missing against present counts as one
+//! categorical mismatch, missing against missing as a match, and standard deviations use the
+//! present values only. Where the base row or its partner lacks a numeric value there is no
+//! segment to interpolate on, so the synthetic row takes the value (or its absence) of the one
+//! of the two it is nearer to, as a categorical attribute would. A missing categorical value is
+//! the caller's to encode as a level of its own.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// One row split into its numeric and categorical attributes; categorical values are indices
-/// into each attribute's list of levels.
+/// into each attribute's list of levels, a numeric value is `None` when missing.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MixedRow {
-    pub numeric: Vec<f64>,
+    pub numeric: Vec<Option<f64>>,
     pub categorical: Vec<usize>,
 }
 
@@ -119,7 +126,11 @@ impl SmoteNc {
                 .numeric
                 .iter()
                 .zip(&partner.numeric)
-                .map(|(&b, &p)| b + u * (p - b))
+                .map(|(&b, &p)| match (b, p) {
+                    (Some(b), Some(p)) => Some(b + u * (p - b)),
+                    _ if u < 0.5 => b,
+                    _ => p,
+                })
                 .collect();
             let categorical = (0..base.categorical.len())
                 .map(|attribute| {
@@ -162,30 +173,35 @@ fn validate(minority: &[MixedRow], k_neighbours: usize) -> Result<(), SmoteError
                 expected_categorical,
             });
         }
-        if let Some(attribute) = r.numeric.iter().position(|v| !v.is_finite()) {
+        if let Some(attribute) = r
+            .numeric
+            .iter()
+            .position(|v| v.is_some_and(|v| !v.is_finite()))
+        {
             return Err(SmoteError::NonFiniteValue { row, attribute });
         }
     }
     Ok(())
 }
 
-/// `med²`: the squared median of the numeric attributes' standard deviations in the minority.
+/// `med²`: the squared median of the numeric attributes' standard deviations in the minority,
+/// each over the rows where it is present (an attribute missing everywhere has none).
 ///
 /// Falls back to 1 when there are no numeric attributes or they are all constant (median 0):
 /// the paper leaves this open, and a zero penalty would make categorical attributes count for
 /// nothing, whereas 1 turns the distance into a plain count of mismatches.
 fn categorical_penalty(minority: &[MixedRow]) -> f64 {
     let attributes = minority.first().map_or(0, |r| r.numeric.len());
-    let n = minority.len() as f64;
     let mut stds: Vec<f64> = (0..attributes)
-        .map(|a| {
-            let mean = minority.iter().map(|r| r.numeric[a]).sum::<f64>() / n;
-            let variance = minority
-                .iter()
-                .map(|r| (r.numeric[a] - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            variance.sqrt()
+        .filter_map(|a| {
+            let present: Vec<f64> = minority.iter().filter_map(|r| r.numeric[a]).collect();
+            if present.is_empty() {
+                return None;
+            }
+            let n = present.len() as f64;
+            let mean = present.iter().sum::<f64>() / n;
+            let variance = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            Some(variance.sqrt())
         })
         .collect();
     match median(&mut stds) {
@@ -214,7 +230,11 @@ fn distance_squared(a: &MixedRow, b: &MixedRow, penalty: f64) -> f64 {
         .numeric
         .iter()
         .zip(&b.numeric)
-        .map(|(x, y)| (x - y).powi(2))
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => (x - y).powi(2),
+            (None, None) => 0.0,
+            _ => penalty,
+        })
         .sum();
     let mismatches = a
         .categorical
@@ -259,9 +279,13 @@ mod tests {
 
     fn row(numeric: &[f64], categorical: &[usize]) -> MixedRow {
         MixedRow {
-            numeric: numeric.to_vec(),
+            numeric: numeric.iter().copied().map(Some).collect(),
             categorical: categorical.to_vec(),
         }
+    }
+
+    fn number(row: &MixedRow, attribute: usize) -> f64 {
+        row.numeric[attribute].expect("a present value")
     }
 
     /// A small, varied minority: two numeric and two categorical attributes.
@@ -295,11 +319,11 @@ mod tests {
         let rows = minority();
         let synthetic = SMOTE.oversample(&rows, 200).unwrap();
         for attribute in 0..2 {
-            let values = rows.iter().map(|r| r.numeric[attribute]);
+            let values = rows.iter().map(|r| number(r, attribute));
             let low = values.clone().fold(f64::INFINITY, f64::min);
             let high = values.fold(f64::NEG_INFINITY, f64::max);
             for s in &synthetic {
-                let v = s.numeric[attribute];
+                let v = number(s, attribute);
                 assert!(low <= v && v <= high, "{v} outside [{low}, {high}]");
             }
         }
@@ -346,7 +370,7 @@ mod tests {
         let synthetic = smote.oversample(&rows, 3 + 9).unwrap();
         // Base 0 → partner 1: y in [0, 100); base 1 → partner 0: y in (0, 100];
         // base 2 → partner 1: y in (100, 1000]. Only base 2 gives y > 100: exactly 3 of 9.
-        let from_base_2 = synthetic.iter().filter(|s| s.numeric[1] > 100.0).count();
+        let from_base_2 = synthetic.iter().filter(|s| number(s, 1) > 100.0).count();
         assert_eq!(from_base_2, 3);
     }
 
@@ -382,7 +406,7 @@ mod tests {
             })
         );
         let mut nan = rows;
-        nan[2].numeric[1] = f64::NAN;
+        nan[2].numeric[1] = Some(f64::NAN);
         assert_eq!(
             SMOTE.oversample(&nan, 10),
             Err(SmoteError::NonFiniteValue {
@@ -438,7 +462,7 @@ mod tests {
             seed: 3,
         };
         let synthetic = smote.oversample(&rows, 4 + 40).unwrap();
-        let negative: Vec<&MixedRow> = synthetic.iter().filter(|s| s.numeric[0] < 0.0).collect();
+        let negative: Vec<&MixedRow> = synthetic.iter().filter(|s| number(s, 0) < 0.0).collect();
         assert_eq!(negative.len(), 20);
         assert!(negative.iter().all(|s| s.categorical == vec![0]));
     }
@@ -464,6 +488,70 @@ mod tests {
         // smaller 1 or 2): copying the base's category instead would produce it.
         let synthetic = smote.oversample(&rows, 5 + 50).unwrap();
         assert!(synthetic.iter().all(|s| s.categorical[0] != 5));
+    }
+
+    #[test]
+    fn a_missing_number_is_a_mismatch_against_a_present_one_and_a_match_against_a_missing_one() {
+        let present = row(&[1.0], &[0]);
+        let missing = MixedRow {
+            numeric: vec![None],
+            categorical: vec![0],
+        };
+        assert_eq!(distance_squared(&present, &missing, 7.0), 7.0);
+        assert_eq!(distance_squared(&missing, &missing.clone(), 7.0), 0.0);
+        assert_eq!(
+            distance_squared(&present, &row(&[3.0], &[1]), 7.0),
+            4.0 + 7.0
+        );
+    }
+
+    #[test]
+    fn the_penalty_uses_the_present_values_only() {
+        // Present values 0 and 2 (std 1, population) and an attribute missing everywhere.
+        let rows = vec![
+            MixedRow {
+                numeric: vec![Some(0.0), None],
+                categorical: vec![],
+            },
+            MixedRow {
+                numeric: vec![None, None],
+                categorical: vec![],
+            },
+            MixedRow {
+                numeric: vec![Some(2.0), None],
+                categorical: vec![],
+            },
+        ];
+        assert!((categorical_penalty(&rows) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_number_missing_at_either_end_is_copied_from_one_end_never_interpolated() {
+        // Attribute 0 is present in every row; attribute 1 only in the first two, at 10 and 20.
+        let rows: Vec<MixedRow> = [
+            (0.0, Some(10.0)),
+            (1.0, Some(20.0)),
+            (2.0, None),
+            (3.0, None),
+        ]
+        .into_iter()
+        .map(|(x, y)| MixedRow {
+            numeric: vec![Some(x), y],
+            categorical: vec![],
+        })
+        .collect();
+        let synthetic = SMOTE.oversample(&rows, 4 + 200).unwrap();
+        let mut copied = (0, 0);
+        for s in &synthetic {
+            match s.numeric[1] {
+                None => copied.0 += 1,
+                Some(y) if y == 10.0 || y == 20.0 => copied.1 += 1,
+                Some(y) => assert!((10.0..=20.0).contains(&y), "{y} outside [10, 20]"),
+            }
+        }
+        assert!(copied.0 > 0, "some rows keep the value missing");
+        assert!(copied.1 > 0, "some rows take the present neighbour's value");
+        assert!(synthetic.iter().all(|s| s.numeric[0].is_some()));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! pass, and the shipped artifacts reproduce the figures their report claims.
 
 use credit_core::artifacts::{ArtifactPaths, ModelMetadata};
+use credit_core::dataset::{shipped_german_credit, LabelledApplicant};
 use credit_core::evaluation::{roc_auc, ClassificationReport, CostMatrix};
-use credit_core::german_credit::{self, LabelledApplicant};
 use credit_core::model::onnx_export::export_onnx;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::german_credit;
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use credit_training::split::stratified_split;
 use credit_training::trainer::fit::{fit, FitOptions, SplitIndices};
@@ -18,19 +19,20 @@ fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-fn rows() -> Vec<LabelledApplicant> {
-    german_credit::load(&root().join("data/german_credit.csv")).unwrap()
-}
-
 fn features(preprocessor: &Preprocessor, rows: &[LabelledApplicant]) -> Vec<f32> {
     preprocessor
-        .transform_batch(&rows.iter().map(|row| row.applicant).collect::<Vec<_>>())
+        .transform_batch(
+            &rows
+                .iter()
+                .map(|row| row.applicant.clone())
+                .collect::<Vec<_>>(),
+        )
         .unwrap()
 }
 
 #[test]
 fn freshly_trained_network_and_onnx_runtime_agree_within_1e_5_on_1000_applicants() {
-    let rows = rows();
+    let rows = shipped_german_credit();
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
     let split = stratified_split(&labels, 0.2, 0.2, 7);
     let options = FitOptions {
@@ -41,6 +43,7 @@ fn freshly_trained_network_and_onnx_runtime_agree_within_1e_5_on_1000_applicants
         ..FitOptions::default()
     };
     let result = fit(
+        &german_credit(),
         &rows,
         &SplitIndices {
             train: split.train,
@@ -101,7 +104,7 @@ fn shipped_artifacts_reproduce_the_reported_test_metrics() {
     let paths = ArtifactPaths::new(root().join("models"));
     let report: TrainingReport =
         serde_json::from_str(&std::fs::read_to_string(paths.metrics()).unwrap()).unwrap();
-    let preprocessor = Preprocessor::load(&paths.preprocessor()).unwrap();
+    let preprocessor = Preprocessor::load(&paths.preprocessor(), &german_credit()).unwrap();
     init_runtime(None).unwrap();
     let mut scorer = OnnxScorer::load(&paths.model(), 1).unwrap();
     let metadata = ModelMetadata::from_map(scorer.metadata(), &paths.model()).unwrap();
@@ -112,7 +115,7 @@ fn shipped_artifacts_reproduce_the_reported_test_metrics() {
         Some(preprocessor.fingerprint().as_str())
     );
 
-    let rows = rows();
+    let rows = shipped_german_credit();
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
     let test_fraction = report.split.test as f64 / rows.len() as f64;
     let validation_fraction = report.split.validation as f64 / rows.len() as f64;
@@ -123,7 +126,7 @@ fn shipped_artifacts_reproduce_the_reported_test_metrics() {
         report.split.seed,
     );
     assert_eq!(split.test.len(), report.split.test);
-    let test_rows: Vec<LabelledApplicant> = split.test.iter().map(|&i| rows[i]).collect();
+    let test_rows: Vec<LabelledApplicant> = split.test.iter().map(|&i| rows[i].clone()).collect();
     let test_labels: Vec<bool> = test_rows.iter().map(|row| row.bad).collect();
     let mut scores = Vec::new();
     scorer

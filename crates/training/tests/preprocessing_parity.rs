@@ -2,11 +2,13 @@
 //! tensor the trainer's path (CSV row → loader → preprocessor) gives, for every applicant.
 //!
 //! The JSON is built from the CSV text with a hand-written label → wire-name table, not with
-//! the library's own mapping, so a drift between the loader and the wire schema shows up here.
+//! the schema's own `data` spellings, so a drift between the schema file's two spellings of a
+//! category shows up here.
 
 use credit_core::applicant::Applicant;
-use credit_core::german_credit;
+use credit_core::dataset::shipped_german_credit;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::german_credit;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -222,16 +224,17 @@ fn raw_json_rows() -> Vec<String> {
 
 #[test]
 fn worker_json_path_and_trainer_csv_path_give_identical_tensors_for_every_applicant() {
-    let rows = german_credit::load(&data_path()).unwrap();
-    let applicants: Vec<Applicant> = rows.iter().map(|row| row.applicant).collect();
-    let preprocessor = Preprocessor::fit(&applicants[..600]).unwrap();
+    let schema = german_credit();
+    let rows = shipped_german_credit();
+    let applicants: Vec<Applicant> = rows.iter().map(|row| row.applicant.clone()).collect();
+    let preprocessor = Preprocessor::fit(&schema, &applicants[..600]).unwrap();
     let trainer_side = preprocessor.transform_batch(&applicants).unwrap();
 
     let json_rows = raw_json_rows();
     assert_eq!(json_rows.len(), 1000);
     let mut worker_side = vec![0f32; preprocessor.width];
     for (index, json) in json_rows.iter().enumerate() {
-        let applicant = Applicant::from_json(json.as_bytes())
+        let applicant = Applicant::from_json(&schema, json.as_bytes())
             .unwrap_or_else(|error| panic!("row {index}: {error}"));
         preprocessor
             .transform_into(&applicant, &mut worker_side)
@@ -245,15 +248,16 @@ fn worker_json_path_and_trainer_csv_path_give_identical_tensors_for_every_applic
 fn shipped_preprocessor_gives_identical_tensors_on_both_paths() {
     let path =
         Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models/preprocessor.json");
-    let preprocessor = Preprocessor::load(&path).unwrap();
-    let rows = german_credit::load(&data_path()).unwrap();
+    let schema = german_credit();
+    let preprocessor = Preprocessor::load(&path, &schema).unwrap();
+    let rows = shipped_german_credit();
     let mut from_json = vec![0f32; preprocessor.width];
     let mut from_csv = vec![0f32; preprocessor.width];
     for (row, json) in rows.iter().zip(raw_json_rows()) {
         preprocessor
             .transform_into(&row.applicant, &mut from_csv)
             .unwrap();
-        let applicant = Applicant::from_json(json.as_bytes()).unwrap();
+        let applicant = Applicant::from_json(&schema, json.as_bytes()).unwrap();
         preprocessor
             .transform_into(&applicant, &mut from_json)
             .unwrap();

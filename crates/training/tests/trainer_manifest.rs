@@ -1,7 +1,7 @@
 //! `trainer manifest --dir DIR`: seals a bundle without retraining, and only the bundle this
 //! build would have written.
 
-use credit_core::artifacts::MANIFEST_FILE;
+use credit_core::artifacts::{JSON_SCHEMA_FILE, MANIFEST_FILE};
 use credit_testkit::paths::repo_root;
 use credit_testkit::worker_process::{flip_output_layer, shipped_models_copy};
 use std::path::Path;
@@ -16,19 +16,23 @@ fn trainer_manifest(dir: &Path) -> Output {
 }
 
 #[test]
-fn trainer_manifest_reproduces_the_shipped_manifest_without_retraining() {
+fn trainer_manifest_reproduces_the_shipped_manifest_and_json_schema_without_retraining() {
     let dir = shipped_models_copy();
     std::fs::remove_file(dir.path().join(MANIFEST_FILE)).expect("remove the manifest");
+    std::fs::remove_file(dir.path().join(JSON_SCHEMA_FILE)).expect("remove the JSON Schema");
     let output = trainer_manifest(dir.path());
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(
-        std::fs::read(dir.path().join(MANIFEST_FILE)).expect("written manifest"),
-        std::fs::read(repo_root().join("models").join(MANIFEST_FILE)).expect("shipped manifest")
-    );
+    for file in [MANIFEST_FILE, JSON_SCHEMA_FILE] {
+        assert_eq!(
+            std::fs::read(dir.path().join(file)).expect("written file"),
+            std::fs::read(repo_root().join("models").join(file)).expect("shipped file"),
+            "{file} differs from the shipped one"
+        );
+    }
 }
 
 #[test]

@@ -6,10 +6,11 @@
 
 use crate::smote::{MixedRow, SmoteError, SmoteNc};
 use credit_core::applicant::{Applicant, AttributeValue, RecordError};
-use credit_core::german_credit::LabelledApplicant;
+use credit_core::dataset::LabelledApplicant;
+use credit_core::schema::{Field, FieldKind, Schema};
 use serde::{Deserialize, Serialize};
 
-/// How the training split's 70:30 imbalance is handled.
+/// How the training split's class imbalance (70:30 in German Credit) is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Balancing {
@@ -31,45 +32,77 @@ pub enum BalanceError {
     Invalid(#[from] RecordError),
 }
 
-/// Splits an applicant into SMOTE-NC's numeric and categorical parts.
-pub(crate) fn to_mixed_row(applicant: &Applicant) -> MixedRow {
+/// SMOTE-NC's level for a missing categorical value: a level of its own, after every real one.
+const MISSING_LEVEL: usize = usize::MAX;
+
+/// Whether SMOTE-NC sees `field`, and as what: every value producers send, so a synthetic
+/// applicant has each field a real one has; the key and the label stay missing.
+fn part(field: &Field) -> Option<Part> {
+    if !field.is_wire() {
+        return None;
+    }
+    match field.kind {
+        FieldKind::Category { .. } | FieldKind::Boolean => Some(Part::Categorical),
+        FieldKind::Integer { .. } | FieldKind::Number { .. } => Some(Part::Numeric),
+        FieldKind::Text { .. } => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Numeric,
+    Categorical,
+}
+
+/// Splits an applicant into SMOTE-NC's numeric and categorical parts, in schema order.
+pub(crate) fn to_mixed_row(schema: &Schema, applicant: &Applicant) -> MixedRow {
     let mut row = MixedRow {
-        numeric: Vec::with_capacity(7),
-        categorical: Vec::with_capacity(13),
+        numeric: Vec::new(),
+        categorical: Vec::new(),
     };
-    for value in applicant.attribute_values() {
-        match value {
-            AttributeValue::Numeric(number) => row.numeric.push(number),
-            AttributeValue::Categorical(index) => row.categorical.push(index),
+    for (field, value) in schema.fields().iter().zip(applicant.values()) {
+        match (part(field), *value) {
+            (Some(Part::Numeric), AttributeValue::Numeric(number)) => {
+                row.numeric.push(Some(number))
+            }
+            (Some(Part::Numeric), _) => row.numeric.push(None),
+            (Some(Part::Categorical), AttributeValue::Categorical(index)) => {
+                row.categorical.push(index)
+            }
+            (Some(Part::Categorical), _) => row.categorical.push(MISSING_LEVEL),
+            (None, _) => {}
         }
     }
     row
 }
 
-/// Rebuilds an applicant from a (possibly synthetic) mixed row; numeric values are rounded to
-/// the schema's integers.
-pub(crate) fn from_mixed_row(
-    row: &MixedRow,
-    template: &Applicant,
-) -> Result<Applicant, RecordError> {
+/// Rebuilds an applicant from a (possibly synthetic) mixed row; integer values are rounded and
+/// every value checked against the schema.
+pub(crate) fn from_mixed_row(schema: &Schema, row: &MixedRow) -> Result<Applicant, RecordError> {
     let mut numeric = row.numeric.iter();
     let mut categorical = row.categorical.iter();
-    let mut values = template.attribute_values();
-    for value in values.iter_mut() {
-        match value {
-            AttributeValue::Numeric(number) => {
-                *number = numeric.next().copied().unwrap_or(*number).round();
-            }
-            AttributeValue::Categorical(index) => {
-                *index = categorical.next().copied().unwrap_or(*index);
-            }
-        }
-    }
-    Applicant::from_attribute_values(&values)
+    let values = schema
+        .fields()
+        .iter()
+        .map(|field| match part(field) {
+            Some(Part::Numeric) => numeric
+                .next()
+                .copied()
+                .flatten()
+                .map_or(AttributeValue::Missing, AttributeValue::Numeric),
+            Some(Part::Categorical) => match categorical.next() {
+                Some(&index) if index != MISSING_LEVEL => AttributeValue::Categorical(index),
+                _ => AttributeValue::Missing,
+            },
+            None => AttributeValue::Missing,
+        })
+        .collect();
+    Applicant::from_values(schema, values)
 }
 
 /// The training rows plus SMOTE-NC's synthetic bad rows, so both classes are equally many.
 pub(crate) fn smote_nc(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     k_neighbours: usize,
     seed: u64,
@@ -78,15 +111,13 @@ pub(crate) fn smote_nc(
     let minority: Vec<&LabelledApplicant> = rows.iter().filter(|row| row.bad).collect();
     let mixed: Vec<MixedRow> = minority
         .iter()
-        .map(|row| to_mixed_row(&row.applicant))
+        .map(|row| to_mixed_row(schema, &row.applicant))
         .collect();
     let synthetic = SmoteNc { k_neighbours, seed }.oversample(&mixed, good)?;
     let mut balanced = rows.to_vec();
     for row in &synthetic {
-        // The template only supplies the attribute kinds; every value is overwritten.
-        let applicant = from_mixed_row(row, &minority[0].applicant)?;
         balanced.push(LabelledApplicant {
-            applicant,
+            applicant: from_mixed_row(schema, row)?,
             bad: true,
         });
     }
@@ -96,50 +127,132 @@ pub(crate) fn smote_nc(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::german_credit;
-    use std::path::Path;
-
-    fn rows() -> Vec<LabelledApplicant> {
-        german_credit::load(
-            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                .join("data/german_credit.csv"),
-        )
-        .unwrap()
-    }
+    use credit_core::dataset::shipped_german_credit;
+    use credit_core::schema::german_credit;
 
     #[test]
     fn mixed_row_round_trip_is_identity() {
-        for row in rows().iter().take(50) {
-            let mixed = to_mixed_row(&row.applicant);
+        let schema = german_credit();
+        for row in shipped_german_credit().iter().take(50) {
+            let mixed = to_mixed_row(&schema, &row.applicant);
             assert_eq!(mixed.numeric.len(), 7);
             assert_eq!(mixed.categorical.len(), 13);
-            assert_eq!(
-                from_mixed_row(&mixed, &row.applicant).unwrap(),
-                row.applicant
-            );
+            assert_eq!(from_mixed_row(&schema, &mixed).unwrap(), row.applicant);
         }
     }
 
     #[test]
     fn smote_nc_equalises_classes_with_valid_bad_applicants() {
-        let original = rows();
-        let balanced = smote_nc(&original[..300], 5, 7).unwrap();
+        let schema = german_credit();
+        let original = shipped_german_credit();
+        let balanced = smote_nc(&schema, &original[..300], 5, 7).unwrap();
         let good = balanced.iter().filter(|r| !r.bad).count();
         let bad = balanced.iter().filter(|r| r.bad).count();
         assert_eq!(good, bad);
         assert_eq!(&balanced[..300], &original[..300]);
         for row in &balanced[300..] {
             assert!(row.bad);
-            row.applicant.validate().unwrap();
+            let values = row.applicant.values().to_vec();
+            assert_eq!(
+                Applicant::from_values(&schema, values).unwrap(),
+                row.applicant
+            );
         }
     }
 
     #[test]
     fn smote_nc_is_deterministic_for_a_seed() {
-        let original = rows();
+        let schema = german_credit();
+        let original = shipped_german_credit();
         assert_eq!(
-            smote_nc(&original[..200], 5, 1).unwrap(),
-            smote_nc(&original[..200], 5, 1).unwrap()
+            smote_nc(&schema, &original[..200], 5, 1).unwrap(),
+            smote_nc(&schema, &original[..200], 5, 1).unwrap()
         );
+    }
+
+    /// A lender's schema with an optional number, an optional category and a non-integer one.
+    fn optional_schema() -> Schema {
+        Schema::parse(
+            r#"
+            name = "optional"
+            [[field]]
+            name = "income"
+            label = "Income"
+            type = "number"
+            min = 0
+            max = 1e6
+            required = false
+            [[field]]
+            name = "ratio"
+            label = "Ratio"
+            type = "number"
+            min = 0
+            max = 1
+            [[field]]
+            name = "home"
+            label = "Home"
+            type = "category"
+            required = false
+            categories = [{ value = "rent", label = "Rent" }, { value = "own", label = "Own" }]
+            [[field]]
+            name = "outcome"
+            label = "Outcome"
+            type = "category"
+            role = "label"
+            bad = "bad"
+            categories = [{ value = "good", label = "Good" }, { value = "bad", label = "Bad" }]
+            "#,
+            "optional.toml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn smote_nc_keeps_or_copies_missing_values_and_does_not_round_numbers() {
+        let schema = optional_schema();
+        let value = |income: Option<f64>, ratio: f64, home: Option<usize>| {
+            let values = vec![
+                income.map_or(AttributeValue::Missing, AttributeValue::Numeric),
+                AttributeValue::Numeric(ratio),
+                home.map_or(AttributeValue::Missing, AttributeValue::Categorical),
+                AttributeValue::Missing,
+            ];
+            Applicant::from_values(&schema, values).unwrap()
+        };
+        let mut rows: Vec<LabelledApplicant> = (0..20)
+            .map(|i| LabelledApplicant {
+                applicant: value(Some(1000.0 * f64::from(i)), 0.5, Some(i as usize % 2)),
+                bad: false,
+            })
+            .collect();
+        for (income, ratio, home) in [
+            (None, 0.11, None),
+            (Some(5000.0), 0.23, Some(1)),
+            (None, 0.37, Some(0)),
+            (Some(9000.0), 0.41, None),
+        ] {
+            rows.push(LabelledApplicant {
+                applicant: value(income, ratio, home),
+                bad: true,
+            });
+        }
+        let balanced = smote_nc(&schema, &rows, 3, 11).unwrap();
+        assert_eq!(balanced.len(), 40);
+        let synthetic = &balanced[24..];
+        let income = |row: &LabelledApplicant| row.applicant.values()[0];
+        assert!(synthetic
+            .iter()
+            .any(|r| income(r) == AttributeValue::Missing));
+        assert!(synthetic
+            .iter()
+            .any(|r| matches!(income(r), AttributeValue::Numeric(_))));
+        // A number is interpolated as is: rounding would make every ratio 0.
+        assert!(synthetic.iter().all(|r| matches!(
+            r.applicant.values()[1],
+            AttributeValue::Numeric(ratio) if (0.11..=0.41).contains(&ratio)
+        )));
+        for row in synthetic {
+            assert_eq!(row.applicant.values()[3], AttributeValue::Missing);
+        }
     }
 }

@@ -7,8 +7,9 @@
 
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
 use crate::split::{stratified_k_fold, stratified_split};
+use credit_core::dataset::LabelledApplicant;
 use credit_core::evaluation::{mean_and_std, CostMatrix};
-use credit_core::german_credit::LabelledApplicant;
+use credit_core::schema::Schema;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -71,6 +72,7 @@ pub enum CrossValidationError {
 
 /// Runs `k`-fold cross-validation; `on_fold` sees each fold as it finishes.
 pub(crate) fn cross_validate(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     k: usize,
     validation_fraction: f64,
@@ -106,7 +108,7 @@ pub(crate) fn cross_validate(
             validation: inner.validation.iter().map(|&i| rest[i]).collect(),
             test: test.clone(),
         };
-        let result = fit(rows, &split, options, cost, &mut |_| {})
+        let result = fit(schema, rows, &split, options, cost, &mut |_| {})
             .map_err(|source| CrossValidationError::Fit { fold, source })?;
         let summary = FoldSummary {
             fold: fold + 1,

@@ -11,9 +11,10 @@ use crate::plots::LearningCurve;
 use crate::training::{
     self, ClassWeights, EpochStats, Examples, LossWeights, TrainingConfig, TrainingOutcome,
 };
+use credit_core::dataset::LabelledApplicant;
 use credit_core::evaluation::{self, ClassificationReport, CostMatrix};
-use credit_core::german_credit::LabelledApplicant;
 use credit_core::preprocess::Preprocessor;
+use credit_core::schema::Schema;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -108,7 +109,7 @@ pub enum FitError {
 }
 
 fn examples(preprocessor: &Preprocessor, rows: &[LabelledApplicant]) -> Result<Examples, FitError> {
-    let applicants: Vec<_> = rows.iter().map(|row| row.applicant).collect();
+    let applicants: Vec<_> = rows.iter().map(|row| row.applicant.clone()).collect();
     Ok(Examples {
         features: preprocessor.transform_batch(&applicants)?,
         labels: rows.iter().map(|row| row.bad).collect(),
@@ -119,7 +120,7 @@ fn examples(preprocessor: &Preprocessor, rows: &[LabelledApplicant]) -> Result<E
 fn pick(rows: &[LabelledApplicant], indices: &[usize]) -> Vec<LabelledApplicant> {
     indices
         .iter()
-        .filter_map(|&i| rows.get(i).copied())
+        .filter_map(|&i| rows.get(i).cloned())
         .collect()
 }
 
@@ -151,6 +152,7 @@ fn reports(
 /// Evaluation losses weigh the real (imbalanced) rows as the optimised data is balanced, so the
 /// train and validation curves are on one scale with the training loss.
 fn balance_rows(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     options: &FitOptions,
 ) -> Result<(Vec<LabelledApplicant>, LossWeights), FitError> {
@@ -158,7 +160,12 @@ fn balance_rows(
         ClassWeights::balanced(&rows.iter().map(|row| row.bad).collect::<Vec<_>>());
     Ok(match options.balancing {
         Balancing::Smote => (
-            balance::smote_nc(rows, options.smote_neighbours, options.training.seed)?,
+            balance::smote_nc(
+                schema,
+                rows,
+                options.smote_neighbours,
+                options.training.seed,
+            )?,
             LossWeights {
                 optimisation: ClassWeights::UNIFORM,
                 evaluation: balanced_weights,
@@ -172,13 +179,14 @@ fn balance_rows(
 /// Fits preprocessor, LSTM and baseline on `split.train`, early-stops and picks thresholds on
 /// `split.validation`, and evaluates on all three. `observer` sees every LSTM epoch.
 pub fn fit(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     split: &SplitIndices,
     options: &FitOptions,
     cost: &CostMatrix,
     observer: &mut dyn FnMut(&EpochStats),
 ) -> Result<FitResult, FitError> {
-    let data = FitData::prepare(rows, split, options)?;
+    let data = FitData::prepare(schema, rows, split, options)?;
     let started = Instant::now();
     let early = train_early_stopped(&data, options, observer)?;
     // Validation scores come from the early-stopped models, which never trained on those rows:
@@ -186,7 +194,7 @@ pub fn fit(
     let lstm_validation = early.network.predict(&data.validation.features)?;
     let logistic_validation = early.baseline.predict(&data.validation.features)?;
     let trained = if options.refit {
-        refit_on_train_and_validation(&data, options, &early)?
+        refit_on_train_and_validation(schema, &data, options, &early)?
     } else {
         FinalModels {
             optimised_rows: data.optimised.rows(),
@@ -247,6 +255,7 @@ struct FitData {
 
 impl FitData {
     fn prepare(
+        schema: &Schema,
         rows: &[LabelledApplicant],
         split: &SplitIndices,
         options: &FitOptions,
@@ -258,13 +267,14 @@ impl FitData {
         // Fitted on the real training rows only: validation and test stay unseen, and synthetic
         // rows do not shift the scaler.
         let preprocessor = Preprocessor::fit(
+            schema,
             &train_rows
                 .iter()
-                .map(|row| row.applicant)
+                .map(|row| row.applicant.clone())
                 .collect::<Vec<_>>(),
         )?;
 
-        let (balanced_rows, loss_weights) = balance_rows(&train_rows, options)?;
+        let (balanced_rows, loss_weights) = balance_rows(schema, &train_rows, options)?;
         let optimised = examples(&preprocessor, &balanced_rows)?;
         let train_eval = examples(&preprocessor, &train_rows)?;
         let validation = examples(&preprocessor, &validation_rows)?;
@@ -346,13 +356,14 @@ fn train_early_stopped(
 /// Both models trained afresh on training + validation rows, for the epochs and learning rates
 /// early stopping chose (see [`training::refit`]).
 fn refit_on_train_and_validation(
+    schema: &Schema,
     data: &FitData,
     options: &FitOptions,
     early: &EarlyStopped,
 ) -> Result<FinalModels, FitError> {
     let mut refit_rows = data.train_rows.clone();
     refit_rows.extend_from_slice(&data.validation_rows);
-    let (refit_balanced, refit_weights) = balance_rows(&refit_rows, options)?;
+    let (refit_balanced, refit_weights) = balance_rows(schema, &refit_rows, options)?;
     let refit_set = examples(&data.preprocessor, &refit_balanced)?;
     let network = new_network(&data.preprocessor, options)?;
     training::refit(

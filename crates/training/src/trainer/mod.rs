@@ -1,5 +1,7 @@
-//! The offline training run: data set in, ONNX model, preprocessor and report out.
+//! The offline training run: a schema and a data file in; the model bundle (ONNX model,
+//! preprocessor, schema, JSON Schema, report) out.
 //!
+//! - [`data`]: the data file read row by row against the schema, bad rows reported.
 //! - [`balance`]: SMOTE-NC or class weights, on the training split only.
 //! - [`fit`]: one fit of preprocessor, LSTM and baseline on given splits.
 //! - [`cross_validation`]: stratified K-fold of that same fit.
@@ -12,6 +14,7 @@
 
 pub mod balance;
 pub mod cross_validation;
+pub mod data;
 pub mod fit;
 pub mod report;
 
@@ -20,17 +23,20 @@ use crate::split::stratified_split;
 use crate::training::EpochStats;
 use balance::Balancing;
 use credit_core::artifacts::{self, ArtifactPaths};
-use credit_core::bundle;
+use credit_core::bundle::{self, Manifest};
+use credit_core::dataset::LabelledApplicant;
 use credit_core::evaluation::{roc_curve, CostMatrix};
-use credit_core::german_credit::{self, LabelledApplicant};
 use credit_core::model::onnx_export::export_onnx;
+use credit_core::schema::{Schema, SchemaError};
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
+use data::{OutcomeChoice, TrainingData};
 use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
 use report::{
-    BalancingComparison, BalancingSummary, DataSummary, ParitySummary, SplitSummary, TrainingReport,
+    BalancingComparison, BalancingSummary, DataSummary, OutcomeSummary, ParitySummary,
+    SchemaSummary, SplitSummary, TrainingReport,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
 /// Float32 kernels differ in summation order and activation approximations by ~1e-7; anything
@@ -41,6 +47,12 @@ pub(crate) const PARITY_TOLERANCE: f64 = 1e-5;
 #[derive(Debug, Clone)]
 pub struct TrainerOptions {
     pub data_path: PathBuf,
+    /// The applicant schema the data is read with and the bundle carries.
+    pub schema_path: PathBuf,
+    /// The outcome column and bad-risk value, where not the schema's label field's.
+    pub outcome: OutcomeChoice,
+    /// Train on the rows that fit the schema and count the others, rather than refusing the run.
+    pub skip_bad_rows: bool,
     pub output_dir: PathBuf,
     pub validation_fraction: f64,
     pub test_fraction: f64,
@@ -71,7 +83,9 @@ impl TrainingObserver for Silent {}
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerError {
     #[error(transparent)]
-    Data(#[from] german_credit::DatasetError),
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
     #[error(transparent)]
     Fit(#[from] fit::FitError),
     #[error(transparent)]
@@ -107,35 +121,84 @@ pub fn run(
     observer: &mut dyn TrainingObserver,
 ) -> Result<TrainingReport, TrainerError> {
     let cost = CostMatrix::GERMAN_CREDIT;
-    let rows: Vec<LabelledApplicant> = german_credit::load(&options.data_path)?;
-    let split = split_rows(&rows, options);
+    let schema = Schema::load(&options.schema_path)?;
+    let outcome = options.outcome.resolve(&schema)?;
+    observer.stage(&format!(
+        "reading {} with schema `{}` (outcome `{}` = `{}` is bad)",
+        options.data_path.display(),
+        schema.name(),
+        outcome.column,
+        outcome.bad
+    ));
+    let data = data::load(&schema, &outcome, &options.data_path, options.skip_bad_rows)?;
+    if data.skipped > 0 {
+        observer.stage(&format!(
+            "skipped {} of {} rows that do not fit the schema",
+            data.skipped, data.read
+        ));
+    }
+    let rows = &data.rows;
+    let split = split_rows(rows, options);
 
     observer.stage("training the stacked LSTM and the logistic baseline");
-    let result = fit(&rows, &split, &options.fit, &cost, &mut |stats| {
+    let result = fit(&schema, rows, &split, &options.fit, &cost, &mut |stats| {
         observer.epoch(stats)
     })?;
     let model = export_model(&result)?;
 
     observer.stage("checking ONNX Runtime against the trained network");
-    let onnx_parity = check_onnx_parity(&model.bytes, &result, &rows, options)?;
-    let cross_validation = cross_validate_if_asked(&rows, options, &cost, observer)?;
-    let balancing_comparison =
-        compare_balancing_if_asked(&rows, options, &cost, cross_validation.as_ref(), observer)?;
+    let onnx_parity = check_onnx_parity(&model.bytes, &result, rows, options)?;
+    let cross_validation = cross_validate_if_asked(&schema, rows, options, &cost, observer)?;
+    let balancing_comparison = compare_balancing_if_asked(
+        &schema,
+        rows,
+        options,
+        &cost,
+        cross_validation.as_ref(),
+        observer,
+    )?;
     let checks = Checks {
         onnx_parity,
         cross_validation,
         balancing_comparison,
     };
-    let report = training_report(options, &rows, &split, &result, &cost, &model, checks);
+    let input = Input {
+        schema: &schema,
+        outcome: OutcomeSummary {
+            column: outcome.column,
+            bad: outcome.bad,
+        },
+        data: &data,
+    };
+    let report = training_report(options, &input, &split, &result, &cost, &model, checks);
 
     observer.stage("writing artifacts");
     write_artifacts(
         &ArtifactPaths::new(&options.output_dir),
+        &schema,
         &model.bytes,
         &result,
         &report,
     )?;
     Ok(report)
+}
+
+/// Writes the manifest of the bundle in `dir` without retraining (see [`bundle::seal`]), after
+/// writing the JSON Schema from the bundle's schema when the bundle has none yet.
+pub fn seal(dir: &Path) -> Result<Manifest, TrainerError> {
+    let paths = ArtifactPaths::new(dir);
+    if !paths.json_schema().exists() && paths.schema().exists() {
+        let schema = Schema::load(&paths.schema())?;
+        bundle::write_json_schema(dir, &schema)?;
+    }
+    Ok(bundle::seal(dir)?)
+}
+
+/// What the run read: the schema, the outcome and the data file's rows.
+struct Input<'a> {
+    schema: &'a Schema,
+    outcome: OutcomeSummary,
+    data: &'a TrainingData,
 }
 
 /// The exported network and the identity written into its metadata.
@@ -208,9 +271,12 @@ fn check_onnx_parity(
 ) -> Result<ParitySummary, TrainerError> {
     init_runtime(options.ort_dylib.as_deref())?;
     let mut scorer = OnnxScorer::from_bytes(onnx, 1)?;
-    let all_features = result
-        .preprocessor
-        .transform_batch(&rows.iter().map(|row| row.applicant).collect::<Vec<_>>())?;
+    let all_features = result.preprocessor.transform_batch(
+        &rows
+            .iter()
+            .map(|row| row.applicant.clone())
+            .collect::<Vec<_>>(),
+    )?;
     let mut onnx_scores = Vec::with_capacity(rows.len());
     scorer.score_into(&all_features, rows.len(), &mut onnx_scores)?;
     let own_scores = result.network.predict(&all_features)?;
@@ -232,6 +298,7 @@ fn check_onnx_parity(
 
 /// K-fold cross-validation of the run's own fit options, when `--cv` asks for it.
 fn cross_validate_if_asked(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     options: &TrainerOptions,
     cost: &CostMatrix,
@@ -242,6 +309,7 @@ fn cross_validate_if_asked(
     };
     observer.stage(&format!("{k}-fold cross-validation"));
     Ok(Some(k_fold(
+        schema,
         rows,
         k,
         options,
@@ -254,6 +322,7 @@ fn cross_validate_if_asked(
 /// The cross-validated LSTM under each balancing method, when `--compare-balancing` asks for
 /// it; the run's own method reuses `primary` rather than cross-validating it twice.
 fn compare_balancing_if_asked(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     options: &TrainerOptions,
     cost: &CostMatrix,
@@ -275,7 +344,7 @@ fn compare_balancing_if_asked(
                     balancing: method,
                     ..options.fit
                 };
-                k_fold(rows, k, options, &fit_options, cost, observer)?.lstm
+                k_fold(schema, rows, k, options, &fit_options, cost, observer)?.lstm
             }
         };
         balancing_comparison.push(BalancingComparison {
@@ -288,6 +357,7 @@ fn compare_balancing_if_asked(
 
 /// One `k`-fold cross-validation of `fit_options`, each fold reported to `observer`.
 fn k_fold(
+    schema: &Schema,
     rows: &[LabelledApplicant],
     k: usize,
     options: &TrainerOptions,
@@ -299,6 +369,7 @@ fn k_fold(
     // to keep the shipped split's train : validation ratio.
     let validation_fraction = options.validation_fraction / (1.0 - options.test_fraction);
     Ok(cross_validate(
+        schema,
         rows,
         k,
         validation_fraction,
@@ -311,21 +382,31 @@ fn k_fold(
 /// The report of the run, as written to metrics.json.
 fn training_report(
     options: &TrainerOptions,
-    rows: &[LabelledApplicant],
+    input: &Input<'_>,
     split: &SplitIndices,
     result: &FitResult,
     cost: &CostMatrix,
     model: &OnnxModel,
     checks: Checks,
 ) -> TrainingReport {
+    let bad_rows = input.data.rows.iter().filter(|row| row.bad).count();
     TrainingReport {
         model_version: model.version.clone(),
         trained_at: model.trained_at.clone(),
         command: options.command.clone(),
         data: DataSummary {
             path: options.data_path.display().to_string(),
-            rows: rows.len(),
-            bad: rows.iter().filter(|row| row.bad).count(),
+            rows: input.data.rows.len(),
+            bad: bad_rows,
+            schema: Some(SchemaSummary {
+                name: input.schema.name().to_owned(),
+                fingerprint: input.schema.fingerprint(),
+                path: options.schema_path.display().to_string(),
+            }),
+            outcome: Some(input.outcome.clone()),
+            rows_read: Some(input.data.read),
+            rows_skipped: Some(input.data.skipped),
+            skipped_rows: input.data.skipped_rows.clone(),
         },
         split: SplitSummary {
             seed: options.fit.training.seed,
@@ -337,7 +418,11 @@ fn training_report(
             method: options.fit.balancing,
             training_rows_before: result.training_rows,
             training_rows_after: result.training_rows_after_balancing,
-            reason: report::balancing_reason(options.fit.balancing, &checks.balancing_comparison),
+            reason: report::balancing_reason(
+                options.fit.balancing,
+                bad_rows as f64 / input.data.rows.len().max(1) as f64,
+                &checks.balancing_comparison,
+            ),
         },
         cost_matrix: *cost,
         network: options.fit.network,
@@ -354,9 +439,11 @@ fn training_report(
     }
 }
 
-/// Writes model, preprocessor, report and plots into `paths.dir`, then the manifest over them.
+/// Writes model, preprocessor, schema, JSON Schema, report and plots into `paths.dir`, then the
+/// manifest over them.
 fn write_artifacts(
     paths: &ArtifactPaths,
+    schema: &Schema,
     onnx: &[u8],
     result: &FitResult,
     report: &TrainingReport,
@@ -364,6 +451,9 @@ fn write_artifacts(
     std::fs::create_dir_all(&paths.dir).map_err(|e| write_error(&paths.dir, e))?;
     std::fs::write(paths.model(), onnx).map_err(|e| write_error(&paths.model(), e))?;
     result.preprocessor.save(&paths.preprocessor())?;
+    // The schema as read, byte for byte: its fingerprint in the report is the bundle's.
+    std::fs::write(paths.schema(), schema.source()).map_err(|e| write_error(&paths.schema(), e))?;
+    bundle::write_json_schema(&paths.dir, schema)?;
     let json =
         serde_json::to_string_pretty(report).map_err(|e| write_error(&paths.metrics(), e))?;
     std::fs::write(paths.metrics(), json + "\n").map_err(|e| write_error(&paths.metrics(), e))?;

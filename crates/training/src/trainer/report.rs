@@ -5,6 +5,7 @@
 
 use super::balance::Balancing;
 use super::cross_validation::{CrossValidationReport, ModelSpread};
+use super::data::BadRow;
 use super::fit::SplitReports;
 use crate::network::NetworkConfig;
 use crate::plots::LearningCurve;
@@ -14,11 +15,43 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// The data set that was used.
+///
+/// The fields after `bad` are optional so that reports written before they existed still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataSummary {
     pub path: String,
+    /// Rows trained and evaluated on.
     pub rows: usize,
     pub bad: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OutcomeSummary>,
+    /// Data rows in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_read: Option<usize>,
+    /// Rows left out because they do not fit the schema (`--skip-bad-rows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_skipped: Option<usize>,
+    /// The first of them, with the field and the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_rows: Vec<BadRow>,
+}
+
+/// The applicant schema the data was read with (and the bundle carries).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchemaSummary {
+    pub name: String,
+    /// SHA-256 of the schema file's text.
+    pub fingerprint: String,
+    pub path: String,
+}
+
+/// Which column held the outcome, and which of its values meant a bad risk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutcomeSummary {
+    pub column: String,
+    pub bad: String,
 }
 
 /// Sizes of the three splits.
@@ -83,7 +116,14 @@ pub struct TrainingReport {
 
 /// Why the balancing method was used: written into the report so the choice is explained
 /// next to its consequences, with the cross-validated comparison when one was run.
-pub(crate) fn balancing_reason(method: Balancing, comparison: &[BalancingComparison]) -> String {
+/// `bad_share` is the share of bad rows in the data.
+pub(crate) fn balancing_reason(
+    method: Balancing,
+    bad_share: f64,
+    comparison: &[BalancingComparison],
+) -> String {
+    let bad_percent = (bad_share * 100.0).round();
+    let mix = format!("{}:{}", 100.0 - bad_percent, bad_percent);
     let what = match method {
         Balancing::Smote => {
             "SMOTE-NC on the training split only (the original study's SMOTE, in \
@@ -93,10 +133,10 @@ pub(crate) fn balancing_reason(method: Balancing, comparison: &[BalancingCompari
             "class weights on the training split (bad rows weigh \
             good/bad in the loss; no synthetic applicants)"
         }
-        Balancing::None => "no balancing (the cost-based threshold alone handles the 70:30 mix)",
+        Balancing::None => "no balancing (the cost-based threshold alone handles the class mix)",
     };
     let mut reason = format!(
-        "{what}; validation and test keep the real 70:30 mix, so their figures are what \
+        "{what}; validation and test keep the real {mix} mix, so their figures are what \
          production sees"
     );
     if !comparison.is_empty() {
@@ -143,11 +183,30 @@ fn row(table: &mut String, model: &str, split: &str, report: &ClassificationRepo
 /// The summary table printed at the end of training.
 pub fn render_table(report: &TrainingReport) -> String {
     let mut table = String::new();
+    let data = &report.data;
+    let schema = data.schema.as_ref().map_or(String::new(), |schema| {
+        format!(
+            " with schema `{}` ({})",
+            schema.name,
+            &schema.fingerprint[..schema.fingerprint.len().min(12)]
+        )
+    });
     let _ = writeln!(
         table,
-        "model {}  threshold {:.3} (chosen on validation, 5:1 cost)  best epoch {}/{}  {:.1}s",
+        "data {}{schema}: {} rows read, {} skipped, {} trained on ({} bad)",
+        data.path,
+        data.rows_read.unwrap_or(data.rows),
+        data.rows_skipped.unwrap_or(0),
+        data.rows,
+        data.bad
+    );
+    let _ = writeln!(
+        table,
+        "model {}  threshold {:.3} (chosen on validation, {}:{} cost)  best epoch {}/{}  {:.1}s",
         report.model_version,
         report.lstm.threshold,
+        report.cost_matrix.false_good_cost,
+        report.cost_matrix.false_bad_cost,
         report.best_epoch,
         report.epochs_run,
         report.training_seconds
