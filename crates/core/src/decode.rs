@@ -5,7 +5,7 @@
 //! a human explanation (from [`Applicant::from_json`]) for the team that produced the record.
 
 use crate::applicant::{Applicant, AttributeValue, RecordError, RecordErrorKind, MAX_RECORD_BYTES};
-use crate::schema::{Field, FieldKind, Schema};
+use crate::schema::{Field, FieldKind, Schema, MAX_FIELDS};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
@@ -263,7 +263,8 @@ impl<'de> Visitor<'de> for FastRecord<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let fields = self.schema.fields();
         let mut values = vec![AttributeValue::Missing; fields.len()];
-        let mut seen = vec![false; fields.len()];
+        // A bit per field (the schema has at most `MAX_FIELDS`): no second allocation per record.
+        let mut seen = [0u64; MAX_FIELDS / 64];
         // Producers mostly send fields in schema order: the field after the last one read is
         // compared first, and the name index consulted only when that guess is wrong.
         let mut next = 0;
@@ -275,16 +276,19 @@ impl<'de> Visitor<'de> for FastRecord<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            if std::mem::replace(&mut seen[position], true) {
+            let (word, bit) = (position / 64, 1u64 << (position % 64));
+            if seen[word] & bit != 0 {
                 return Err(de::Error::custom("duplicate field"));
             }
+            seen[word] |= bit;
             values[position] = map.next_value_seed(FastValue(&fields[position]))?;
             next = position + 1;
         }
-        let complete = fields
-            .iter()
-            .zip(&seen)
-            .all(|(field, seen)| *seen || !field.required || !field.is_wire());
+        let complete = fields.iter().enumerate().all(|(position, field)| {
+            seen[position / 64] & (1u64 << (position % 64)) != 0
+                || !field.required
+                || !field.is_wire()
+        });
         if !complete {
             return Err(de::Error::custom("missing field"));
         }

@@ -18,8 +18,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-/// Longest field name, in bytes: names are metric-free but go into headers and log lines.
+/// Longest field name, in bytes: names go into headers and log lines.
 const MAX_NAME_BYTES: usize = 64;
+/// Most fields a schema may have (the decoder keeps a bit per field).
+pub const MAX_FIELDS: usize = 256;
 
 /// A validated schema.
 #[derive(Debug, Clone)]
@@ -236,6 +238,15 @@ impl Schema {
             }
         }
         check_roles(&fields, &mut problems);
+        if fields.len() > MAX_FIELDS {
+            problems.push(problem(
+                "schema",
+                format!(
+                    "{} fields, more than the {MAX_FIELDS} a schema may have",
+                    fields.len()
+                ),
+            ));
+        }
         if raw.name.trim().is_empty() {
             problems.push(problem("schema", "`name` is empty"));
         }
