@@ -126,9 +126,10 @@ struct ScoreArgs {
     /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, then .onnxruntime/).
     #[arg(long, value_name = "FILE")]
     ort_dylib: Option<PathBuf>,
-    /// Training data, scored as the reference distribution of the PSI.
-    #[arg(long, default_value = "data/german_credit.csv", value_name = "FILE")]
-    reference: PathBuf,
+    /// Training data (read with the model's schema), scored as the reference distribution of
+    /// the PSI; without it, no PSI.
+    #[arg(long, value_name = "FILE")]
+    reference: Option<PathBuf>,
     /// Overwrite an existing output that has no checkpoint.
     #[arg(long)]
     force: bool,
@@ -234,7 +235,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         max_rejects: args.max_rejects,
         durable: !args.no_fsync,
         part_rows: args.part_rows,
-        reference: Some(args.reference),
+        reference: args.reference,
         force: args.force,
         stop_after_rows: args.stop_after_rows,
     };
