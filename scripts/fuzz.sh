@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Fuzzes the worker's record decoder with cargo-fuzz (libFuzzer) for a fixed time.
+# Fuzzes the worker's record decoder with cargo-fuzz (libFuzzer) for a fixed time, under both
+# shipped schemas.
 #
 #   ./scripts/fuzz.sh [SECONDS]      default 120
 #
 # Needs the nightly toolchain (installed with rustup when missing) and cargo-fuzz (installed
-# from crates.io when missing). Seeds: the data set's applicants as records, plus a few broken
-# ones; the fuzzer's findings, if any, land in fuzz/artifacts/decode_record/ and fail the run.
+# from crates.io when missing). Seeds: a German Credit record, retail-loan records, and a few
+# broken ones; the fuzzer's findings, if any, land in fuzz/artifacts/decode_record/ and fail the run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-120}"
@@ -19,9 +20,9 @@ corpus="$root/fuzz/corpus/decode_record"
 mkdir -p "$corpus"
 if [ -z "$(ls -A "$corpus")" ]; then
   # Seeds: byte 0 = key length, then the key, then the payload (see the fuzz target).
-  python3 - "$root/data/german_credit.csv" "$corpus" <<'PY'
+  python3 - "$root/data/retail_loan_book.csv" "$corpus" <<'PY'
 import csv, json, os, sys
-data, corpus = sys.argv[1], sys.argv[2]
+book, corpus = sys.argv[1], sys.argv[2]
 example = {"checking_account": "below_0_dm", "duration_months": 6,
   "credit_history": "critical_account", "purpose": "radio_television",
   "credit_amount_dm": 1169, "savings": "unknown_or_none",
@@ -33,6 +34,18 @@ example = {"checking_account": "below_0_dm", "duration_months": 6,
 seeds = [json.dumps(example).encode(), b"{}", b"null", b"[1,2]", b'{"age_years": 900}',
          json.dumps(dict(example, purpose="spaceship")).encode(),
          json.dumps(dict(example, age_years="NaN")).encode()]
+# The retail-loan schema's records: numbers, booleans, optional fields left empty or given.
+kinds = {"annual_income": float, "debt_to_income": float, "employment_years": int,
+         "delinquencies_2y": int, "revolving_utilisation": float, "open_accounts": int,
+         "loan_amount": float, "term_months": int, "age_years": int}
+with open(book) as rows:
+    for row in list(csv.DictReader(rows))[:20]:
+        record = {}
+        for name, text in row.items():
+            if name in ("application_id", "defaulted", "true_pd") or text == "":
+                continue
+            record[name] = (text == "true") if name == "verified_income" else kinds.get(name, str)(text)
+        seeds.append(json.dumps(record).encode())
 for i, payload in enumerate(seeds):
     key = f"app-{i}".encode()
     with open(os.path.join(corpus, f"seed-{i}"), "wb") as out:
