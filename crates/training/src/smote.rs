@@ -4,9 +4,9 @@
 //! Why: `bad` applicants are a minority of any loan book (30% of the German Credit data), and a
 //! network trained on the raw ratio learns to under-score them. SMOTE-NC adds plausible new
 //! `bad` applicants between existing ones instead of repeating rows, which would only teach the
-//! network to memorise them. Many credit attributes are categorical (purpose, housing, credit
-//! history, ...), where "between" has no meaning, hence the NC variant: numeric attributes are
-//! interpolated, categorical ones take the majority value of the neighbourhood.
+//! network to memorise them. Many credit attributes are categorical, where "between" has no
+//! meaning, hence the NC variant: numeric attributes are interpolated, categorical ones take
+//! the majority value of the neighbourhood.
 //!
 //! Only ever apply it to the training split: synthetic rows in validation or test data would
 //! be rows the model never has to score in production, and they are built from training rows,

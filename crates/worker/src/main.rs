@@ -74,7 +74,7 @@ struct ProduceArgs {
     /// Records to produce; 0 runs until SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     records: u64,
-    /// Make every N-th record invalid (out-of-range age, unknown purpose, not JSON) to exercise
+    /// Make every N-th record invalid (a number out of range, an unknown category, not JSON) to exercise
     /// the dead-letter path; 0 for none.
     #[arg(long, default_value_t = 0, value_name = "N")]
     invalid_every: u64,
