@@ -63,8 +63,8 @@
 
 use credit_testkit::proc_stats;
 
-use credit_core::decode::decode;
 use credit_core::dataset::{self, LabelledApplicant};
+use credit_core::decode::decode;
 use credit_core::schema::Schema;
 use credit_kafka::mock::EmbeddedCluster;
 use credit_testkit::latency::LatencyLog;
@@ -310,7 +310,10 @@ fn shipped_rows(schema: &Schema) -> Result<Vec<LabelledApplicant>, String> {
 fn payloads() -> Result<Vec<Vec<u8>>, String> {
     let schema = shipped_schema()?;
     let rows = shipped_rows(&schema)?;
-    Ok(rows.iter().map(|row| row.applicant.to_json(&schema)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.applicant.to_json(&schema))
+        .collect())
 }
 
 fn key_of(index: u64) -> String {
