@@ -31,6 +31,10 @@ pub struct Schema {
     fields: Vec<Field>,
     /// Field position by wire name.
     by_name: HashMap<String, usize>,
+    /// A bit per field producers send, and one per field they must send: the fast decoder's
+    /// lookups, computed once.
+    wire: FieldBits,
+    required: FieldBits,
     /// The file's text: written into a bundle as it was read, and hashed for the fingerprint.
     source: String,
 }
@@ -39,6 +43,20 @@ impl PartialEq for Schema {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source
     }
+}
+
+/// A bit per field position.
+pub(crate) type FieldBits = [u64; MAX_FIELDS / 64];
+
+/// The bits of the fields for which `keep` holds.
+fn bits(fields: &[Field], keep: impl Fn(&Field) -> bool) -> FieldBits {
+    let mut out = [0u64; MAX_FIELDS / 64];
+    for (position, field) in fields.iter().enumerate().take(MAX_FIELDS) {
+        if keep(field) {
+            out[position / 64] |= 1 << (position % 64);
+        }
+    }
+    out
 }
 
 /// One field of a record.
@@ -259,6 +277,8 @@ impl Schema {
         Ok(Self {
             name: raw.name,
             description: raw.description.unwrap_or_default(),
+            wire: bits(&fields, Field::is_wire),
+            required: bits(&fields, |field| field.is_wire() && field.required),
             fields,
             by_name,
             source: text.to_owned(),
@@ -297,6 +317,16 @@ impl Schema {
             .iter()
             .enumerate()
             .find(|(_, field)| field.role == Role::Key)
+    }
+
+    /// A bit per field producers send.
+    pub(crate) fn wire_bits(&self) -> &FieldBits {
+        &self.wire
+    }
+
+    /// A bit per field producers must send.
+    pub(crate) fn required_bits(&self) -> &FieldBits {
+        &self.required
     }
 
     /// The file's text, as read.
