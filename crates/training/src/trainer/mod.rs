@@ -130,7 +130,13 @@ pub fn run(
         outcome.column,
         outcome.bad
     ));
-    let data = data::load(&schema, &outcome, &options.data_path, options.skip_bad_rows)?;
+    let data = data::load(
+        &schema,
+        &outcome,
+        None,
+        &options.data_path,
+        options.skip_bad_rows,
+    )?;
     if data.skipped > 0 {
         observer.stage(&format!(
             "skipped {} of {} rows that do not fit the schema",
