@@ -38,6 +38,11 @@ struct Args {
     /// refusing to train when any row does not fit.
     #[arg(long)]
     skip_bad_rows: bool,
+    /// A column of each row's true probability of the bad outcome (a number in [0, 1]), known
+    /// when the data was drawn from them: the report sets the AUC of these probabilities, the
+    /// best any model can reach on the same rows, next to the model's.
+    #[arg(long, value_name = "COLUMN")]
+    true_probability_column: Option<String>,
     /// Where the bundle (ONNX model, preprocessor, schema, metrics, plots, manifest) is written.
     #[arg(long, alias = "output", default_value = "models")]
     out: PathBuf,
@@ -214,6 +219,7 @@ fn main() -> anyhow::Result<()> {
             bad: args.bad_value.clone(),
         },
         skip_bad_rows: args.skip_bad_rows,
+        true_probability_column: args.true_probability_column.clone(),
         output_dir: args.out.clone(),
         validation_fraction: args.validation_fraction,
         test_fraction: args.test_fraction,
@@ -271,6 +277,7 @@ mod tests {
         assert_eq!(args.out, PathBuf::from("models"));
         assert_eq!((args.label, args.bad_value), (None, None));
         assert!(!args.skip_bad_rows);
+        assert_eq!(args.true_probability_column, None);
     }
 
     #[test]
@@ -286,6 +293,8 @@ mod tests {
             "--bad-value",
             "yes",
             "--skip-bad-rows",
+            "--true-probability-column",
+            "true_pd",
             "--output",
             "bundle",
         ])
@@ -295,6 +304,7 @@ mod tests {
         assert_eq!(args.label.as_deref(), Some("defaulted"));
         assert_eq!(args.bad_value.as_deref(), Some("yes"));
         assert!(args.skip_bad_rows);
+        assert_eq!(args.true_probability_column.as_deref(), Some("true_pd"));
         assert_eq!(args.out, PathBuf::from("bundle"));
     }
 }

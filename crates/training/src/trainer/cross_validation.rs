@@ -5,10 +5,11 @@
 //! spread to go with the mean. Each fold carves its own validation split out of its training
 //! part (for early stopping and the threshold), exactly as the shipped model does.
 
+use super::data::TrainingData;
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
+use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
-use credit_core::dataset::LabelledApplicant;
-use credit_core::evaluation::{mean_and_std, CostMatrix};
+use credit_core::evaluation::{mean_and_std, CostMatrix, MetricsError};
 use credit_core::schema::Schema;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -26,17 +27,20 @@ pub struct FoldSummary {
     pub logistic_auc: Option<f64>,
     pub logistic_cost: f64,
     pub seconds: f64,
+    /// The true probabilities of the fold's test rows, when the data file has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_probability: Option<TrueProbabilities>,
 }
 
 /// Mean and sample standard deviation across folds.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub mean: f64,
     pub std: f64,
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Self {
+    pub(crate) fn of(values: &[f64]) -> Self {
         let (mean, std) = mean_and_std(values);
         Self { mean, std }
     }
@@ -68,12 +72,15 @@ pub enum CrossValidationError {
     Folds { k: usize, reason: String },
     #[error("fold {fold}: {source}")]
     Fit { fold: usize, source: FitError },
+    #[error("fold {fold}: true probabilities: {source}")]
+    Truth { fold: usize, source: MetricsError },
 }
 
-/// Runs `k`-fold cross-validation; `on_fold` sees each fold as it finishes.
+/// Runs `k`-fold cross-validation on `data.rows`; `on_fold` sees each fold as it finishes. When
+/// the data has true probabilities, each fold also reports those of its test rows.
 pub(crate) fn cross_validate(
     schema: &Schema,
-    rows: &[LabelledApplicant],
+    data: &TrainingData,
     k: usize,
     validation_fraction: f64,
     options: &FitOptions,
@@ -81,6 +88,7 @@ pub(crate) fn cross_validate(
     on_fold: &mut dyn FnMut(&FoldSummary),
 ) -> Result<CrossValidationReport, CrossValidationError> {
     let started = Instant::now();
+    let (rows, truth) = (&data.rows, data.true_probabilities.as_deref());
     let seed = options.training.seed;
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
     let folds =
@@ -110,6 +118,14 @@ pub(crate) fn cross_validate(
         };
         let result = fit(schema, rows, &split, options, cost, &mut |_| {})
             .map_err(|source| CrossValidationError::Fit { fold, source })?;
+        let true_probability = truth
+            .map(|truth| {
+                let test_truth: Vec<f64> = split.test.iter().map(|&i| truth[i]).collect();
+                let test_bad: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
+                TrueProbabilities::of(&test_truth, &test_bad)
+            })
+            .transpose()
+            .map_err(|source| CrossValidationError::Truth { fold, source })?;
         let summary = FoldSummary {
             fold: fold + 1,
             test_rows: split.test.len(),
@@ -121,6 +137,7 @@ pub(crate) fn cross_validate(
             logistic_auc: result.logistic.test.roc_auc,
             logistic_cost: result.logistic.test.average_cost,
             seconds: fold_started.elapsed().as_secs_f64(),
+            true_probability,
         };
         on_fold(&summary);
         per_fold.push(summary);

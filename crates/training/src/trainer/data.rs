@@ -7,6 +7,10 @@
 //! read as [`credit_core::dataset`] reads CSV cells: each field from its `column`, categories as
 //! on the wire or in the schema's `data` spelling, an empty cell or a null missing. CSV row
 //! numbers are as a spreadsheet shows them (the header is row 1); Parquet rows count from 1.
+//!
+//! A file whose rows were drawn from known probabilities (a synthetic book) may name the column
+//! that holds them; each row's true probability of the bad outcome is then read with it, and a
+//! cell that is not a number in [0, 1] makes a bad row like any other.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -101,6 +105,9 @@ pub struct TrainingData {
     pub skipped: usize,
     /// The first [`LISTED_BAD_ROWS`] of them.
     pub skipped_rows: Vec<BadRow>,
+    /// Each row's true probability of the bad outcome, in the order of `rows`, when the file
+    /// has a column of them and the run named it.
+    pub true_probabilities: Option<Vec<f64>>,
 }
 
 /// Why the training data could not be used.
@@ -138,6 +145,13 @@ pub enum DataError {
     NoBadValue { column: String },
     #[error("data file {path} has no outcome column `{column}`")]
     NoOutcomeColumn { path: String, column: String },
+    #[error("data file {path} has no true-probability column `{column}`")]
+    NoTrueProbabilityColumn { path: String, column: String },
+    #[error(
+        "the true-probability column `{column}` is {what}: the comparison needs a column the \
+         model neither reads nor learns"
+    )]
+    TrueProbabilityIsUsed { column: String, what: String },
     #[error(
         "the outcome column `{column}` is the column of field `{field}`, which producers send: \
          the model would learn the outcome from itself"
@@ -189,10 +203,12 @@ fn list(listed: &[BadRow], total: usize) -> String {
     lines.join("\n")
 }
 
-/// Reads a data file for training: Parquet when its name ends in `.parquet`, CSV otherwise.
+/// Reads a data file for training: Parquet when its name ends in `.parquet`, CSV otherwise;
+/// with `true_probability`, that column's true probabilities too.
 pub fn load(
     schema: &Schema,
     outcome: &Outcome,
+    true_probability: Option<&str>,
     path: &Path,
     skip_bad_rows: bool,
 ) -> Result<TrainingData, DataError> {
@@ -202,9 +218,23 @@ pub fn load(
         source,
     })?;
     if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        read_parquet(schema, outcome, file, &origin, skip_bad_rows)
+        read_parquet(
+            schema,
+            outcome,
+            true_probability,
+            file,
+            &origin,
+            skip_bad_rows,
+        )
     } else {
-        read_csv(schema, outcome, file, &origin, skip_bad_rows)
+        read_csv(
+            schema,
+            outcome,
+            true_probability,
+            file,
+            &origin,
+            skip_bad_rows,
+        )
     }
 }
 
@@ -212,6 +242,7 @@ pub fn load(
 pub fn read_parquet(
     schema: &Schema,
     outcome: &Outcome,
+    true_probability: Option<&str>,
     file: std::fs::File,
     origin: &str,
     skip_bad_rows: bool,
@@ -229,7 +260,7 @@ pub fn read_parquet(
         .map(|field| field.name().clone())
         .collect();
     let names: Vec<&str> = header.iter().map(String::as_str).collect();
-    let mut rows = RowReader::new(schema, outcome, &names, origin)?;
+    let mut rows = RowReader::new(schema, outcome, true_probability, &names, origin)?;
     let reader = builder
         .build()
         .map_err(|error| parquet_error(error.to_string()))?;
@@ -305,6 +336,7 @@ fn column_text(
 pub fn read_csv(
     schema: &Schema,
     outcome: &Outcome,
+    true_probability: Option<&str>,
     reader: impl Read,
     origin: &str,
     skip_bad_rows: bool,
@@ -320,7 +352,7 @@ pub fn read_csv(
         .from_reader(reader);
     let header = csv.headers().map_err(csv_error)?.clone();
     let names: Vec<&str> = header.iter().collect();
-    let mut rows = RowReader::new(schema, outcome, &names, origin)?;
+    let mut rows = RowReader::new(schema, outcome, true_probability, &names, origin)?;
     for (index, record) in csv.records().enumerate() {
         let record = record.map_err(csv_error)?;
         // Row numbers as a spreadsheet shows them: the header is row 1.
@@ -336,8 +368,10 @@ struct RowReader<'a> {
     /// Each schema field's column in the file.
     positions: Vec<Option<usize>>,
     outcome: OutcomeReader<'a>,
+    truth: Option<TrueProbabilityReader>,
     width: usize,
     rows: Vec<LabelledApplicant>,
+    true_probabilities: Vec<f64>,
     read: usize,
     bad: usize,
     listed: Vec<BadRow>,
@@ -347,6 +381,7 @@ impl<'a> RowReader<'a> {
     fn new(
         schema: &'a Schema,
         outcome: &'a Outcome,
+        true_probability: Option<&str>,
         header: &[&str],
         origin: &'a str,
     ) -> Result<Self, DataError> {
@@ -354,13 +389,18 @@ impl<'a> RowReader<'a> {
             path: origin.to_owned(),
             source,
         })?;
+        let truth = true_probability
+            .map(|column| TrueProbabilityReader::new(schema, outcome, column, header, origin))
+            .transpose()?;
         Ok(Self {
             schema,
             origin,
             positions,
             outcome: OutcomeReader::new(schema, outcome, header, origin)?,
+            truth,
             width: header.len(),
             rows: Vec::new(),
+            true_probabilities: Vec::new(),
             read: 0,
             bad: 0,
             listed: Vec::new(),
@@ -371,7 +411,10 @@ impl<'a> RowReader<'a> {
     fn push<'c>(&mut self, row: usize, cells: usize, cell: impl Fn(usize) -> Option<&'c str>) {
         self.read += 1;
         match self.parse(cells, &cell) {
-            Ok(labelled) => self.rows.push(labelled),
+            Ok((labelled, truth)) => {
+                self.rows.push(labelled);
+                self.true_probabilities.extend(truth);
+            }
             Err((field, reason)) => {
                 self.bad += 1;
                 if self.listed.len() < LISTED_BAD_ROWS {
@@ -392,12 +435,12 @@ impl<'a> RowReader<'a> {
         }
     }
 
-    /// The row, or the field that does not fit and why.
+    /// The row and its true probability (when read), or the field that does not fit and why.
     fn parse<'c>(
         &self,
         cells: usize,
         cell: &impl Fn(usize) -> Option<&'c str>,
-    ) -> Result<LabelledApplicant, (String, String)> {
+    ) -> Result<(LabelledApplicant, Option<f64>), (String, String)> {
         if cells != self.width {
             return Err((
                 "record".to_owned(),
@@ -411,7 +454,12 @@ impl<'a> RowReader<'a> {
         let bad = self
             .outcome
             .is_bad(cell(self.outcome.position).unwrap_or(""))?;
-        Ok(LabelledApplicant { applicant, bad })
+        let truth = self
+            .truth
+            .as_ref()
+            .map(|truth| truth.read(cell(truth.position).unwrap_or("")))
+            .transpose()?;
+        Ok((LabelledApplicant { applicant, bad }, truth))
     }
 
     fn finish(self, skip_bad_rows: bool) -> Result<TrainingData, DataError> {
@@ -446,7 +494,65 @@ impl<'a> RowReader<'a> {
             read: self.read,
             skipped: self.bad,
             skipped_rows: self.listed,
+            true_probabilities: self.truth.map(|_| self.true_probabilities),
         })
+    }
+}
+
+/// Reads the column of true probabilities of the bad outcome.
+struct TrueProbabilityReader {
+    position: usize,
+    column: String,
+}
+
+impl TrueProbabilityReader {
+    fn new(
+        schema: &Schema,
+        outcome: &Outcome,
+        column: &str,
+        header: &[&str],
+        origin: &str,
+    ) -> Result<Self, DataError> {
+        let used = |what: String| DataError::TrueProbabilityIsUsed {
+            column: column.to_owned(),
+            what,
+        };
+        if column == outcome.column {
+            return Err(used("the outcome column".to_owned()));
+        }
+        if let Some(field) = schema
+            .fields()
+            .iter()
+            .find(|field| field.column == column && field.is_wire())
+        {
+            return Err(used(format!("the column of field `{}`", field.name)));
+        }
+        let position = header
+            .iter()
+            .position(|cell| cell.trim() == column)
+            .ok_or_else(|| DataError::NoTrueProbabilityColumn {
+                path: origin.to_owned(),
+                column: column.to_owned(),
+            })?;
+        Ok(Self {
+            position,
+            column: column.to_owned(),
+        })
+    }
+
+    /// The cell as a probability; anything else is the row's problem.
+    fn read(&self, text: &str) -> Result<f64, (String, String)> {
+        let problem = |reason: String| (self.column.clone(), reason);
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(problem("the true probability is missing".to_owned()));
+        }
+        match text.parse::<f64>() {
+            Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+            _ => Err(problem(format!(
+                "`{text}` is not a probability (a number in [0, 1])"
+            ))),
+        }
     }
 }
 
@@ -550,7 +656,7 @@ mod tests {
     fn read(text: &str, skip: bool) -> Result<TrainingData, DataError> {
         let schema = german_credit();
         let outcome = OutcomeChoice::default().resolve(&schema).unwrap();
-        read_csv(&schema, &outcome, text.as_bytes(), "test.csv", skip)
+        read_csv(&schema, &outcome, None, text.as_bytes(), "test.csv", skip)
     }
 
     /// Row 4 borrows for education, row 6 is 53 years old, row 9 is a good risk.
@@ -669,7 +775,15 @@ mod tests {
         let good = choice(None, Some("good")).resolve(&schema).unwrap();
         assert_eq!(good.bad, "good");
         // With the outcome flipped, the good rows become the bad ones.
-        let data = read_csv(&schema, &good, shipped_csv().as_bytes(), "x.csv", false).unwrap();
+        let data = read_csv(
+            &schema,
+            &good,
+            None,
+            shipped_csv().as_bytes(),
+            "x.csv",
+            false,
+        )
+        .unwrap();
         assert_eq!(data.rows.iter().filter(|row| row.bad).count(), 700);
         assert!(matches!(
             choice(Some("default"), None).resolve(&schema),
@@ -680,6 +794,7 @@ mod tests {
             &choice(Some("creditability"), Some("awful"))
                 .resolve(&schema)
                 .unwrap(),
+            None,
             shipped_csv().as_bytes(),
             "x.csv",
             false,
@@ -707,7 +822,15 @@ mod tests {
         }
         .resolve(&schema)
         .unwrap();
-        let data = read_csv(&schema, &outcome, shipped_csv().as_bytes(), "x.csv", false).unwrap();
+        let data = read_csv(
+            &schema,
+            &outcome,
+            None,
+            shipped_csv().as_bytes(),
+            "x.csv",
+            false,
+        )
+        .unwrap();
         assert_eq!(data.rows.iter().filter(|row| row.bad).count(), 300);
     }
 
@@ -718,9 +841,16 @@ mod tests {
             column: "telephone".into(),
             bad: "none".into(),
         };
-        let error = read_csv(&schema, &outcome, shipped_csv().as_bytes(), "x.csv", false)
-            .unwrap_err()
-            .to_string();
+        let error = read_csv(
+            &schema,
+            &outcome,
+            None,
+            shipped_csv().as_bytes(),
+            "x.csv",
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("field `telephone`"), "{error}");
     }
 
@@ -733,6 +863,7 @@ mod tests {
         let error = read_csv(
             &unlabelled_schema(),
             &outcome,
+            None,
             shipped_csv().as_bytes(),
             "x.csv",
             false,
@@ -790,7 +921,7 @@ mod tests {
         shipped_parquet(&path, None);
         let schema = german_credit();
         let outcome = Outcome::of(&schema).unwrap();
-        let data = load(&schema, &outcome, &path, false).unwrap();
+        let data = load(&schema, &outcome, None, &path, false).unwrap();
         assert_eq!(data.rows, dataset::shipped_german_credit());
         assert_eq!((data.read, data.skipped), (1000, 0));
     }
@@ -803,14 +934,154 @@ mod tests {
         shipped_parquet(&path, Some((4, "age_in_years")));
         let schema = german_credit();
         let outcome = Outcome::of(&schema).unwrap();
-        let error = load(&schema, &outcome, &path, false)
+        let error = load(&schema, &outcome, None, &path, false)
             .unwrap_err()
             .to_string();
         assert!(
             error.contains("row 5, field `age_years` (column `age_in_years`)"),
             "{error}"
         );
-        let data = load(&schema, &outcome, &path, true).unwrap();
+        let data = load(&schema, &outcome, None, &path, true).unwrap();
         assert_eq!((data.read, data.skipped, data.rows.len()), (1000, 1, 999));
+    }
+
+    fn retail_schema() -> Schema {
+        Schema::load(
+            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+                .join("schemas/retail-loan.toml"),
+        )
+        .unwrap()
+    }
+
+    /// The header and the first `rows` rows of the synthetic retail loan book, with its
+    /// `true_pd` column, `edit` applied to each data row by its spreadsheet row number.
+    fn retail_book(rows: usize, edit: impl Fn(usize, &str) -> String) -> String {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .join("data/retail_loan_book.csv");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines = text.lines();
+        let mut out = vec![lines.next().unwrap().to_owned()];
+        for (index, line) in lines.take(rows).enumerate() {
+            out.push(edit(index + 2, line));
+        }
+        out.join("\n") + "\n"
+    }
+
+    fn read_retail(text: &str, column: &str, skip: bool) -> Result<TrainingData, DataError> {
+        let schema = retail_schema();
+        let outcome = Outcome::of(&schema).unwrap();
+        read_csv(
+            &schema,
+            &outcome,
+            Some(column),
+            text.as_bytes(),
+            "book.csv",
+            skip,
+        )
+    }
+
+    /// The last cell of each data row, as written.
+    fn last_cells(text: &str) -> Vec<f64> {
+        text.lines()
+            .skip(1)
+            .map(|line| line.rsplit(',').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_true_probability_of_each_row_is_read_in_row_order() {
+        let text = retail_book(40, |_, line| line.to_owned());
+        let data = read_retail(&text, "true_pd", false).unwrap();
+        assert_eq!(data.rows.len(), 40);
+        assert_eq!(data.true_probabilities, Some(last_cells(&text)));
+        let without = read_csv(
+            &retail_schema(),
+            &Outcome::of(&retail_schema()).unwrap(),
+            None,
+            text.as_bytes(),
+            "book.csv",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (without.rows, without.true_probabilities),
+            (data.rows, None)
+        );
+    }
+
+    /// Row 3's true probability is above one, row 5's is text, row 8's is empty.
+    fn three_bad_probabilities(row: usize, line: &str) -> String {
+        let (rest, _) = line.rsplit_once(',').unwrap();
+        match row {
+            3 => format!("{rest},1.5"),
+            5 => format!("{rest},high"),
+            8 => format!("{rest},"),
+            _ => line.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_true_probability_that_is_not_in_zero_to_one_is_a_bad_row() {
+        let text = retail_book(20, three_bad_probabilities);
+        let error = read_retail(&text, "true_pd", false).unwrap_err();
+        let DataError::BadRows { total, listed, .. } = &error else {
+            panic!("expected bad rows, got {error}");
+        };
+        assert_eq!(*total, 3);
+        let found: Vec<(usize, &str, &str)> = listed
+            .iter()
+            .map(|b| (b.row, b.field.as_str(), b.reason.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    3,
+                    "true_pd",
+                    "`1.5` is not a probability (a number in [0, 1])"
+                ),
+                (
+                    5,
+                    "true_pd",
+                    "`high` is not a probability (a number in [0, 1])"
+                ),
+                (8, "true_pd", "the true probability is missing"),
+            ]
+        );
+    }
+
+    #[test]
+    fn skipped_rows_take_their_true_probabilities_with_them() {
+        let text = retail_book(20, three_bad_probabilities);
+        let data = read_retail(&text, "true_pd", true).unwrap();
+        assert_eq!((data.read, data.skipped, data.rows.len()), (20, 3, 17));
+        let kept: Vec<f64> = last_cells(&retail_book(20, |_, line| line.to_owned()))
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| ![1, 3, 6].contains(index))
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(data.true_probabilities, Some(kept));
+    }
+
+    #[test]
+    fn the_true_probability_column_must_exist_and_be_no_input_or_outcome() {
+        let text = retail_book(5, |_, line| line.to_owned());
+        let error = read_retail(&text, "pd", false).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "data file book.csv has no true-probability column `pd`"
+        );
+        let error = read_retail(&text, "debt_to_income", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the column of field `debt_to_income`"),
+            "{error}"
+        );
+        let error = read_retail(&text, "defaulted", false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is the outcome column"), "{error}");
     }
 }

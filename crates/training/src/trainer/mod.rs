@@ -5,6 +5,7 @@
 //! - [`balance`]: SMOTE-NC or class weights, on the training split only.
 //! - [`fit`]: one fit of preprocessor, LSTM and baseline on given splits.
 //! - [`cross_validation`]: stratified K-fold of that same fit.
+//! - [`truth`]: the models against the true probabilities, when the data file has them.
 //! - [`report`]: models/metrics.json and the printed table.
 //!
 //! The run ends by writing `manifest.json` (see [`credit_core::bundle`]), the size and SHA-256 of every
@@ -17,6 +18,7 @@ pub mod cross_validation;
 pub mod data;
 pub mod fit;
 pub mod report;
+pub mod truth;
 
 use crate::plots::{plot_learning_curve, plot_roc};
 use crate::split::stratified_split;
@@ -25,7 +27,7 @@ use balance::Balancing;
 use credit_core::artifacts::{self, ArtifactPaths};
 use credit_core::bundle::{self, Manifest};
 use credit_core::dataset::LabelledApplicant;
-use credit_core::evaluation::{roc_curve, CostMatrix};
+use credit_core::evaluation::{roc_curve, CostMatrix, MetricsError};
 use credit_core::model::onnx_export::export_onnx;
 use credit_core::schema::{Schema, SchemaError};
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
@@ -37,6 +39,7 @@ use report::{
     SchemaSummary, SplitSummary, TrainingReport,
 };
 use std::path::{Path, PathBuf};
+use truth::{FoldsComparison, TestComparison, TrueProbabilities, TrueProbabilityReport};
 
 /// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
 /// Float32 kernels differ in summation order and activation approximations by ~1e-7; anything
@@ -53,6 +56,9 @@ pub struct TrainerOptions {
     pub outcome: OutcomeChoice,
     /// Train on the rows that fit the schema and count the others, rather than refusing the run.
     pub skip_bad_rows: bool,
+    /// The data file's column of each row's true probability of the bad outcome (a synthetic
+    /// book's), for comparing the model with the best any model can do on those rows.
+    pub true_probability_column: Option<String>,
     pub output_dir: PathBuf,
     pub validation_fraction: f64,
     pub test_fraction: f64,
@@ -104,6 +110,8 @@ pub enum TrainerError {
     Write { path: String, message: String },
     #[error(transparent)]
     Bundle(#[from] credit_core::bundle::BundleError),
+    #[error("true probabilities of the test split: {0}")]
+    Truth(#[from] MetricsError),
 }
 
 fn write_error(path: &std::path::Path, error: impl std::fmt::Display) -> TrainerError {
@@ -130,7 +138,13 @@ pub fn run(
         outcome.column,
         outcome.bad
     ));
-    let data = data::load(&schema, &outcome, &options.data_path, options.skip_bad_rows)?;
+    let data = data::load(
+        &schema,
+        &outcome,
+        options.true_probability_column.as_deref(),
+        &options.data_path,
+        options.skip_bad_rows,
+    )?;
     if data.skipped > 0 {
         observer.stage(&format!(
             "skipped {} of {} rows that do not fit the schema",
@@ -138,6 +152,7 @@ pub fn run(
         ));
     }
     let rows = &data.rows;
+    let truth = data.true_probabilities.as_deref();
     let split = split_rows(rows, options);
 
     observer.stage("training the stacked LSTM and the logistic baseline");
@@ -148,19 +163,28 @@ pub fn run(
 
     observer.stage("checking ONNX Runtime against the trained network");
     let onnx_parity = check_onnx_parity(&model.bytes, &result, rows, options)?;
-    let cross_validation = cross_validate_if_asked(&schema, rows, options, &cost, observer)?;
+    let cross_validation = cross_validate_if_asked(&schema, &data, options, &cost, observer)?;
     let balancing_comparison = compare_balancing_if_asked(
         &schema,
-        rows,
+        &data,
         options,
         &cost,
         cross_validation.as_ref(),
         observer,
     )?;
+    let true_probability = compare_with_truth(
+        options,
+        rows,
+        truth,
+        &split,
+        &result,
+        cross_validation.as_ref(),
+    )?;
     let checks = Checks {
         onnx_parity,
         cross_validation,
         balancing_comparison,
+        true_probability,
     };
     let input = Input {
         schema: &schema,
@@ -213,6 +237,7 @@ struct Checks {
     onnx_parity: ParitySummary,
     cross_validation: Option<CrossValidationReport>,
     balancing_comparison: Vec<BalancingComparison>,
+    true_probability: Option<TrueProbabilityReport>,
 }
 
 /// Stratified train / validation / test indices of `rows`, seeded by the training seed.
@@ -296,10 +321,36 @@ fn check_onnx_parity(
     })
 }
 
+/// The models against the true probabilities on the test split and, after cross-validation,
+/// on each fold's test rows, when the data file has true probabilities.
+fn compare_with_truth(
+    options: &TrainerOptions,
+    rows: &[LabelledApplicant],
+    truth: Option<&[f64]>,
+    split: &SplitIndices,
+    result: &FitResult,
+    cross_validation: Option<&CrossValidationReport>,
+) -> Result<Option<TrueProbabilityReport>, TrainerError> {
+    let (Some(column), Some(truth)) = (&options.true_probability_column, truth) else {
+        return Ok(None);
+    };
+    let test_truth: Vec<f64> = split.test.iter().map(|&i| truth[i]).collect();
+    let test_bad: Vec<bool> = split.test.iter().map(|&i| rows[i].bad).collect();
+    Ok(Some(TrueProbabilityReport {
+        column: column.clone(),
+        test: TestComparison::new(
+            TrueProbabilities::of(&test_truth, &test_bad)?,
+            result.lstm.test.roc_auc,
+            result.logistic.test.roc_auc,
+        ),
+        cross_validation: cross_validation.and_then(|cv| FoldsComparison::of(&cv.per_fold)),
+    }))
+}
+
 /// K-fold cross-validation of the run's own fit options, when `--cv` asks for it.
 fn cross_validate_if_asked(
     schema: &Schema,
-    rows: &[LabelledApplicant],
+    data: &TrainingData,
     options: &TrainerOptions,
     cost: &CostMatrix,
     observer: &mut dyn TrainingObserver,
@@ -310,7 +361,7 @@ fn cross_validate_if_asked(
     observer.stage(&format!("{k}-fold cross-validation"));
     Ok(Some(k_fold(
         schema,
-        rows,
+        data,
         k,
         options,
         &options.fit,
@@ -323,7 +374,7 @@ fn cross_validate_if_asked(
 /// it; the run's own method reuses `primary` rather than cross-validating it twice.
 fn compare_balancing_if_asked(
     schema: &Schema,
-    rows: &[LabelledApplicant],
+    data: &TrainingData,
     options: &TrainerOptions,
     cost: &CostMatrix,
     primary: Option<&CrossValidationReport>,
@@ -344,7 +395,7 @@ fn compare_balancing_if_asked(
                     balancing: method,
                     ..options.fit
                 };
-                k_fold(schema, rows, k, options, &fit_options, cost, observer)?.lstm
+                k_fold(schema, data, k, options, &fit_options, cost, observer)?.lstm
             }
         };
         balancing_comparison.push(BalancingComparison {
@@ -358,7 +409,7 @@ fn compare_balancing_if_asked(
 /// One `k`-fold cross-validation of `fit_options`, each fold reported to `observer`.
 fn k_fold(
     schema: &Schema,
-    rows: &[LabelledApplicant],
+    data: &TrainingData,
     k: usize,
     options: &TrainerOptions,
     fit_options: &FitOptions,
@@ -370,7 +421,7 @@ fn k_fold(
     let validation_fraction = options.validation_fraction / (1.0 - options.test_fraction);
     Ok(cross_validate(
         schema,
-        rows,
+        data,
         k,
         validation_fraction,
         fit_options,
@@ -435,6 +486,7 @@ fn training_report(
         onnx_parity: checks.onnx_parity,
         cross_validation: checks.cross_validation,
         balancing_comparison: checks.balancing_comparison,
+        true_probability: checks.true_probability,
         learning_curve: result.lstm_curve.clone(),
     }
 }

@@ -7,6 +7,7 @@ use super::balance::Balancing;
 use super::cross_validation::{CrossValidationReport, ModelSpread};
 use super::data::BadRow;
 use super::fit::SplitReports;
+use super::truth::TrueProbabilityReport;
 use crate::network::NetworkConfig;
 use crate::plots::LearningCurve;
 use crate::training::TrainingConfig;
@@ -111,6 +112,9 @@ pub struct TrainingReport {
     /// With `--compare-balancing`: the same cross-validation under each balancing method.
     #[serde(default)]
     pub balancing_comparison: Vec<BalancingComparison>,
+    /// With `--true-probability-column`: the models against the data's true probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_probability: Option<TrueProbabilityReport>,
     pub learning_curve: LearningCurve,
 }
 
@@ -178,6 +182,45 @@ fn row(table: &mut String, model: &str, split: &str, report: &ClassificationRepo
         c.false_bad,
         c.true_good,
     );
+}
+
+/// The models against the true probabilities of column `truth.column`, on the test split and
+/// over the cross-validation folds.
+fn render_truth(table: &mut String, truth: &TrueProbabilityReport) {
+    let test = &truth.test;
+    let _ = writeln!(
+        table,
+        "true probabilities (`{}`) on the test split: AUC {} (the best any model can reach) vs lstm {} (gap {}), logistic {} (gap {}); mean true probability {:.3} vs observed bad rate {:.3} over {} rows",
+        truth.column,
+        auc(test.truth.true_probability_auc),
+        auc(test.lstm_auc),
+        auc(test.lstm_gap),
+        auc(test.logistic_auc),
+        auc(test.logistic_gap),
+        test.truth.mean_true_probability,
+        test.truth.observed_bad_rate,
+        test.truth.rows,
+    );
+    if let Some(cv) = &truth.cross_validation {
+        let _ = writeln!(
+            table,
+            "true probabilities over {} CV folds (each fold's test rows): AUC {:.3} ± {:.3} vs lstm {:.3} ± {:.3} (gap {:.3} ± {:.3}), logistic {:.3} ± {:.3} (gap {:.3} ± {:.3}); mean true probability {:.3} vs observed bad rate {:.3} over {} rows",
+            cv.folds,
+            cv.true_probability_auc.mean,
+            cv.true_probability_auc.std,
+            cv.lstm_auc.mean,
+            cv.lstm_auc.std,
+            cv.lstm_gap.mean,
+            cv.lstm_gap.std,
+            cv.logistic_auc.mean,
+            cv.logistic_auc.std,
+            cv.logistic_gap.mean,
+            cv.logistic_gap.std,
+            cv.mean_true_probability,
+            cv.observed_bad_rate,
+            cv.rows,
+        );
+    }
 }
 
 /// The summary table printed at the end of training.
@@ -263,6 +306,9 @@ pub fn render_table(report: &TrainingReport) -> String {
             cv.logistic_regression.average_cost.mean,
             cv.logistic_regression.average_cost.std,
         );
+    }
+    if let Some(truth) = &report.true_probability {
+        render_truth(&mut table, truth);
     }
     for comparison in &report.balancing_comparison {
         let _ = writeln!(
