@@ -285,7 +285,10 @@ impl<'de> Visitor<'de> for FastRecord<'_> {
             next = position + 1;
         }
         let required = self.schema.required_bits();
-        let complete = seen.iter().zip(required).all(|(seen, required)| seen & required == *required);
+        let complete = seen
+            .iter()
+            .zip(required)
+            .all(|(seen, required)| seen & required == *required);
         if !complete {
             return Err(de::Error::custom("missing field"));
         }
