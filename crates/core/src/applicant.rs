@@ -450,8 +450,7 @@ fn read_value(field: &Field, raw: &str) -> Result<AttributeValue, RecordError> {
                 return Err(wrong_type(name, raw, format_args!("{}", expected())));
             };
             let integer = match number {
-                JsonNumber::Integer(Some(integer)) => integer as f64,
-                JsonNumber::Integer(None) => return Err(out_of_range(name, raw, field)),
+                JsonNumber::Integer(integer) => integer as f64,
                 JsonNumber::Float(float) if float.is_finite() && float.fract() == 0.0 => float,
                 JsonNumber::Float(_) => {
                     return Err(wrong_type(name, raw, format_args!("{}", expected())))
@@ -466,8 +465,7 @@ fn read_value(field: &Field, raw: &str) -> Result<AttributeValue, RecordError> {
         FieldKind::Number { min, max } => {
             let number = match json_number(raw) {
                 Some(JsonNumber::Float(float)) if float.is_finite() => float,
-                Some(JsonNumber::Integer(Some(integer))) => integer as f64,
-                Some(JsonNumber::Integer(None)) => return Err(out_of_range(name, raw, field)),
+                Some(JsonNumber::Integer(integer)) => integer as f64,
                 _ => return Err(wrong_type(name, raw, format_args!("{}", expected()))),
             };
             if number >= *min && number <= *max {
@@ -486,22 +484,25 @@ fn read_value(field: &Field, raw: &str) -> Result<AttributeValue, RecordError> {
     }
 }
 
-/// A JSON number's text, read: an integer (`None` beyond `i64`) or, with a fraction or an
-/// exponent, a float (infinite beyond `f64`).
+/// A JSON number's text, read: an integer, or a float (with a fraction or an exponent, or
+/// beyond `i64`; infinite beyond `f64`).
 enum JsonNumber {
-    Integer(Option<i64>),
+    Integer(i64),
     Float(f64),
 }
 
-/// The number `raw` is, if it is one (the parser has checked the grammar).
+/// The number `raw` is, if it is one (the parser has checked the grammar). An integer beyond
+/// `i64` is read as the float serde_json makes of it, so both decoders see the same value.
 fn json_number(raw: &str) -> Option<JsonNumber> {
     if !raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return None;
     }
-    if raw.contains(['.', 'e', 'E']) {
-        return raw.parse::<f64>().ok().map(JsonNumber::Float);
+    if !raw.contains(['.', 'e', 'E']) {
+        if let Ok(integer) = raw.parse::<i64>() {
+            return Some(JsonNumber::Integer(integer));
+        }
     }
-    Some(JsonNumber::Integer(raw.parse::<i64>().ok()))
+    raw.parse::<f64>().ok().map(JsonNumber::Float)
 }
 
 /// `field` holds `raw`, a JSON value that is not of the `expected` type.

@@ -896,4 +896,43 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn an_integer_beyond_i64_gets_the_same_verdict_from_both_decoders() {
+        let schema = Schema::parse(
+            r#"
+            name = "wide"
+            [[field]]
+            name = "exposure"
+            label = "Exposure"
+            type = "number"
+            min = -1e30
+            max = 1e30
+            [[field]]
+            name = "count"
+            label = "Count"
+            type = "integer"
+            min = 0
+            max = 9_000_000_000_000_000_000
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        for (exposure, count, accepted) in [
+            ("123456789012345678901234567890", "1", true),
+            ("-123456789012345678901234567890", "1", true),
+            ("1e31", "1", false),
+            ("1", "8999999999999999999", true),
+            ("1", "9223372036854775808", false),
+        ] {
+            let payload = format!(r#"{{"exposure": {exposure}, "count": {count}}}"#);
+            let full = Applicant::from_json(&schema, payload.as_bytes());
+            assert_eq!(full.is_ok(), accepted, "{payload}: {full:?}");
+            assert_eq!(
+                fast_path(&schema, payload.as_bytes()),
+                full.ok(),
+                "{payload}"
+            );
+        }
+    }
 }

@@ -25,6 +25,13 @@ fn every_kind() -> Schema {
         min = 0
         max = 2.5e6
         [[field]]
+        name = "exposure"
+        label = "Exposure"
+        type = "number"
+        min = 0
+        max = 1e30
+        required = false
+        [[field]]
         name = "utilisation"
         label = "Revolving utilisation"
         type = "number"
@@ -124,6 +131,8 @@ fn values(kind: &FieldKind) -> Vec<String> {
                 raw.push(format!("\"{value}\""));
             }
             raw.push("-1e400".to_owned());
+            raw.push("123456789012345678901234567890".to_owned());
+            raw.push("-123456789012345678901234567890".to_owned());
         }
         FieldKind::Boolean => raw.extend(["\"true\"", "1", "[true]"].map(str::to_owned)),
         FieldKind::Text { .. } => {}
