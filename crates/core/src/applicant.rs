@@ -312,13 +312,16 @@ impl<'de> Visitor<'de> for ApplicantVisitor<'_> {
         let fields = self.schema.fields();
         let mut values: Vec<Option<AttributeValue>> = vec![None; fields.len()];
         let mut problem: Option<RecordError> = None;
+        let mut next = 0;
         while let Some(key) = map.next_key_seed(FieldKey {
             schema: self.schema,
+            next,
         })? {
             let Some(position) = key else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
+            next = position + 1;
             self.reading.set(Some(position));
             let raw: &RawValue = map.next_value()?;
             self.reading.set(None);
@@ -347,8 +350,12 @@ impl<'de> Visitor<'de> for ApplicantVisitor<'_> {
 }
 
 /// An object key: the position of the wire field it names, or `None` for any other key.
-struct FieldKey<'a> {
-    schema: &'a Schema,
+///
+/// Producers mostly send fields in schema order: the field after the last one read (`next`) is
+/// compared first, and the name index consulted only when that guess is wrong.
+pub(crate) struct FieldKey<'a> {
+    pub(crate) schema: &'a Schema,
+    pub(crate) next: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for FieldKey<'_> {
@@ -370,11 +377,34 @@ impl Visitor<'_> for FieldKey<'_> {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(self
-            .schema
-            .position(name)
-            .filter(|&at| self.schema.fields()[at].is_wire()))
+        let position = match self.schema.fields().get(self.next) {
+            Some(field) if same(&field.name, name) => Some(self.next),
+            _ => self.schema.position(name),
+        };
+        let wire = self.schema.wire_bits();
+        Ok(position.filter(|&at| wire[at / 64] & (1 << (at % 64)) != 0))
     }
+}
+
+/// Whether two short strings (field names, category values) are equal: compared eight bytes
+/// at a time in line, which on a record's twenty-odd lookups beats a call to `memcmp` each.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut words_a, mut words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in words_a.by_ref().zip(words_b.by_ref()) {
+        if x != y {
+            return false;
+        }
+    }
+    words_a
+        .remainder()
+        .iter()
+        .zip(words_b.remainder())
+        .all(|(x, y)| x == y)
 }
 
 /// Keeps the first problem found, unless a later one says the record is malformed: that is

@@ -4,7 +4,9 @@
 //! the metric label and the `error-reason` header; the [`Rejection`] also carries the field and
 //! a human explanation (from [`Applicant::from_json`]) for the team that produced the record.
 
-use crate::applicant::{Applicant, AttributeValue, RecordError, RecordErrorKind, MAX_RECORD_BYTES};
+use crate::applicant::{
+    same, Applicant, AttributeValue, FieldKey, RecordError, RecordErrorKind, MAX_RECORD_BYTES,
+};
 use crate::schema::{Field, FieldKind, Schema, MAX_FIELDS};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
@@ -265,10 +267,8 @@ impl<'de> Visitor<'de> for FastRecord<'_> {
         let mut values = vec![AttributeValue::Missing; fields.len()];
         // A bit per field (the schema has at most `MAX_FIELDS`): no second allocation per record.
         let mut seen = [0u64; MAX_FIELDS / 64];
-        // Producers mostly send fields in schema order: the field after the last one read is
-        // compared first, and the name index consulted only when that guess is wrong.
         let mut next = 0;
-        while let Some(key) = map.next_key_seed(FastKey {
+        while let Some(key) = map.next_key_seed(FieldKey {
             schema: self.schema,
             next,
         })? {
@@ -294,61 +294,6 @@ impl<'de> Visitor<'de> for FastRecord<'_> {
         }
         Ok(values)
     }
-}
-
-/// An object key, looked up as [`FastRecord`] explains.
-struct FastKey<'a> {
-    schema: &'a Schema,
-    next: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for FastKey<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for FastKey<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a field name")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        let position = match self.schema.fields().get(self.next) {
-            Some(field) if same(&field.name, name) => Some(self.next),
-            _ => self.schema.position(name),
-        };
-        let wire = self.schema.wire_bits();
-        Ok(position.filter(|&at| wire[at / 64] & (1 << (at % 64)) != 0))
-    }
-}
-
-/// Whether two short strings (field names, category values) are equal: compared eight bytes
-/// at a time in line, which on a record's twenty-odd lookups beats a call to `memcmp` each.
-#[inline]
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut words_a, mut words_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in words_a.by_ref().zip(words_b.by_ref()) {
-        if x != y {
-            return false;
-        }
-    }
-    words_a
-        .remainder()
-        .iter()
-        .zip(words_b.remainder())
-        .all(|(x, y)| x == y)
 }
 
 /// One field's value, of the field's type and in its range, or an error.
