@@ -74,6 +74,8 @@ pub struct Field {
     pub required: bool,
     pub role: Role,
     pub transform: Transform,
+    /// Band edges that group a protected numeric field in fairness reports (empty: one group).
+    pub bands: Vec<f64>,
 }
 
 /// A field's type, with its allowed values.
@@ -340,6 +342,31 @@ impl Schema {
     }
 }
 
+/// Band edges must be non-empty, strictly increasing, inside the field's bounds and, for an
+/// integer field, whole numbers, so that every value falls in exactly one band.
+fn check_bands(kind: &FieldKind, bands: &[f64]) -> Result<(), String> {
+    let (min, max, integer) = match kind {
+        FieldKind::Integer { min, max } => (*min as f64, *max as f64, true),
+        FieldKind::Number { min, max } => (*min, *max, false),
+        _ => return Err("`bands` is only for protected fields of type integer or number".into()),
+    };
+    if bands.is_empty() {
+        return Err("`bands` is empty; leave it out for a single group".into());
+    }
+    if bands.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(format!("`bands` {bands:?} must be strictly increasing"));
+    }
+    if bands.iter().any(|&edge| !(min..=max).contains(&edge)) {
+        return Err(format!("`bands` {bands:?} must lie within {min}..{max}"));
+    }
+    if integer && bands.iter().any(|edge| edge.fract() != 0.0) {
+        return Err(format!(
+            "`bands` {bands:?} of an integer field must be whole numbers"
+        ));
+    }
+    Ok(())
+}
+
 /// Every role constraint that spans fields: at most one key and one label, at least one input.
 fn check_roles(fields: &[Field], problems: &mut Vec<SchemaProblem>) {
     for (role, what) in [
@@ -400,6 +427,7 @@ struct RawField {
     role: Option<String>,
     model_input: Option<bool>,
     bad: Option<String>,
+    bands: Option<Vec<Bound>>,
 }
 
 #[derive(Deserialize)]
@@ -509,10 +537,22 @@ impl RawField {
                 _ => note("`log1p` needs a numeric field whose `min` is at least 0".into()),
             }
         }
+        let bands: Vec<f64> = self.bands.iter().flatten().map(|b| b.as_f64()).collect();
+        if self.bands.is_some() {
+            match (&kind, &role) {
+                (Some(kind), Role::Protected { .. }) => {
+                    if let Err(text) = check_bands(kind, &bands) {
+                        note(text);
+                    }
+                }
+                _ => note("`bands` is only for protected fields of type integer or number".into()),
+            }
+        }
         if problems.len() > before {
             return None;
         }
         Some(Field {
+            bands,
             column: self.column.unwrap_or_else(|| self.name.clone()),
             name: self.name,
             label,
@@ -728,6 +768,36 @@ mod tests {
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(inputs, ["income"]);
+    }
+
+    #[test]
+    fn bands_group_a_protected_number_and_bad_bands_are_refused_by_field() {
+        let base = |age_bands: &str, income_bands: &str| {
+            format!(
+                "name = \"x\"\n[[field]]\nname = \"income\"\nlabel = \"Income\"\ntype = \"number\"\n\
+                 min = 0\nmax = 1e7\n{income_bands}\n[[field]]\nname = \"age\"\nlabel = \"Age\"\n\
+                 type = \"integer\"\nmin = 18\nmax = 120\nrole = \"protected\"\n{age_bands}\n"
+            )
+        };
+        let schema = Schema::parse(&base("bands = [25, 35, 50, 65]", ""), "test.toml").unwrap();
+        let age = &schema.fields()[schema.position("age").unwrap()];
+        assert_eq!(age.bands, vec![25.0, 35.0, 50.0, 65.0]);
+        assert!(schema.fields()[0].bands.is_empty());
+        for (age_bands, income_bands, field, words) in [
+            ("bands = [35, 25]", "", "age", "strictly increasing"),
+            ("bands = [10, 25]", "", "age", "within 18..120"),
+            ("bands = [25.5]", "", "age", "whole numbers"),
+            ("bands = []", "", "age", "empty"),
+            ("", "bands = [1000]", "income", "only for protected"),
+        ] {
+            let found = problems(&base(age_bands, income_bands));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.field == field && p.problem.contains(words)),
+                "{age_bands} {income_bands}: {found:?}"
+            );
+        }
     }
 
     #[test]
