@@ -13,6 +13,8 @@
 //!   verified, self-checked loader.
 //! - [`scoring`]: the [`scoring::Scorer`] seam and the ONNX Runtime scorer.
 //! - [`evaluation`]: AUC, cost-based thresholds and classification reports.
+//! - [`fairness`]: decisions by protected group: approval rates, the four-fifths rule, error
+//!   rates and calibration.
 //! - [`redact`] and [`logging`]: secrets kept out of logs; the binaries' log set-up.
 
 pub mod applicant;
@@ -22,6 +24,7 @@ pub mod dataset;
 pub mod decision;
 pub mod decode;
 pub mod evaluation;
+pub mod fairness;
 pub mod loader;
 pub mod logging;
 pub mod model;

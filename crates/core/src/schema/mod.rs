@@ -344,7 +344,7 @@ impl Schema {
 
 /// Band edges must be non-empty, strictly increasing, inside the field's bounds and, for an
 /// integer field, whole numbers, so that every value falls in exactly one band.
-fn check_bands(kind: &FieldKind, bands: &[f64]) -> Result<(), String> {
+pub(crate) fn check_bands(kind: &FieldKind, bands: &[f64]) -> Result<(), String> {
     let (min, max, integer) = match kind {
         FieldKind::Integer { min, max } => (*min as f64, *max as f64, true),
         FieldKind::Number { min, max } => (*min, *max, false),
