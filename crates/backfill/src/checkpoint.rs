@@ -43,6 +43,9 @@ pub struct Fingerprint {
     /// to are in [`Checkpoint::kafka_ranges`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_range: Option<String>,
+    /// The protected groups counted (bands included): a resumed run must count alike.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fairness_groups: String,
 }
 
 impl Fingerprint {
@@ -70,6 +73,7 @@ impl Fingerprint {
             output_format,
             include_fields,
             kafka_range: None,
+            fairness_groups: String::new(),
         })
     }
 
@@ -125,6 +129,14 @@ impl Fingerprint {
             self.kafka_range.clone().unwrap_or_default(),
             other.kafka_range.clone().unwrap_or_default(),
         );
+        // A checkpoint written before fairness was counted resumes without it.
+        if !other.fairness_groups.is_empty() {
+            check(
+                "protected groups (--fairness-bands)",
+                self.fairness_groups.clone(),
+                other.fairness_groups.clone(),
+            );
+        }
         out
     }
 }
@@ -270,6 +282,7 @@ mod tests {
             output_format: Format::Jsonl,
             include_fields: false,
             kafka_range: None,
+            fairness_groups: String::new(),
         }
     }
 
@@ -292,7 +305,7 @@ mod tests {
                 messages: 0,
             },
             rejects_bytes: 0,
-            stats: RunningStats::new(10),
+            stats: RunningStats::new(10, &Default::default()),
             kafka_ranges: None,
             complete: false,
             updated_at: "now".into(),

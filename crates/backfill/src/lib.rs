@@ -85,6 +85,8 @@ pub enum BackfillError {
     Model(#[from] credit_core::loader::ModelError),
     #[error(transparent)]
     Topic(#[from] topic::TopicError),
+    #[error("fairness groups: {0}")]
+    Fairness(#[from] credit_core::fairness::FairnessError),
     #[error("{0}")]
     KafkaOutput(String),
     #[error(

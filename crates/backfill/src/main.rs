@@ -130,6 +130,10 @@ struct ScoreArgs {
     /// the PSI; without it, no PSI.
     #[arg(long, value_name = "FILE")]
     reference: Option<PathBuf>,
+    /// Age-style bands of a protected numeric field in the fairness report, replacing the
+    /// schema's `bands` (repeatable): `age_years=25,35,50,65` gives <25, 25-34, ..., >=65.
+    #[arg(long = "fairness-bands", value_name = "FIELD=EDGE,...", value_parser = parse_bands)]
+    fairness_bands: Vec<(String, Vec<f64>)>,
     /// Overwrite an existing output that has no checkpoint.
     #[arg(long)]
     force: bool,
@@ -205,6 +209,22 @@ fn bar(quiet: bool, length: u64, template: &str) -> ProgressBar {
     bar
 }
 
+/// `FIELD=25,35,50` as a field name and its band edges (checked against the schema later).
+fn parse_bands(text: &str) -> Result<(String, Vec<f64>), String> {
+    let (field, edges) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected FIELD=EDGE,EDGE,..., got `{text}`"))?;
+    let edges = edges
+        .split(',')
+        .map(|edge| {
+            edge.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("`{edge}` in `{text}` is not a number"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((field.trim().to_string(), edges))
+}
+
 fn score(args: ScoreArgs) -> anyhow::Result<()> {
     // A key given twice: the last value counts, as librdkafka would take it.
     let settings = args
@@ -237,6 +257,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         part_rows: args.part_rows,
         reference: args.reference,
         force: args.force,
+        fairness_bands: args.fairness_bands,
         stop_after_rows: args.stop_after_rows,
     };
     let progress = bar(

@@ -28,6 +28,7 @@ use super::stats::RunningStats;
 use super::summary::Summary;
 use super::topic::{self, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
+use credit_core::fairness::ProtectedGroups;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -106,6 +107,9 @@ pub struct ScoreOptions {
     pub reference: Option<PathBuf>,
     /// Start over even though the output exists without a checkpoint.
     pub force: bool,
+    /// Band edges per protected numeric field for the fairness report, replacing the
+    /// schema's `bands` (`--fairness-bands FIELD=25,35`).
+    pub fairness_bands: Vec<(String, Vec<f64>)>,
     /// Test hook: after writing this many rows, stop as a crash would (output written but
     /// not committed) and fail with [`BackfillError::SimulatedCrash`].
     pub stop_after_rows: Option<u64>,
@@ -132,6 +136,7 @@ impl Default for ScoreOptions {
             durable: true,
             part_rows: 1 << 20,
             reference: None,
+            fairness_bands: Vec::new(),
             force: false,
             stop_after_rows: None,
         }
@@ -205,7 +210,9 @@ pub fn run(
         n => n,
     };
     let batch_size = options.batch_size.max(1);
-    let fingerprint = fingerprint(options, model, &endpoints)?;
+    let groups = ProtectedGroups::new(&model.schema, &options.fairness_bands)?;
+    let mut fingerprint = fingerprint(options, model, &endpoints)?;
+    fingerprint.fairness_groups = groups.describe();
     let kafka_input = match &endpoints.input_topic {
         Some(address) => Some(KafkaInput::connect(address.clone(), &options.kafka)?),
         None => None,
@@ -220,6 +227,7 @@ pub fn run(
         model,
         paths: &endpoints.paths,
         reference: reference.as_ref(),
+        groups: &groups,
         started,
         workers,
         batch_size,
@@ -310,6 +318,7 @@ fn fingerprint(
                 "{:?}..{:?}",
                 options.kafka.from, options.kafka.until
             )),
+            fairness_groups: String::new(),
         }),
         None => Fingerprint::of_input(
             &options.input,
@@ -408,6 +417,7 @@ struct Run<'a> {
     model: &'a BackfillModel,
     paths: &'a OutputPaths,
     reference: Option<&'a PsiReference>,
+    groups: &'a ProtectedGroups,
     started: Instant,
     workers: usize,
     batch_size: usize,
@@ -432,7 +442,7 @@ impl<'a> Run<'a> {
             input: InputPosition::default(),
             output: OutputState::default(),
             rejects_bytes: 0,
-            stats: RunningStats::new(self.reference.map_or(0, PsiReference::bins)),
+            stats: RunningStats::new(self.reference.map_or(0, PsiReference::bins), self.groups),
             kafka_ranges,
             complete: false,
             updated_at: now(),
@@ -549,6 +559,7 @@ impl<'a> Run<'a> {
             rejects,
             checkpoint,
             reference: self.reference,
+            groups: self.groups,
             threshold: self.model.threshold,
             rows_this_attempt: 0,
             extent,
@@ -589,6 +600,7 @@ impl<'a> Run<'a> {
             batch_size: self.batch_size,
             backtest: Summary::backtest(stats, model.threshold),
             psi: Summary::psi(stats, self.reference, &reference_path),
+            fairness: Summary::fairness(stats, self.groups),
             already_complete: attempt.already_complete,
         }
     }
@@ -903,6 +915,7 @@ struct Writer<'a> {
     /// The last saved checkpoint, updated in place as chunks are written.
     checkpoint: Checkpoint,
     reference: Option<&'a PsiReference>,
+    groups: &'a ProtectedGroups,
     threshold: f32,
     rows_this_attempt: u64,
     extent: Extent,
@@ -931,7 +944,7 @@ impl Writer<'_> {
         written.map_err(self.rejects_error())?;
         self.checkpoint
             .stats
-            .add(&chunk.rows, self.threshold, self.reference);
+            .add(&chunk.rows, self.threshold, self.reference, self.groups);
         self.checkpoint.stats.rejects = self.rejects.count();
         self.rows_this_attempt += chunk.rows.len() as u64;
         self.checkpoint.input = chunk.end;

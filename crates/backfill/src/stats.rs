@@ -6,10 +6,14 @@
 //! with [`AUC_BINS`] bins, from which the ROC AUC is computed. Rank ties inside a bin count as
 //! half, as `roc_auc` counts exact ties, so the histogram AUC differs from the exact one by
 //! well under 0.001 at this resolution while taking constant memory whatever the row count.
+//!
+//! The fairness counts per protected group are kept here for the same reason; a checkpoint
+//! written before they existed resumes without them (the summary then has no fairness part).
 
 use super::psi::PsiReference;
 use super::row::ScoredRow;
 use credit_core::evaluation::CostMatrix;
+use credit_core::fairness::{FairnessCounts, ProtectedGroups};
 use serde::{Deserialize, Serialize};
 
 /// Score histogram resolution for the AUC.
@@ -60,11 +64,14 @@ pub struct RunningStats {
     pub good_histogram: Vec<u64>,
     /// Scores per PSI bin of the reference (empty without a reference).
     pub psi_counts: Vec<u64>,
+    /// Counts per protected group (`None` without protected fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessCounts>,
 }
 
 impl RunningStats {
-    /// Empty statistics with `psi_bins` PSI bins.
-    pub fn new(psi_bins: usize) -> Self {
+    /// Empty statistics with `psi_bins` PSI bins and the fairness counts of `groups`.
+    pub fn new(psi_bins: usize, groups: &ProtectedGroups) -> Self {
         Self {
             rows: 0,
             decided_bad: 0,
@@ -73,13 +80,29 @@ impl RunningStats {
             bad_histogram: vec![0; AUC_BINS],
             good_histogram: vec![0; AUC_BINS],
             psi_counts: vec![0; psi_bins],
+            fairness: (!groups.is_empty()).then(|| groups.counts()),
         }
     }
 
     /// Adds scored rows.
-    pub fn add(&mut self, rows: &[ScoredRow], threshold: f32, reference: Option<&PsiReference>) {
+    pub fn add(
+        &mut self,
+        rows: &[ScoredRow],
+        threshold: f32,
+        reference: Option<&PsiReference>,
+        groups: &ProtectedGroups,
+    ) {
         for scored in rows {
             let decided_bad = scored.is_bad(threshold);
+            if let Some(fairness) = &mut self.fairness {
+                groups.add(
+                    fairness,
+                    &scored.row.applicant,
+                    decided_bad,
+                    scored.probability_bad,
+                    scored.row.bad,
+                );
+            }
             self.rows += 1;
             self.decided_bad += u64::from(decided_bad);
             if let Some(reference) = reference {
@@ -146,6 +169,7 @@ mod tests {
     use credit_core::applicant::Applicant;
     use credit_core::dataset::shipped_german_credit;
     use credit_core::evaluation::roc_auc;
+    use credit_core::schema::german_credit;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -174,8 +198,9 @@ mod tests {
             let score: f32 = (rng.gen::<f32>() * 0.7 + if bad { 0.25 } else { 0.0 }).min(1.0);
             rows.push(scored(score, bad));
         }
-        let mut stats = RunningStats::new(0);
-        stats.add(&rows, 0.3, None);
+        let groups = ProtectedGroups::new(&german_credit(), &[]).unwrap();
+        let mut stats = RunningStats::new(0, &groups);
+        stats.add(&rows, 0.3, None, &groups);
         let scores: Vec<f32> = rows.iter().map(|r| r.probability_bad).collect();
         let labels: Vec<bool> = rows.iter().map(|r| r.row.bad == Some(true)).collect();
         let exact = roc_auc(&scores, &labels).unwrap().unwrap();
@@ -186,8 +211,9 @@ mod tests {
 
     #[test]
     fn cost_counts_lending_to_bad_five_times() {
-        let mut stats = RunningStats::new(0);
-        stats.add(&[scored(0.1, true), scored(0.9, false)], 0.5, None);
+        let groups = ProtectedGroups::new(&german_credit(), &[]).unwrap();
+        let mut stats = RunningStats::new(0, &groups);
+        stats.add(&[scored(0.1, true), scored(0.9, false)], 0.5, None, &groups);
         let cost = stats
             .confusion
             .average_cost(&CostMatrix::GERMAN_CREDIT)

@@ -3,6 +3,7 @@
 use super::psi::PsiReference;
 use super::stats::{Confusion, RunningStats};
 use credit_core::evaluation::CostMatrix;
+use credit_core::fairness::{FairnessReport, ProtectedGroups};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,6 +65,10 @@ pub struct Summary {
     pub batch_size: usize,
     pub backtest: Option<Backtest>,
     pub psi: Option<PsiSummary>,
+    /// Decisions per protected group; `None` without protected fields, or when the run was
+    /// resumed from a checkpoint written before fairness was counted.
+    #[serde(default)]
+    pub fairness: Option<FairnessReport>,
     /// Whether the checkpoint said the run had already finished (nothing was redone).
     pub already_complete: bool,
 }
@@ -80,6 +85,16 @@ impl Summary {
             threshold,
             confusion: stats.confusion,
         })
+    }
+
+    /// The fairness part, when the schema has protected fields and every row was counted.
+    pub fn fairness(stats: &RunningStats, groups: &ProtectedGroups) -> Option<FairnessReport> {
+        if !groups.is_empty() && stats.fairness.is_none() {
+            tracing::warn!(
+                "no fairness report: the run was resumed from a checkpoint written without it"
+            );
+        }
+        stats.fairness.as_ref().map(|counts| counts.report())
     }
 
     /// The PSI part, when there is a reference and scores.
@@ -162,8 +177,60 @@ impl fmt::Display for Summary {
                 psi.reference, psi.reference_rows, psi.bins, psi.value
             )?;
         }
+        if let Some(fairness) = &self.fairness {
+            write_fairness(f, fairness)?;
+        }
         Ok(())
     }
+}
+
+fn write_fairness(f: &mut fmt::Formatter<'_>, report: &FairnessReport) -> fmt::Result {
+    writeln!(
+        f,
+        "  fairness by protected group (approval ratio to the best group; ! under {}):",
+        report.four_fifths
+    )?;
+    for field in &report.fields {
+        writeln!(
+            f,
+            "    {} (reference {}):",
+            field.field,
+            field.reference_group.as_deref().unwrap_or("none")
+        )?;
+        let width = field
+            .groups
+            .iter()
+            .map(|g| g.group.len())
+            .max()
+            .unwrap_or(0);
+        for g in &field.groups {
+            writeln!(
+                f,
+                "      {:<width$} {:>7} rows  approved {:>6}  ratio {}{}  bad {:>6}  TPR {:>6} ({})  FPR {:>6} ({})  mean p {} vs bad {}",
+                g.group,
+                g.count,
+                percent(g.approval_rate),
+                ratio(g.adverse_impact_ratio),
+                if g.below_four_fifths { " !" } else { "  " },
+                percent(g.bad_rate),
+                percent(g.true_positive_rate),
+                gap(g.true_positive_rate_gap),
+                percent(g.false_positive_rate),
+                gap(g.false_positive_rate_gap),
+                ratio(g.mean_probability_bad),
+                ratio(g.bad_rate),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+fn gap(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{:+.1} pt", v * 100.0))
 }
 
 fn percent(value: Option<f64>) -> String {

@@ -24,8 +24,8 @@ pub enum FairnessError {
     Bands { field: String, problem: String },
 }
 
-/// How each protected field of a schema splits applicants into groups.
-#[derive(Debug, Clone, PartialEq)]
+/// How each protected field of a schema splits applicants into groups (none by default).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProtectedGroups {
     fields: Vec<GroupedField>,
 }
