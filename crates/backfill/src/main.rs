@@ -131,7 +131,7 @@ struct ScoreArgs {
     #[arg(long, value_name = "FILE")]
     reference: Option<PathBuf>,
     /// Age-style bands of a protected numeric field in the fairness report, replacing the
-    /// schema's `bands` (repeatable): `age_years=25,35,50,65` gives <25, 25-34, ..., >=65.
+    /// schema's `bands` (repeatable): `age=25,35,50,65` gives <25, 25-34, ..., >=65.
     #[arg(long = "fairness-bands", value_name = "FIELD=EDGE,...", value_parser = parse_bands)]
     fairness_bands: Vec<(String, Vec<f64>)>,
     /// Overwrite an existing output that has no checkpoint.
