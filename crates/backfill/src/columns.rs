@@ -4,11 +4,11 @@
 //! numbers as 64-bit floats, booleans as booleans, an optional field nullable (what the Parquet
 //! reader of [`super::source::parquet`] accepts back).
 
-use super::fields::{wire, Wire};
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field};
 use credit_core::applicant::Applicant;
+use credit_core::applicant::{wire, Wire};
 use credit_core::schema::{FieldKind, Schema};
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! application id (the schema's `key` field, else [`DEFAULT_ID_COLUMN`]) and the realised
 //! outcome (the schema's `label` field, see [`OutcomeField`]).
 
-use credit_core::applicant::{AttributeValue, RecordError, RecordErrorKind};
+use credit_core::applicant::{wire, AttributeValue, RecordError, RecordErrorKind, Wire};
 use credit_core::dataset::{self, Outcome};
 use credit_core::schema::{Field, FieldKind, Schema};
 use std::fmt;
@@ -216,45 +216,6 @@ impl OutcomeField {
     }
 }
 
-/// A field's value as the wire form has it: what [`credit_core::applicant::wire_value`] gives,
-/// without building a JSON value per cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Wire<'a> {
-    Text(&'a str),
-    Integer(i64),
-    Number(f64),
-    Boolean(bool),
-}
-
-impl fmt::Display for Wire<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Wire::Text(text) => f.write_str(text),
-            Wire::Integer(number) => write!(f, "{number}"),
-            Wire::Number(number) => write!(f, "{number}"),
-            Wire::Boolean(flag) => write!(f, "{flag}"),
-        }
-    }
-}
-
-/// `value` of `field` in its wire form; `None` when missing or not a wire field.
-pub(crate) fn wire(field: &Field, value: AttributeValue) -> Option<Wire<'_>> {
-    if !field.is_wire() {
-        return None;
-    }
-    match (&field.kind, value) {
-        (FieldKind::Category { categories }, AttributeValue::Categorical(index)) => categories
-            .get(index)
-            .map(|category| Wire::Text(&category.value)),
-        (FieldKind::Boolean, AttributeValue::Categorical(index)) => Some(Wire::Boolean(index == 1)),
-        (FieldKind::Integer { .. }, AttributeValue::Numeric(number)) => {
-            Some(Wire::Integer(number as i64))
-        }
-        (FieldKind::Number { .. }, AttributeValue::Numeric(number)) => Some(Wire::Number(number)),
-        _ => None,
-    }
-}
-
 /// `value` of `field` as the lender's data files spell it: a category by its `data` spelling
 /// when it has one, anything else as on the wire.
 pub(crate) fn data_spelling(field: &Field, value: AttributeValue) -> Option<Wire<'_>> {
@@ -310,7 +271,6 @@ pub(crate) fn write_json_key(out: &mut Vec<u8>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::applicant::wire_value;
     use credit_core::dataset::shipped_german_credit;
     use credit_core::schema::german_credit;
 
@@ -319,11 +279,11 @@ mod tests {
     }
 
     #[test]
-    fn the_wire_form_is_the_one_the_core_gives() {
+    fn a_written_json_value_is_the_wire_forms_json() {
         let layout = layout();
         for row in shipped_german_credit().iter().take(50) {
             for (field, value) in layout.schema().fields().iter().zip(row.applicant.values()) {
-                let expected = wire_value(field, *value);
+                let expected = wire(field, *value).map(|wire| serde_json::to_value(wire).unwrap());
                 let written = wire(field, *value).map(|wire| {
                     let mut out = Vec::new();
                     write_json_value(&mut out, Some(wire));

@@ -14,14 +14,13 @@
 //! Rows are produced and written block by block, so memory does not grow with the row count.
 
 use crate::columns::{applicant_fields, ApplicantColumns};
-use crate::fields::{
-    data_spelling, wire, write_csv_field, write_json_key, write_json_value, Layout,
-};
+use crate::fields::{data_spelling, write_csv_field, write_json_key, write_json_value, Layout};
 use crate::sink::parquet::writer_properties;
 use crate::Format;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use credit_core::applicant::wire;
 use credit_synthetic::generator::{GeneratedRow, Generator, GeneratorError, BLOCK_ROWS};
 use parquet::arrow::ArrowWriter;
 use std::fs::File;

@@ -209,7 +209,7 @@ impl Applicant {
         // Written by hand to keep the schema's order (a `serde_json::Map` sorts its keys).
         let mut out = vec![b'{'];
         for (field, value) in schema.fields().iter().zip(self.values.iter()) {
-            let Some(json) = wire_value(field, *value) else {
+            let Some(json) = wire(field, *value) else {
                 continue;
             };
             if out.len() > 1 {
@@ -225,24 +225,52 @@ impl Applicant {
     }
 }
 
-/// `value` as the JSON of `field`'s wire form; `None` when missing or not sent.
-pub fn wire_value(field: &Field, value: AttributeValue) -> Option<serde_json::Value> {
+/// A field's value as the wire form has it, borrowed from the schema: what [`Applicant::to_json`]
+/// writes and the backfill's sinks write, without building a JSON value per field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wire<'a> {
+    Text(&'a str),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+}
+
+impl serde::Serialize for Wire<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Wire::Text(text) => serializer.serialize_str(text),
+            Wire::Integer(number) => serializer.serialize_i64(number),
+            Wire::Number(number) => serializer.serialize_f64(number),
+            Wire::Boolean(flag) => serializer.serialize_bool(flag),
+        }
+    }
+}
+
+impl fmt::Display for Wire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wire::Text(text) => f.write_str(text),
+            Wire::Integer(number) => write!(f, "{number}"),
+            Wire::Number(number) => write!(f, "{number}"),
+            Wire::Boolean(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// `value` of `field` in its wire form; `None` when missing or not a wire field.
+pub fn wire(field: &Field, value: AttributeValue) -> Option<Wire<'_>> {
     if !field.is_wire() {
         return None;
     }
     match (&field.kind, value) {
         (FieldKind::Category { categories }, AttributeValue::Categorical(index)) => categories
             .get(index)
-            .map(|category| serde_json::Value::String(category.value.clone())),
-        (FieldKind::Boolean, AttributeValue::Categorical(index)) => {
-            Some(serde_json::Value::Bool(index == 1))
-        }
+            .map(|category| Wire::Text(&category.value)),
+        (FieldKind::Boolean, AttributeValue::Categorical(index)) => Some(Wire::Boolean(index == 1)),
         (FieldKind::Integer { .. }, AttributeValue::Numeric(number)) => {
-            Some(serde_json::Value::from(number as i64))
+            Some(Wire::Integer(number as i64))
         }
-        (FieldKind::Number { .. }, AttributeValue::Numeric(number)) => {
-            serde_json::Number::from_f64(number).map(serde_json::Value::Number)
-        }
+        (FieldKind::Number { .. }, AttributeValue::Numeric(number)) => Some(Wire::Number(number)),
         _ => None,
     }
 }

@@ -3,8 +3,9 @@
 //! scored again as input.
 
 use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError, SCORE_COLUMNS};
-use crate::fields::{wire, write_csv_field};
+use crate::fields::write_csv_field;
 use crate::row::{decision_text, ScoredRow};
+use credit_core::applicant::wire;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};

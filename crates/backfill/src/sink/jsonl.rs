@@ -2,8 +2,9 @@
 //! the schema's JSON form, a missing value `null`, so the file can be scored again as input.
 
 use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError};
-use crate::fields::{wire, write_json_key, write_json_value};
+use crate::fields::{write_json_key, write_json_value};
 use crate::row::{decision_text, ScoredRow};
+use credit_core::applicant::wire;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
