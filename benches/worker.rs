@@ -334,7 +334,7 @@ fn input_partitions(records: u64, payloads: &[Vec<u8>]) -> i32 {
 
 fn child_ort(args: &Args) -> Result<String, String> {
     let config = worker_config(args)?;
-    let loaded = model::load(&config.model).map_err(|e| e.to_string())?;
+    let loaded = model::load(&config.model, config.reasons).map_err(|e| e.to_string())?;
     let mut scorer = loaded.scorer;
     let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
@@ -382,7 +382,7 @@ fn child_ort(args: &Args) -> Result<String, String> {
 
 fn child_decode(args: &Args) -> Result<String, String> {
     let config = worker_config(args)?;
-    let loaded = model::load(&config.model).map_err(|e| e.to_string())?;
+    let loaded = model::load(&config.model, config.reasons).map_err(|e| e.to_string())?;
     let schema = loaded.schema;
     let preprocessor = loaded.preprocessor;
     let width = preprocessor.width;
@@ -610,8 +610,8 @@ fn child_worker(args: &Args) -> Result<String, String> {
 /// the run's figures as JSON.
 async fn measure_worker(args: &Args, config: Config) -> Result<String, String> {
     let expected = args.records;
-    let model_config = config.model.clone();
-    let loaded = tokio::task::spawn_blocking(move || model::load(&model_config))
+    let (model_config, reasons) = (config.model.clone(), config.reasons);
+    let loaded = tokio::task::spawn_blocking(move || model::load(&model_config, reasons))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -15,8 +15,8 @@ use credit_core::artifacts::{MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, ROC_F
 use credit_core::bundle::{self, BundleError, Manifest};
 use credit_core::loader::ModelError;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
-use credit_worker::config::{Config, ModelConfig};
-use credit_worker::service::model;
+use credit_worker::config::{Config, ModelConfig, ReasonsConfig};
+use credit_worker::service::model::{self, LoadError};
 use onnx_protobuf::{Message, ModelProto};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -42,19 +42,23 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn worker_config(dir: &Path) -> ModelConfig {
-    let mut config = Config::from_toml_with_env("", HashMap::new())
-        .expect("default configuration")
-        .model;
-    config.dir = dir.to_path_buf();
-    config
+fn worker_config(dir: &Path) -> (ModelConfig, ReasonsConfig) {
+    let config = Config::from_toml_with_env("", HashMap::new()).expect("default configuration");
+    let mut model = config.model;
+    model.dir = dir.to_path_buf();
+    (model, config.reasons)
+}
+
+fn worker_load(dir: &Path) -> Result<credit_worker::pipeline::ServedModel, LoadError> {
+    let (model, reasons) = worker_config(dir);
+    model::load(&model, reasons)
 }
 
 /// The worker's and the backfill's errors for the bundle in `dir` (one loader, two entry
 /// points), which must be refused.
 fn refusals(dir: &Path) -> (BundleError, BundleError) {
-    let worker = match model::load(&worker_config(dir)) {
-        Err(ModelError::Bundle(error)) => error,
+    let worker = match worker_load(dir) {
+        Err(LoadError::Model(ModelError::Bundle(error))) => error,
         Err(other) => panic!("the worker refused for another reason: {other}"),
         Ok(served) => panic!("the worker loaded version {}", served.version),
     };
@@ -70,7 +74,7 @@ fn refusals(dir: &Path) -> (BundleError, BundleError) {
 fn the_untouched_shipped_bundle_loads_in_both_loaders_under_its_manifests_version() {
     let models = root().join("models");
     let version = manifest_of(&models).model_version;
-    let worker = model::load(&worker_config(&models)).expect("the worker loads models/");
+    let worker = worker_load(&models).expect("the worker loads models/");
     assert_eq!(worker.version, version);
     let backfill = BackfillModel::load(&models, None, None).expect("the backfill loads models/");
     assert_eq!(backfill.version, version);

@@ -90,6 +90,14 @@ pub enum BackfillError {
     #[error("{0}")]
     KafkaOutput(String),
     #[error(
+        "the model bundle has no {}, the applicant reasons are measured against: retrain it \
+         (the trainer writes one) or pass --reasons off",
+        path.display()
+    )]
+    NoReference { path: PathBuf },
+    #[error("reasons: {0}")]
+    Explain(#[from] credit_core::explain::ExplainError),
+    #[error(
         "cannot score the PSI reference {}: row {row}: field `{field}`: {reason}",
         path.display()
     )]

@@ -28,6 +28,7 @@ use credit_backfill::synthetic_files;
 use credit_backfill::topic::{self, RangeEnd, RangeStart};
 use credit_backfill::{BackfillModel, Format, KafkaOptions, Progress, ScoreOptions, Shard};
 use credit_core::dataset;
+use credit_core::explain::{ReasonsMode, DEFAULT_TOP};
 use credit_core::logging;
 use credit_core::logging::LogFormat;
 use credit_core::redact;
@@ -130,6 +131,14 @@ struct ScoreArgs {
     /// the PSI; without it, no PSI.
     #[arg(long, value_name = "FILE")]
     reference: Option<PathBuf>,
+    /// Which rows get adverse-action reasons: `declines` (every `bad` decision), `all` or
+    /// `off`. Needs a bundle with a reference applicant (`reference.json`) unless `off`.
+    #[arg(long, default_value = "declines", value_name = "WHICH")]
+    reasons: ReasonsMode,
+    /// Reasons per row, largest contribution first.
+    #[arg(long = "reasons-top", default_value_t = DEFAULT_TOP as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    reasons_top: u64,
     /// Age-style bands of a protected numeric field in the fairness report, replacing the
     /// schema's `bands` (repeatable): `age=25,35,50,65` gives <25, 25-34, ..., >=65.
     #[arg(long = "fairness-bands", value_name = "FIELD=EDGE,...", value_parser = parse_bands)]
@@ -258,6 +267,8 @@ fn score(args: ScoreArgs) -> anyhow::Result<()> {
         reference: args.reference,
         force: args.force,
         fairness_bands: args.fairness_bands,
+        reasons: args.reasons,
+        reasons_top: args.reasons_top as usize,
         stop_after_rows: args.stop_after_rows,
     };
     let progress = bar(

@@ -7,6 +7,7 @@
 //! different chunks overlap.
 
 use credit_core::applicant::Applicant;
+use credit_core::explain::Reference;
 use credit_core::loader::{self, LoadOptions, ModelError, Sessions};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
@@ -24,6 +25,8 @@ pub struct BackfillModel {
     pub version: String,
     /// Decision threshold: the model's own unless overridden.
     pub threshold: f32,
+    /// The applicant reasons are measured against, when the bundle has one.
+    pub reference: Option<Arc<Reference>>,
     sessions: Sessions,
 }
 
@@ -47,6 +50,7 @@ impl BackfillModel {
             model_path: loaded.paths.model(),
             version: loaded.version,
             threshold: loaded.threshold,
+            reference: loaded.reference,
             sessions: loaded.sessions,
         })
     }

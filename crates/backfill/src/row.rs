@@ -3,6 +3,7 @@
 
 use super::topic::KafkaPosition;
 use credit_core::applicant::{Applicant, RecordError};
+use credit_core::explain::Reason;
 use serde::{Deserialize, Serialize};
 
 /// One input row that decoded into an applicant.
@@ -52,6 +53,8 @@ pub struct ScoredRow {
     pub row: InputRow,
     /// Probability that the applicant is a bad risk.
     pub probability_bad: f32,
+    /// The principal reasons for the score, largest first (empty when not explained).
+    pub reasons: Vec<Reason>,
 }
 
 impl ScoredRow {

@@ -28,6 +28,8 @@ use super::stats::RunningStats;
 use super::summary::Summary;
 use super::topic::{self, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
+use credit_core::artifacts::REFERENCE_FILE;
+use credit_core::explain::{Explainer, Reasons, ReasonsMode, DEFAULT_TOP};
 use credit_core::fairness::ProtectedGroups;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -110,6 +112,9 @@ pub struct ScoreOptions {
     /// Band edges per protected numeric field for the fairness report, replacing the
     /// schema's `bands` (`--fairness-bands FIELD=25,35`).
     pub fairness_bands: Vec<(String, Vec<f64>)>,
+    /// Which rows get adverse-action reasons, and how many each.
+    pub reasons: ReasonsMode,
+    pub reasons_top: usize,
     /// Test hook: after writing this many rows, stop as a crash would (output written but
     /// not committed) and fail with [`BackfillError::SimulatedCrash`].
     pub stop_after_rows: Option<u64>,
@@ -137,6 +142,8 @@ impl Default for ScoreOptions {
             part_rows: 1 << 20,
             reference: None,
             fairness_bands: Vec::new(),
+            reasons: ReasonsMode::Declines,
+            reasons_top: DEFAULT_TOP,
             force: false,
             stop_after_rows: None,
         }
@@ -222,12 +229,14 @@ pub fn run(
     let previous = Checkpoint::load(&endpoints.paths.checkpoint)?;
     check_resumable(options, &endpoints, &fingerprint, previous.as_ref())?;
     let reference = psi_reference(options, model, workers, batch_size)?;
+    let explainer = explainer(options, model)?;
     let run = Run {
         options,
         model,
         paths: &endpoints.paths,
         reference: reference.as_ref(),
         groups: &groups,
+        explainer,
         started,
         workers,
         batch_size,
@@ -411,6 +420,25 @@ fn reference_applicants(
     Ok(rows.into_iter().map(|row| row.applicant).collect())
 }
 
+/// The explainer of the run's reasons, unless they are off; a bundle without a reference
+/// applicant cannot give them.
+fn explainer(
+    options: &ScoreOptions,
+    model: &BackfillModel,
+) -> Result<Option<Explainer>, BackfillError> {
+    if options.reasons == ReasonsMode::Off {
+        return Ok(None);
+    }
+    let reference = model
+        .reference
+        .as_ref()
+        .ok_or_else(|| BackfillError::NoReference {
+            path: model.model_path.with_file_name(REFERENCE_FILE),
+        })?;
+    let explainer = Explainer::new(&model.preprocessor, reference, options.reasons_top)?;
+    Ok(Some(explainer))
+}
+
 /// One run's settings and what was settled from them before the first row is read.
 struct Run<'a> {
     options: &'a ScoreOptions,
@@ -418,6 +446,8 @@ struct Run<'a> {
     paths: &'a OutputPaths,
     reference: Option<&'a PsiReference>,
     groups: &'a ProtectedGroups,
+    /// What every worker thread clones to compute reasons; `None` when they are off.
+    explainer: Option<Explainer>,
     started: Instant,
     workers: usize,
     batch_size: usize,
@@ -477,6 +507,8 @@ impl<'a> Run<'a> {
         let pipeline = Pipeline {
             decoder: &decoder,
             model: self.model,
+            explainer: self.explainer.as_ref(),
+            reasons: self.options.reasons,
             shard: self.options.shard,
             batch_size: self.batch_size,
             window: WINDOW_PER_WORKER * self.workers as u64,
@@ -516,6 +548,7 @@ impl<'a> Run<'a> {
             threshold: self.model.threshold,
             model_version: self.model.version.clone(),
             include_fields: self.options.include_fields,
+            reference: self.explainer.as_ref().and(self.model.reference.clone()),
             durable: self.options.durable,
             part_rows: self.options.part_rows,
         };
@@ -727,6 +760,9 @@ fn now() -> String {
 struct Pipeline<'a> {
     decoder: &'a Decoder,
     model: &'a BackfillModel,
+    /// Cloned by every worker thread; `None` when reasons are off.
+    explainer: Option<&'a Explainer>,
+    reasons: ReasonsMode,
     shard: Shard,
     batch_size: usize,
     window: u64,
@@ -798,13 +834,21 @@ impl Pipeline<'_> {
     ) {
         let mut features = Vec::new();
         let mut probabilities = Vec::new();
+        let mut explaining = self
+            .explainer
+            .map(|explainer| (explainer.clone(), Reasons::default()));
         loop {
             let chunk = {
                 let receiver = work_rx.lock().unwrap_or_else(PoisonError::into_inner);
                 receiver.recv()
             };
             let Ok(chunk) = chunk else { break };
-            let result = self.score_chunk(&chunk, &mut scorer, &mut features, &mut probabilities);
+            let result = self.score_chunk(
+                &chunk,
+                &mut scorer,
+                (&mut features, &mut probabilities),
+                explaining.as_mut(),
+            );
             if results.send(result).is_err() {
                 break;
             }
@@ -815,8 +859,8 @@ impl Pipeline<'_> {
         &self,
         chunk: &RawChunk,
         scorer: &mut OnnxScorer,
-        features: &mut Vec<f32>,
-        probabilities: &mut Vec<f32>,
+        (features, probabilities): (&mut Vec<f32>, &mut Vec<f32>),
+        explaining: Option<&mut (Explainer, Reasons)>,
     ) -> ChunkResult {
         let mut rows: Vec<InputRow> = Vec::with_capacity(chunk.len());
         let mut rejections: Vec<RejectedRow> = Vec::new();
@@ -835,12 +879,29 @@ impl Pipeline<'_> {
         scorer
             .score_into(features, rows.len(), probabilities)
             .map_err(credit_core::loader::ModelError::from)?;
+        let (mode, threshold) = (self.reasons, self.model.threshold);
+        let reasons = match explaining {
+            Some((explainer, reasons)) => {
+                // The same session that scored the rows: the reasons are this model's.
+                explainer.explain(
+                    scorer,
+                    features,
+                    probabilities,
+                    |row| mode.wants(probabilities[row], threshold),
+                    reasons,
+                )?;
+                Some(&*reasons)
+            }
+            None => None,
+        };
         let rows = rows
             .into_iter()
             .zip(probabilities.iter())
-            .map(|(row, &probability_bad)| ScoredRow {
+            .enumerate()
+            .map(|(at, (row, &probability_bad))| ScoredRow {
                 row,
                 probability_bad,
+                reasons: reasons.map_or_else(Vec::new, |reasons| reasons.of_row(at).to_vec()),
             })
             .collect();
         Ok(ScoredChunk {

@@ -27,12 +27,16 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SCHEMA_FILE: &str = "schema.toml";
 /// File name of the JSON Schema generated from it, for producers.
 pub const JSON_SCHEMA_FILE: &str = "applicant.schema.json";
+/// File name of the reference applicant adverse-action reasons are measured against (see
+/// [`crate::explain`]).
+pub const REFERENCE_FILE: &str = "reference.json";
 /// Every artifact a training run writes, all of them recorded in the manifest.
-pub const BUNDLE_FILES: [&str; 7] = [
+pub const BUNDLE_FILES: [&str; 8] = [
     MODEL_FILE,
     PREPROCESSOR_FILE,
     SCHEMA_FILE,
     JSON_SCHEMA_FILE,
+    REFERENCE_FILE,
     METRICS_FILE,
     LEARNING_CURVE_FILE,
     ROC_FILE,
@@ -73,6 +77,9 @@ impl ArtifactPaths {
     }
     pub fn roc(&self) -> PathBuf {
         self.dir.join(ROC_FILE)
+    }
+    pub fn reference(&self) -> PathBuf {
+        self.dir.join(REFERENCE_FILE)
     }
     pub fn manifest(&self) -> PathBuf {
         self.dir.join(MANIFEST_FILE)

@@ -15,8 +15,9 @@
 
 use crate::artifacts::{
     model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, JSON_SCHEMA_FILE,
-    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
+    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, REFERENCE_FILE, SCHEMA_FILE,
 };
+use crate::explain::{ExplainError, Reference};
 use crate::model::onnx_export::{read_exported, ImportError};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{json_schema, Schema, SchemaError};
@@ -84,6 +85,12 @@ pub enum BundleError {
     NotListed { path: PathBuf, file: &'static str },
     #[error("{} is listed in the manifest but missing", .path.display())]
     FileMissing { path: PathBuf },
+    #[error("{} is not a reference applicant of the bundle's schema: {source}", .path.display())]
+    Reference {
+        path: PathBuf,
+        #[source]
+        source: ExplainError,
+    },
     #[error(
         "{} does not match the manifest: expected {expected_size} bytes with SHA-256 \
          {expected_sha256}, found {actual_size} bytes with SHA-256 {actual_sha256}; it was \
@@ -167,6 +174,8 @@ pub struct VerifiedBundle {
     /// The model's metadata, read from [`Self::model`].
     pub metadata: ModelMetadata,
     pub model: ModelBytes,
+    /// The applicant reasons are measured against; bundles trained before reasons have none.
+    pub reference: Option<Reference>,
 }
 
 /// Reads and verifies the bundle in `dir`: the manifest must exist and list the model and the
@@ -196,6 +205,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
     check_entries(&manifest, &manifest_path)?;
 
     let (mut model, mut preprocessor, mut schema, mut generated) = (None, None, None, None);
+    let mut reference = None;
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
         let bytes = read(&path, true)?;
@@ -214,6 +224,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
             PREPROCESSOR_FILE => preprocessor = Some(bytes),
             SCHEMA_FILE => schema = Some(bytes),
             JSON_SCHEMA_FILE => generated = Some(bytes),
+            REFERENCE_FILE => reference = Some(bytes),
             _ => {}
         }
     }
@@ -229,6 +240,14 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         check_json_schema(&paths, &schema, &generated)?;
     }
     let (preprocessor, metadata) = check_model(&paths, &schema, &model, &preprocessor)?;
+    let reference = reference
+        .map(|bytes| {
+            Reference::from_json(&schema, &bytes).map_err(|source| BundleError::Reference {
+                path: paths.reference(),
+                source,
+            })
+        })
+        .transpose()?;
     if metadata.version != manifest.model_version {
         return Err(BundleError::VersionNotInManifest {
             path: paths.model(),
@@ -244,6 +263,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         preprocessor,
         metadata,
         model: ModelBytes(model.into()),
+        reference,
     })
 }
 

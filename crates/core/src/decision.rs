@@ -2,13 +2,23 @@
 //!
 //! ```json
 //! {"application_id":"app-000001","decision":"bad","probability_bad":0.61,
-//!  "threshold":0.35,"model_version":"lstm-3f2a...","scored_at":"2024-05-01T12:00:00.123Z"}
+//!  "threshold":0.35,"model_version":"lstm-3f2a...","scored_at":"2024-05-01T12:00:00.123Z",
+//!  "reasons":[{"code":"DURATION_MONTHS","field":"duration_months","label":"Duration in months",
+//!              "value":48,"reference":18,"contribution":0.74}, ...]}
 //! ```
+//!
+//! `reasons` (see [`crate::explain`]) is there when the service publishes reasons: the fields
+//! that raised the probability of `bad` most, largest first, each with the applicant's value
+//! (and a category's label), the reference applicant's value and the rise in log-odds.
 //!
 //! Encoding writes into a caller-owned buffer, so the publishing thread reuses one allocation
 //! for every record it publishes.
 
-use serde::{Deserialize, Serialize};
+use crate::applicant::{wire, Applicant, AttributeValue};
+use crate::explain::Reason;
+use crate::schema::{FieldKind, Schema};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt::Write;
 
 /// The decision on one applicant.
@@ -41,7 +51,7 @@ impl Class {
 }
 
 /// The JSON payload of a decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRecord<'a> {
     pub application_id: &'a str,
     pub decision: Class,
@@ -50,6 +60,88 @@ pub struct DecisionRecord<'a> {
     pub model_version: &'a str,
     /// RFC 3339, UTC, milliseconds.
     pub scored_at: &'a str,
+    /// Absent when reasons are off; empty for a decision that needs none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<PublishedReasons<'a>>,
+}
+
+/// One decision's reasons, borrowed from the model's schema and reference and the applicant, in
+/// the published form.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PublishedReasons<'a> {
+    pub schema: &'a Schema,
+    pub applicant: &'a Applicant,
+    pub reference: &'a Applicant,
+    pub reasons: &'a [Reason],
+}
+
+impl Serialize for PublishedReasons<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.reasons.len()))?;
+        for reason in self.reasons {
+            seq.serialize_element(&PublishedReason {
+                schema: self.schema,
+                applicant: self.applicant,
+                reference: self.reference,
+                reason: *reason,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// One reason in the published form.
+struct PublishedReason<'a> {
+    schema: &'a Schema,
+    applicant: &'a Applicant,
+    reference: &'a Applicant,
+    reason: Reason,
+}
+
+impl Serialize for PublishedReason<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let field = &self.schema.fields()[self.reason.field];
+        let value_of = |applicant: &Applicant| {
+            applicant
+                .values()
+                .get(self.reason.field)
+                .copied()
+                .unwrap_or(AttributeValue::Missing)
+        };
+        let value = value_of(self.applicant);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("code", &ReasonCode(&field.name))?;
+        map.serialize_entry("field", &field.name)?;
+        map.serialize_entry("label", &field.label)?;
+        map.serialize_entry("value", &wire(field, value))?;
+        if let (FieldKind::Category { categories }, AttributeValue::Categorical(index)) =
+            (&field.kind, value)
+        {
+            if let Some(category) = categories.get(index) {
+                map.serialize_entry("value_label", &category.label)?;
+            }
+        }
+        map.serialize_entry("reference", &wire(field, value_of(self.reference)))?;
+        map.serialize_entry("contribution", &self.reason.contribution)?;
+        map.end()
+    }
+}
+
+/// A reason's stable code: its field's name in capitals, as stable as the schema's field names.
+struct ReasonCode<'a>(&'a str);
+
+impl Serialize for ReasonCode<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for ReasonCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0
+            .chars()
+            .try_for_each(|c| f.write_char(c.to_ascii_uppercase()))
+    }
 }
 
 impl DecisionRecord<'_> {
@@ -69,6 +161,24 @@ pub struct OwnedDecision {
     pub threshold: f32,
     pub model_version: String,
     pub scored_at: String,
+    #[serde(default)]
+    pub reasons: Option<Vec<OwnedReason>>,
+}
+
+/// A decoded reason.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OwnedReason {
+    pub code: String,
+    pub field: String,
+    pub label: String,
+    /// The applicant's value as on the wire (`null` when missing).
+    pub value: serde_json::Value,
+    /// A category's label.
+    #[serde(default)]
+    pub value_label: Option<String>,
+    /// The reference applicant's value (`null` when missing).
+    pub reference: serde_json::Value,
+    pub contribution: f32,
 }
 
 impl OwnedDecision {
@@ -108,6 +218,7 @@ mod tests {
             threshold: 0.35,
             model_version: "lstm-abc",
             scored_at: "2024-05-01T12:00:00.123Z",
+            reasons: None,
         };
         let mut buffer = b"stale".to_vec();
         record.encode_into(&mut buffer).unwrap();
@@ -137,11 +248,74 @@ mod tests {
             threshold: 0.5,
             model_version: "v",
             scored_at: "t",
+            reasons: None,
         };
         let mut buffer = Vec::new();
         record.encode_into(&mut buffer).unwrap();
         let owned = OwnedDecision::from_json(&buffer).unwrap();
         assert_eq!(owned.application_id, "quote\"and\\slash");
+    }
+
+    #[test]
+    fn reasons_name_the_field_its_label_both_values_and_the_contribution() {
+        let schema = crate::schema::german_credit();
+        let rows: Vec<Applicant> = crate::dataset::shipped_german_credit()
+            .into_iter()
+            .map(|row| row.applicant)
+            .collect();
+        let reference = crate::explain::Reference::typical(&schema, &rows).unwrap();
+        let (checking, duration) = (
+            schema.position("checking_account").unwrap(),
+            schema.position("duration_months").unwrap(),
+        );
+        let reasons = [
+            Reason {
+                field: duration,
+                contribution: 0.5,
+            },
+            Reason {
+                field: checking,
+                contribution: 0.25,
+            },
+        ];
+        let record = DecisionRecord {
+            application_id: "a",
+            decision: Class::Bad,
+            probability_bad: 0.5,
+            threshold: 0.3,
+            model_version: "v",
+            scored_at: "t",
+            reasons: Some(PublishedReasons {
+                schema: &schema,
+                applicant: &rows[0],
+                reference: reference.applicant(),
+                reasons: &reasons,
+            }),
+        };
+        let mut buffer = Vec::new();
+        record.encode_into(&mut buffer).unwrap();
+        let owned = OwnedDecision::from_json(&buffer).unwrap();
+        let got = owned.reasons.unwrap();
+        let field = |name: &str| &schema.fields()[schema.position(name).unwrap()];
+        let reference_json: serde_json::Value =
+            serde_json::from_slice(&reference.to_json(&schema)).unwrap();
+        let applicant_json: serde_json::Value =
+            serde_json::from_slice(&rows[0].to_json(&schema)).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].code, "DURATION_MONTHS");
+        assert_eq!(got[0].field, "duration_months");
+        assert_eq!(got[0].label, field("duration_months").label);
+        assert_eq!(got[0].value, applicant_json["duration_months"]);
+        assert_eq!(got[0].value_label, None);
+        assert_eq!(got[0].reference, reference_json["duration_months"]);
+        assert_eq!(got[0].contribution, 0.5);
+        assert_eq!(got[1].code, "CHECKING_ACCOUNT");
+        let value = applicant_json["checking_account"].as_str().unwrap();
+        let FieldKind::Category { categories } = &field("checking_account").kind else {
+            panic!("checking_account is a category");
+        };
+        let label = &categories.iter().find(|c| c.value == value).unwrap().label;
+        assert_eq!(got[1].value_label.as_ref(), Some(label));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`artifacts`], [`bundle`] and [`loader`]: the model directory, its manifest, and the one
 //!   verified, self-checked loader.
 //! - [`scoring`]: the [`scoring::Scorer`] seam and the ONNX Runtime scorer.
+//! - [`explain`]: adverse-action reasons measured on the model, and their exact Shapley check.
 //! - [`evaluation`]: AUC, cost-based thresholds and classification reports.
 //! - [`fairness`]: decisions by protected group: approval rates, the four-fifths rule, error
 //!   rates and calibration.
@@ -24,6 +25,7 @@ pub mod dataset;
 pub mod decision;
 pub mod decode;
 pub mod evaluation;
+pub mod explain;
 pub mod fairness;
 pub mod loader;
 pub mod logging;

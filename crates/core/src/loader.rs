@@ -10,6 +10,7 @@
 use crate::applicant::{Applicant, AttributeValue};
 use crate::artifacts::{ArtifactPaths, MetadataError};
 use crate::bundle::{self, BundleError, ModelBytes};
+use crate::explain::Reference;
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{FieldKind, Schema};
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
@@ -58,6 +59,8 @@ pub struct LoadedModel {
     pub version: String,
     /// The threshold in force (the model's own, or the override).
     pub threshold: f32,
+    /// The applicant reasons are measured against, when the bundle has one.
+    pub reference: Option<Arc<Reference>>,
     pub paths: ArtifactPaths,
 }
 
@@ -88,6 +91,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     let paths = bundle.paths;
     let preprocessor = bundle.preprocessor;
     let schema = bundle.schema;
+    let reference = bundle.reference.map(Arc::new);
     let sessions = Sessions {
         model: bundle.model,
         path: paths.model(),
@@ -119,6 +123,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
         preprocessor: Arc::new(preprocessor),
         version: metadata.version,
         threshold,
+        reference,
         paths,
     })
 }

@@ -76,6 +76,13 @@ pub struct EncodedAttribute {
     field: usize,
 }
 
+impl EncodedAttribute {
+    /// Position of the attribute's field in the schema it is bound to.
+    pub fn field(&self) -> usize {
+        self.field
+    }
+}
+
 /// The saved encoder and scaler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {

@@ -13,12 +13,14 @@ use crate::http::get as get_blocking;
 use credit_core::applicant::{Applicant, MAX_RECORD_BYTES};
 use credit_core::artifacts::{
     model_version, ArtifactPaths, JSON_SCHEMA_FILE, KEY_PREPROCESSOR_SHA256, KEY_THRESHOLD,
-    KEY_VERSION, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
+    KEY_VERSION, MODEL_FILE, PREPROCESSOR_FILE, REFERENCE_FILE, SCHEMA_FILE,
 };
 use credit_core::bundle;
 use credit_core::dataset::{self, DatasetError};
 use credit_core::decision::OwnedDecision;
 use credit_core::decode::RejectReason;
+use credit_core::explain::{Explainer, ReasonsMode, Reference, DEFAULT_TOP};
+use credit_core::loader::{self, LoadOptions, LoadedModel};
 use credit_core::model::onnx_export::write_onnx;
 use credit_core::model::weights::NetworkWeights;
 use credit_core::preprocess::Preprocessor;
@@ -233,7 +235,17 @@ pub fn write_test_bundle(
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     write_onnx(&paths.model(), &weights, &metadata)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
-    let files = [MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE, JSON_SCHEMA_FILE];
+    let reference =
+        Reference::typical(schema, applicants).map_err(|e| TestkitError::Model(e.to_string()))?;
+    std::fs::write(paths.reference(), reference.to_json(schema))
+        .map_err(|e| TestkitError::Model(e.to_string()))?;
+    let files = [
+        MODEL_FILE,
+        PREPROCESSOR_FILE,
+        SCHEMA_FILE,
+        JSON_SCHEMA_FILE,
+        REFERENCE_FILE,
+    ];
     bundle::write_manifest(dir, &version, &files)
         .map_err(|e| TestkitError::Model(e.to_string()))?;
     Ok(version)
@@ -1413,6 +1425,142 @@ pub async fn rebalance_hands_over_without_loss_or_duplicates<B: TestBroker>(
         .map(|_| ())
 }
 
+/// `count` records through a worker whose reasons are `mode`: each decision that `mode` wants
+/// carries exactly the reasons an [`Explainer`] on the bundle's own model and reference gives
+/// its applicant (fields, order, values and contributions), the others an empty list, and with
+/// reasons off no decision has the field.
+pub async fn decisions_carry_the_models_own_reasons<B: TestBroker>(
+    broker: &B,
+    model_dir: &Path,
+    count: usize,
+    mode: ReasonsMode,
+) -> Result<usize, TestkitError> {
+    let bootstrap = broker.bootstrap_servers();
+    let topics = Topics::unique("reasons");
+    topics.create(broker, 2).await?;
+    let records = bundle_records(model_dir, count)?;
+    let model = |e: &dyn std::fmt::Display| TestkitError::Model(e.to_string());
+    let loaded = loader::load(&LoadOptions {
+        dir: model_dir,
+        ort_dylib: None,
+        threshold: None,
+        intra_threads: 1,
+    })
+    .map_err(|e| model(&e))?;
+    let schema = &loaded.schema;
+    let mut by_key = HashMap::new();
+    for record in &records {
+        let applicant = Applicant::from_json(schema, record.payload.as_deref().unwrap_or_default())
+            .map_err(|e| model(&e))?;
+        by_key.insert(record.key.clone().unwrap_or_default(), applicant);
+    }
+    fed_and_decided(&bootstrap, &topics, records, model_dir, mode, count)
+        .await?
+        .into_iter()
+        .try_fold(0, |explained, (key, decision)| {
+            let applicant = by_key
+                .get(key.as_bytes())
+                .ok_or_else(|| TestkitError::Failed(format!("decision for unknown key {key}")))?;
+            let expected = expected_reasons(&loaded, applicant, decision.probability_bad, mode)?;
+            match (decision.reasons.as_deref(), expected) {
+                (None, None) => Ok(explained),
+                (Some(got), Some(expected)) => {
+                    ensure!(
+                        got.len() == expected.len(),
+                        "{key}: {} reasons published, {} expected: {got:?}",
+                        got.len(),
+                        expected.len()
+                    );
+                    for (reason, (field, contribution)) in got.iter().zip(&expected) {
+                        let wanted = &schema.fields()[*field];
+                        ensure!(
+                            reason.field == wanted.name
+                                && reason.label == wanted.label
+                                && reason.code == wanted.name.to_ascii_uppercase()
+                                && (f64::from(reason.contribution) - contribution).abs() < 1e-4,
+                            "{key}: published {reason:?}, expected `{}` contributing {contribution}",
+                            wanted.name
+                        );
+                        let value = applicant.values()[*field];
+                        let on_wire = credit_core::applicant::wire(wanted, value)
+                            .map(|w| serde_json::to_value(w).unwrap_or_default())
+                            .unwrap_or_default();
+                        ensure!(reason.value == on_wire, "{key}: value of {reason:?}");
+                    }
+                    Ok(explained + usize::from(!got.is_empty()))
+                }
+                (got, expected) => Err(TestkitError::Failed(format!(
+                    "{key} (mode {}): published {got:?}, expected {expected:?}",
+                    mode.as_str()
+                ))),
+            }
+        })
+}
+
+/// Feeds `records`, runs a worker with reasons `mode` over them and returns each decision by
+/// key.
+async fn fed_and_decided(
+    bootstrap: &str,
+    topics: &Topics,
+    records: Vec<FeedRecord>,
+    model_dir: &Path,
+    mode: ReasonsMode,
+    count: usize,
+) -> Result<Vec<(String, OwnedDecision)>, TestkitError> {
+    feed(bootstrap, &topics.input, records).await?;
+    let mut config = scenario_config(bootstrap, topics, model_dir)?;
+    config.reasons.mode = mode;
+    let worker = RunningWorker::start(config).await?;
+    let tail = Tail::open(bootstrap, &[&topics.output, &topics.dead_letter]).await?;
+    let mut outputs = Vec::new();
+    read_until(&tail, &mut outputs, "decisions", |o| o.len() >= count).await?;
+    worker.stop().await?;
+    outputs
+        .iter()
+        .map(|output| {
+            let key = output.key_text().unwrap_or_default().to_owned();
+            let decision = OwnedDecision::from_json(output.payload.as_deref().unwrap_or_default())
+                .map_err(|e| TestkitError::Failed(format!("decision of {key} is not JSON: {e}")))?;
+            Ok((key, decision))
+        })
+        .collect()
+}
+
+/// The reasons `mode` gives an applicant scored `probability_bad` by `loaded`, computed apart
+/// from the worker: the positive contributions, largest first, at most the default number.
+fn expected_reasons(
+    loaded: &LoadedModel,
+    applicant: &Applicant,
+    probability_bad: f32,
+    mode: ReasonsMode,
+) -> Result<Option<Vec<(usize, f64)>>, TestkitError> {
+    if mode == ReasonsMode::Off {
+        return Ok(None);
+    }
+    if !mode.wants(probability_bad, loaded.threshold) {
+        return Ok(Some(Vec::new()));
+    }
+    let model = |e: &dyn std::fmt::Display| TestkitError::Model(e.to_string());
+    let reference = loaded
+        .reference
+        .as_ref()
+        .ok_or_else(|| TestkitError::Model("the bundle has no reference".into()))?;
+    let mut explainer =
+        Explainer::new(&loaded.preprocessor, reference, DEFAULT_TOP).map_err(|e| model(&e))?;
+    let row = loaded
+        .preprocessor
+        .transform_batch(std::slice::from_ref(applicant))
+        .map_err(|e| model(&e))?;
+    let mut scorer = loaded.sessions.open(1).map_err(|e| model(&e))?;
+    let mut contributions = explainer
+        .contributions(&mut scorer, &row)
+        .map_err(|e| model(&e))?;
+    contributions.retain(|(_, contribution)| *contribution > 0.0);
+    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+    contributions.truncate(DEFAULT_TOP);
+    Ok(Some(contributions))
+}
+
 /// Copies the served artifacts of `from` into `to`, the manifest last, the way an operator
 /// deploys a new model before sending SIGHUP.
 pub fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
@@ -1420,6 +1568,7 @@ pub fn deploy_model(from: &Path, to: &Path) -> Result<(), TestkitError> {
     for (source, target) in [
         (from.schema(), to.schema()),
         (from.json_schema(), to.json_schema()),
+        (from.reference(), to.reference()),
         (from.preprocessor(), to.preprocessor()),
         (from.model(), to.model()),
         (from.manifest(), to.manifest()),

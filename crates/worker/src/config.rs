@@ -13,6 +13,7 @@
 //! so the [`fmt::Display`] and [`fmt::Debug`] forms of the configuration — the only forms that
 //! are ever logged — redact every key that looks like a secret ([`credit_core::redact::is_secret_key`]).
 
+use credit_core::explain::ReasonsMode;
 use credit_core::logging::LoggingConfig;
 use credit_core::redact::{normalise_client_key, without_role_prefix};
 use credit_kafka::settings::redacted_client;
@@ -54,6 +55,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub batching: BatchingConfig,
     pub model: ModelConfig,
+    pub reasons: ReasonsConfig,
     pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
 }
@@ -109,6 +111,24 @@ pub struct ModelConfig {
     /// ([`crate::pipeline::placement`]).
     #[serde(deserialize_with = "strict_bool")]
     pub reserve_inference_core: bool,
+}
+
+/// `[reasons]`: the adverse-action reasons decisions carry ([`credit_core::explain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonsConfig {
+    pub mode: ReasonsMode,
+    /// Reasons per decision, at most.
+    pub top: usize,
+}
+
+/// Most reasons one decision may carry.
+const MAX_REASONS: usize = 16;
+
+impl ReasonsConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_range(problems, "reasons.top", self.top, 1, MAX_REASONS);
+    }
 }
 
 /// `[metrics]`: the HTTP endpoint.
@@ -202,6 +222,7 @@ impl Config {
         self.kafka.check(&mut problems);
         self.batching.check(&mut problems);
         self.model.check(&mut problems);
+        self.reasons.check(&mut problems);
         self.metrics.check(&mut problems);
         check_logging(&self.logging, &mut problems);
         if problems.is_empty() {
@@ -279,6 +300,11 @@ impl Config {
                 "model.reserve_inference_core".to_owned(),
                 m.reserve_inference_core.to_string(),
             ),
+            (
+                "reasons.mode".to_owned(),
+                self.reasons.mode.as_str().to_owned(),
+            ),
+            ("reasons.top".to_owned(), self.reasons.top.to_string()),
             ("metrics.address".to_owned(), self.metrics.address.clone()),
             (
                 "metrics.max_connections".to_owned(),

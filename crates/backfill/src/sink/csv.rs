@@ -2,7 +2,10 @@
 //! use the schema's names and wire values, a missing value an empty cell, so the file can be
 //! scored again as input.
 
-use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError, SCORE_COLUMNS};
+use super::{
+    io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError, REASONS_COLUMN,
+    SCORE_COLUMNS,
+};
 use crate::fields::write_csv_field;
 use crate::row::{decision_text, ScoredRow};
 use credit_core::applicant::wire;
@@ -50,6 +53,9 @@ impl CsvSink {
     fn write_header(&mut self) -> Result<(), SinkError> {
         let layout = &self.spec.layout;
         let mut header: Vec<&str> = SCORE_COLUMNS.to_vec();
+        if self.spec.reference.is_some() {
+            header.push(REASONS_COLUMN);
+        }
         if self.spec.include_fields {
             header.extend(layout.wire_fields().map(|(_, field)| field.name.as_str()));
             header.extend(layout.outcome().map(|outcome| outcome.name()));
@@ -94,6 +100,11 @@ impl Sink for CsvSink {
                 writer.write_field(&number)?;
                 writer.write_field(&threshold)?;
                 writer.write_field(&self.spec.model_version)?;
+                if let Some(reasons) = self.spec.reasons_of(scored) {
+                    // The reasons as their JSON array, the decision record's form, in one cell.
+                    let json = serde_json::to_string(&reasons).map_err(std::io::Error::from)?;
+                    writer.write_field(json)?;
+                }
                 if self.spec.include_fields {
                     let values = scored.row.applicant.values();
                     for (position, field) in layout.wire_fields() {

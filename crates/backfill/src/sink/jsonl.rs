@@ -5,6 +5,7 @@ use super::{io_error, open_truncated, OutputSpec, OutputState, Sink, SinkError};
 use crate::fields::{write_json_key, write_json_value};
 use crate::row::{decision_text, ScoredRow};
 use credit_core::applicant::wire;
+use credit_core::decision::PublishedReasons;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -18,6 +19,8 @@ struct Line<'a> {
     probability_bad: f32,
     threshold: f32,
     model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<PublishedReasons<'a>>,
 }
 
 /// Writes scored rows as JSON Lines.
@@ -57,6 +60,7 @@ impl Sink for JsonlSink {
                 probability_bad: scored.probability_bad,
                 threshold: self.spec.threshold,
                 model_version: &self.spec.model_version,
+                reasons: self.spec.reasons_of(scored),
             };
             serde_json::to_writer(&mut self.buffer, &line).map_err(|e| SinkError::Encode {
                 path: self.path.clone(),

@@ -106,6 +106,7 @@ impl KafkaSink {
             threshold: self.spec.threshold,
             model_version: &self.spec.model_version,
             scored_at: &self.scored_at,
+            reasons: self.spec.reasons_of(row),
         };
         record
             .encode_into(&mut self.payload)

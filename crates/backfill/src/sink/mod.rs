@@ -17,6 +17,8 @@ pub(crate) mod parquet;
 use super::fields::Layout;
 use super::format::Format;
 use super::row::ScoredRow;
+use credit_core::decision::PublishedReasons;
+use credit_core::explain::Reference;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,11 +34,25 @@ pub(crate) struct OutputSpec {
     /// Whether to append the applicant's wire fields (by schema name, wire value) and the
     /// outcome column.
     pub include_fields: bool,
+    /// The applicant reasons are measured against; `None` when reasons are off (no column).
+    pub reference: Option<Arc<Reference>>,
     /// Whether a commit also `fsync`s the data (survives power loss, not only a killed
     /// process).
     pub durable: bool,
     /// Rows per Parquet part file (a part is the unit of commit for Parquet).
     pub part_rows: usize,
+}
+
+impl OutputSpec {
+    /// The reasons of `scored` in their published form, when reasons are on.
+    pub(crate) fn reasons_of<'a>(&'a self, scored: &'a ScoredRow) -> Option<PublishedReasons<'a>> {
+        self.reference.as_ref().map(|reference| PublishedReasons {
+            schema: self.layout.schema(),
+            applicant: &scored.row.applicant,
+            reference: reference.applicant(),
+            reasons: &scored.reasons,
+        })
+    }
 }
 
 /// How much of the output is committed.
@@ -107,6 +123,9 @@ pub(crate) fn open(
 }
 
 /// Column names of the scored output, before the optional field columns.
+/// The column of a row's reasons (the decision record's JSON array) when reasons are on.
+pub(crate) const REASONS_COLUMN: &str = "reasons";
+
 pub(crate) const SCORE_COLUMNS: [&str; 5] = [
     "application_id",
     "decision",

@@ -5,7 +5,7 @@
 //! it. A resumed run deletes every part (and temporary) numbered at or after the committed
 //! count and continues from there.
 
-use super::{io_error, OutputSpec, OutputState, Sink, SinkError, SCORE_COLUMNS};
+use super::{io_error, OutputSpec, OutputState, Sink, SinkError, REASONS_COLUMN, SCORE_COLUMNS};
 use crate::columns::{applicant_fields, ApplicantColumns};
 use crate::row::{decision_text, ScoredRow};
 use arrow_array::builder::{Float32Builder, StringBuilder};
@@ -74,6 +74,9 @@ pub(crate) fn schema(spec: &OutputSpec) -> SchemaRef {
         Field::new(SCORE_COLUMNS[3], DataType::Float32, false),
         Field::new(SCORE_COLUMNS[4], DataType::Utf8, false),
     ];
+    if spec.reference.is_some() {
+        fields.push(Field::new(REASONS_COLUMN, DataType::Utf8, false));
+    }
     if spec.include_fields {
         fields.extend(applicant_fields(spec.layout.schema()));
         if let Some(outcome) = spec.layout.outcome() {
@@ -174,6 +177,22 @@ impl ParquetSink {
             Arc::new(thresholds.finish()),
             Arc::new(versions.finish()),
         ];
+        if self.spec.reference.is_some() {
+            // The decision record's JSON array, one string per row.
+            let mut reasons = StringBuilder::with_capacity(rows.len(), rows.len() * 64);
+            let mut json = Vec::new();
+            for scored in rows {
+                json.clear();
+                serde_json::to_writer(&mut json, &self.spec.reasons_of(scored)).map_err(|e| {
+                    SinkError::Encode {
+                        path: self.dir.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                reasons.append_value(String::from_utf8_lossy(&json));
+            }
+            columns.push(Arc::new(reasons.finish()));
+        }
         if self.spec.include_fields {
             let layout = &self.spec.layout;
             let mut applicants =

@@ -28,6 +28,7 @@ use credit_core::artifacts::{self, ArtifactPaths};
 use credit_core::bundle::{self, Manifest};
 use credit_core::dataset::LabelledApplicant;
 use credit_core::evaluation::{roc_curve, CostMatrix, MetricsError};
+use credit_core::explain::Reference;
 use credit_core::model::onnx_export::export_onnx;
 use credit_core::schema::{Schema, SchemaError};
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
@@ -110,6 +111,8 @@ pub enum TrainerError {
     Write { path: String, message: String },
     #[error(transparent)]
     Bundle(#[from] credit_core::bundle::BundleError),
+    #[error(transparent)]
+    Reference(#[from] credit_core::explain::ExplainError),
     #[error("true probabilities of the test split: {0}")]
     Truth(#[from] MetricsError),
 }
@@ -197,12 +200,20 @@ pub fn run(
     let report = training_report(options, &input, &split, &result, &cost, &model, checks);
 
     observer.stage("writing artifacts");
+    // Reasons are measured against the typical applicant of the rows the model trained on.
+    let trained_on: Vec<_> = split
+        .train
+        .iter()
+        .map(|&row| rows[row].applicant.clone())
+        .collect();
+    let reference = Reference::typical(&schema, &trained_on)?;
     write_artifacts(
         &ArtifactPaths::new(&options.output_dir),
         &schema,
         &model.bytes,
         &result,
         &report,
+        &reference,
     )?;
     Ok(report)
 }
@@ -499,6 +510,7 @@ fn write_artifacts(
     onnx: &[u8],
     result: &FitResult,
     report: &TrainingReport,
+    reference: &Reference,
 ) -> Result<(), TrainerError> {
     std::fs::create_dir_all(&paths.dir).map_err(|e| write_error(&paths.dir, e))?;
     std::fs::write(paths.model(), onnx).map_err(|e| write_error(&paths.model(), e))?;
@@ -506,6 +518,8 @@ fn write_artifacts(
     // The schema as read, byte for byte: its fingerprint in the report is the bundle's.
     std::fs::write(paths.schema(), schema.source()).map_err(|e| write_error(&paths.schema(), e))?;
     bundle::write_json_schema(&paths.dir, schema)?;
+    std::fs::write(paths.reference(), reference.to_json(schema))
+        .map_err(|e| write_error(&paths.reference(), e))?;
     let json =
         serde_json::to_string_pretty(report).map_err(|e| write_error(&paths.metrics(), e))?;
     std::fs::write(paths.metrics(), json + "\n").map_err(|e| write_error(&paths.metrics(), e))?;

@@ -29,7 +29,7 @@ use crate::delivery::offsets::SharedOffsets;
 use crate::delivery::publish::{DeliveryContext, Publisher};
 use crate::delivery::transaction::{TransactionError, Transactions};
 use crate::delivery::{lag, WorkerConsumer};
-use crate::pipeline::batch::{Batch, ModelLabel};
+use crate::pipeline::batch::{Batch, ModelLabel, Reasoner};
 use crate::pipeline::consume::ConsumerSource;
 use crate::pipeline::inference::Inference;
 use crate::pipeline::intake::{Batcher, OpenBatch};
@@ -38,6 +38,7 @@ use crate::pipeline::publishing::Publishing;
 use crate::stop::Stop;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
+use credit_core::explain::{Explainer, ReasonsMode, Reference};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use credit_core::scoring::Scorer;
@@ -62,6 +63,30 @@ pub struct ServedModel {
     pub version: String,
     /// The threshold in force (the model's own, or the configured override).
     pub threshold: f32,
+    /// How its decisions get reasons; `None` when reasons are off.
+    pub explaining: Option<Explaining>,
+}
+
+/// What a model's decisions need to get their reasons.
+pub struct Explaining {
+    pub explainer: Explainer,
+    /// The applicant contributions are measured against, which decisions quote.
+    pub reference: Arc<Reference>,
+    /// Which decisions get reasons.
+    pub mode: ReasonsMode,
+}
+
+impl ServedModel {
+    /// Splits the model into what the scoring thread runs and what decisions are labelled with.
+    pub(crate) fn into_parts(self) -> (Box<dyn Scorer>, Option<Reasoner>, ModelLabel) {
+        let label = ModelLabel::of(&self);
+        let reasoner = self.explaining.map(|explaining| Reasoner {
+            explainer: explaining.explainer,
+            mode: explaining.mode,
+            threshold: self.threshold,
+        });
+        (self.scorer, reasoner, label)
+    }
 }
 
 /// What one run did.
@@ -179,14 +204,12 @@ pub async fn run(
     let (pool_tx, pool_rx) = batch_pool(config.batching.max_batch, model.preprocessor.width);
     // Publishing first: if the inference thread cannot start, dropping its channels ends
     // this one.
-    let label = ModelLabel {
-        version: model.version.clone(),
-        threshold: model.threshold,
-    };
+    let encoding = (Arc::clone(&model.schema), Arc::clone(&model.preprocessor));
+    let (version, threshold) = (model.version.clone(), model.threshold);
+    let (scorer, reasoner, label) = model.into_parts();
     let publishing = spawn_publishing(&shared, &clients, scored_rx, pool_tx, label, transactions)?;
     let core = reservation.as_ref().map(CoreReservation::core);
-    let encoding = (Arc::clone(&model.schema), Arc::clone(&model.preprocessor));
-    let inference = spawn_inference(&shared, model.scorer, batches_rx, scored_tx, core)?;
+    let inference = spawn_inference(&shared, (scorer, reasoner), batches_rx, scored_tx, core)?;
     let intake = spawn_intake(config, &shared, &clients, pool_rx, encoding, reloads)?;
     let threads = Threads {
         intake,
@@ -194,7 +217,7 @@ pub async fn run(
         publishing,
     };
     let tasks = Tasks::spawn(kafka, &clients.consumer, &shared);
-    log_started(config, &model.version, model.threshold);
+    log_started(config, &version, threshold);
 
     tokio::select! {
         () = shutdown => shared.stop.request(),
@@ -421,13 +444,14 @@ fn spawn_publishing(
 
 fn spawn_inference(
     shared: &Shared,
-    scorer: Box<dyn Scorer>,
+    (scorer, reasoner): (Box<dyn Scorer>, Option<Reasoner>),
     batches: mpsc::Receiver<Batch>,
     scored: mpsc::Sender<Batch>,
     core: Option<usize>,
 ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
     Inference {
         scorer,
+        reasoner,
         batches,
         scored,
         offsets: Arc::clone(&shared.offsets),

@@ -7,11 +7,13 @@
 use crate::delivery::origin::Origin;
 use credit_core::applicant::Applicant;
 use credit_core::decode::{RejectReason, Rejection};
+use credit_core::explain::{ExplainError, Explainer, Reasons, ReasonsMode, Reference};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::ScoringError;
 use credit_core::scoring::Scorer;
 use rdkafka::message::OwnedHeaders;
+use std::sync::Arc;
 
 /// A consumed and decoded record on its way into a batch.
 #[derive(Debug)]
@@ -48,8 +50,12 @@ pub(crate) struct Entry {
 /// What is published for an entry.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// Scored: its features are row `row` of the batch.
-    Scored { application_id: String, row: usize },
+    /// Scored: its features are row `row` of the batch; the applicant stays for its reasons.
+    Scored {
+        application_id: String,
+        row: usize,
+        applicant: Applicant,
+    },
     /// Dead-lettered.
     Rejected {
         rejection: Rejection,
@@ -67,14 +73,42 @@ pub(crate) enum Outcome {
 /// scored and labelled by the old model and this one and every later one by the new model.
 pub(crate) struct ModelSwap {
     pub scorer: Box<dyn Scorer>,
+    pub reasoner: Option<Reasoner>,
     pub label: ModelLabel,
 }
 
-/// What decisions say about the model that made them: its version and the threshold in force
-/// with it (its own, or the configured override).
+/// What decisions say about the model that made them: its version, the threshold in force with
+/// it (its own, or the configured override), and what their reasons are read with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ModelLabel {
     pub version: String,
+    pub threshold: f32,
+    /// The schema that names the fields reasons point at.
+    pub schema: Arc<Schema>,
+    /// The applicant reasons are measured against; `None` when reasons are off.
+    pub reference: Option<Arc<Reference>>,
+}
+
+impl ModelLabel {
+    pub(crate) fn of(model: &crate::pipeline::ServedModel) -> Self {
+        Self {
+            version: model.version.clone(),
+            threshold: model.threshold,
+            schema: Arc::clone(&model.schema),
+            reference: model
+                .explaining
+                .as_ref()
+                .map(|explaining| Arc::clone(&explaining.reference)),
+        }
+    }
+}
+
+/// A model's explainer as the scoring thread runs it.
+#[derive(Debug)]
+pub(crate) struct Reasoner {
+    pub explainer: Explainer,
+    /// Which rows to explain, at `threshold`.
+    pub mode: ReasonsMode,
     pub threshold: f32,
 }
 
@@ -97,6 +131,8 @@ pub(crate) struct Batch {
     entries: Vec<Entry>,
     /// The probability of `bad` of rows `0..rows`, once scored (allocated once, reused).
     probabilities: Vec<f32>,
+    /// The reasons of rows `0..rows`, once explained (empty when reasons are off).
+    reasons: Reasons,
     /// The model to score this batch (and every later one) with, if it changes here.
     swap: Option<Box<ModelSwap>>,
     /// The swap's label, left by the scoring thread for the publishing thread.
@@ -114,6 +150,7 @@ impl Batch {
             rows: 0,
             entries: Vec::with_capacity(capacity),
             probabilities: Vec::with_capacity(capacity),
+            reasons: Reasons::default(),
             swap: None,
             relabel: None,
         }
@@ -159,6 +196,25 @@ impl Batch {
         )
     }
 
+    /// Computes the reasons of the scored rows `reasoner` wants with `scorer`, the model that
+    /// scored them.
+    pub(crate) fn explain(
+        &mut self,
+        scorer: &mut dyn Scorer,
+        reasoner: &mut Reasoner,
+    ) -> Result<(), ExplainError> {
+        let rows = self.rows;
+        let probabilities = &self.probabilities;
+        let (mode, threshold) = (reasoner.mode, reasoner.threshold);
+        reasoner.explainer.explain(
+            scorer,
+            &self.features[..rows * self.width],
+            probabilities,
+            |row| mode.wants(probabilities[row], threshold),
+            &mut self.reasons,
+        )
+    }
+
     /// The probabilities [`Batch::score`] produced, by row.
     pub(crate) fn probabilities(&self) -> &[f32] {
         &self.probabilities
@@ -194,6 +250,7 @@ impl Batch {
                         Outcome::Scored {
                             application_id,
                             row: self.rows - 1,
+                            applicant,
                         }
                     }
                     // Only a preprocessor that does not fit the schema fails here; the record is
@@ -272,12 +329,17 @@ impl Batch {
         self.entries.drain(..)
     }
 
-    /// The entries (in consumption order) with the probabilities by row, leaving an empty
-    /// batch once the iterator is dropped (the probabilities stay until the next
-    /// [`Batch::score`]).
-    pub(crate) fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32]) {
+    /// The reasons [`Batch::explain`] produced, by row.
+    pub(crate) fn reasons(&self) -> &Reasons {
+        &self.reasons
+    }
+
+    /// The entries (in consumption order) with the probabilities and reasons by row, leaving an
+    /// empty batch once the iterator is dropped (probabilities and reasons stay until the next
+    /// [`Batch::score`] and [`Batch::explain`]).
+    pub(crate) fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32], &Reasons) {
         self.rows = 0;
-        (self.entries.drain(..), &self.probabilities)
+        (self.entries.drain(..), &self.probabilities, &self.reasons)
     }
 }
 
@@ -399,7 +461,7 @@ mod tests {
             .unwrap();
         batch.score(&mut RowNumbers).unwrap();
         assert_eq!(batch.probabilities(), &[0.0, 0.1]);
-        let (entries, probabilities) = batch.drain_scored();
+        let (entries, probabilities, _) = batch.drain_scored();
         let answered: Vec<(i64, Option<f32>)> = entries
             .map(|entry| match entry.outcome {
                 Outcome::Scored { row, .. } => (entry.source.offset, Some(probabilities[row])),

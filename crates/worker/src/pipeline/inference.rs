@@ -12,10 +12,11 @@
 //! the last one is published, on the other core.
 
 use crate::delivery::offsets::SharedOffsets;
-use crate::pipeline::batch::{Batch, Entry};
+use crate::pipeline::batch::{Batch, Entry, Reasoner};
 use crate::pipeline::placement;
 use crate::stop::Stop;
 use crate::telemetry::metrics::Metrics;
+use credit_core::explain::ExplainError;
 use credit_core::scoring::onnx_runtime::ScoringError;
 use credit_core::scoring::Scorer;
 use std::sync::Arc;
@@ -30,11 +31,15 @@ pub(crate) enum InferenceError {
     Scoring(#[from] ScoringError),
     #[error("the model returned {got} probabilities for {rows} rows")]
     OutputCount { rows: usize, got: usize },
+    #[error("reasons: {0}")]
+    Explain(#[from] ExplainError),
 }
 
 /// Everything the scoring thread owns.
 pub(crate) struct Inference {
     pub scorer: Box<dyn Scorer>,
+    /// The scorer's explainer, when decisions carry reasons.
+    pub reasoner: Option<Reasoner>,
     pub batches: mpsc::Receiver<Batch>,
     /// Scored batches, in order, for the publishing thread.
     pub scored: mpsc::Sender<Batch>,
@@ -97,6 +102,7 @@ impl Inference {
         if let Some(swap) = batch.take_swap() {
             let swap = *swap;
             self.scorer = swap.scorer;
+            self.reasoner = swap.reasoner;
             // Decisions carry the new label from this batch on.
             batch.relabel(swap.label);
         }
@@ -113,6 +119,14 @@ impl Inference {
         let got = batch.probabilities().len();
         if got != rows {
             return Err(InferenceError::OutputCount { rows, got });
+        }
+        if let Some(reasoner) = self.reasoner.as_mut() {
+            // The same scorer, so the reasons are the model's that just decided.
+            let started = Instant::now();
+            batch.explain(self.scorer.as_mut(), reasoner)?;
+            self.metrics
+                .explanation_latency
+                .observe(started.elapsed().as_secs_f64());
         }
         Ok(())
     }

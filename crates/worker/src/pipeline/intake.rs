@@ -25,7 +25,7 @@
 
 use crate::delivery::context::Unsent;
 use crate::delivery::offsets::SharedOffsets;
-use crate::pipeline::batch::{Batch, Consumed, ModelLabel, ModelSwap};
+use crate::pipeline::batch::{Batch, Consumed, ModelSwap};
 use crate::pipeline::inference::abandon;
 use crate::pipeline::ServedModel;
 use crate::stop::Stop;
@@ -328,20 +328,19 @@ impl Batcher {
     fn start(&mut self, model: Option<ServedModel>) -> Option<Batch> {
         let mut batch = self.pool.blocking_recv()?;
         if let Some(model) = model {
-            self.schema = model.schema;
-            self.preprocessor = model.preprocessor;
+            self.schema = Arc::clone(&model.schema);
+            self.preprocessor = Arc::clone(&model.preprocessor);
             tracing::debug!(version = %model.version, "next batch scored by the new model");
             // Every build's preprocessors have the same width; reallocating keeps a mismatch
             // from turning records into dead letters anyway.
             if batch.width() != self.preprocessor.width {
                 batch = Batch::new(batch.capacity(), self.preprocessor.width);
             }
+            let (scorer, reasoner, label) = model.into_parts();
             batch.attach_swap(ModelSwap {
-                scorer: model.scorer,
-                label: ModelLabel {
-                    version: model.version,
-                    threshold: model.threshold,
-                },
+                scorer,
+                reasoner,
+                label,
             });
         } else if batch.width() != self.preprocessor.width {
             // A pooled batch from before a swap to a different width.
@@ -707,6 +706,7 @@ mod tests {
             preprocessor: Arc::new(crate::pipeline::fitted(&applicants[..rows])),
             version: version.to_owned(),
             threshold: 0.25,
+            explaining: None,
         }
     }
 

@@ -16,7 +16,7 @@ pub(crate) mod intake;
 pub mod placement;
 pub(crate) mod publishing;
 
-pub use assembly::{run, PipelineError, RunReport, ServedModel};
+pub use assembly::{run, Explaining, PipelineError, RunReport, ServedModel};
 
 /// The applicants of the data set shipped in `data/`, for the pipeline's unit tests.
 #[cfg(test)]

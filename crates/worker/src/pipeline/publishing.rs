@@ -25,7 +25,8 @@ use crate::pipeline::batch::{Batch, ModelLabel, Outcome};
 use crate::pipeline::inference::abandon;
 use crate::stop::Stop;
 use crate::telemetry::metrics::Metrics;
-use credit_core::decision::{write_timestamp, Class, DecisionRecord};
+use credit_core::decision::{write_timestamp, Class, DecisionRecord, PublishedReasons};
+use credit_core::explain::Reasons;
 use credit_kafka::headers;
 use rdkafka::message::OwnedHeaders;
 use std::sync::Arc;
@@ -256,7 +257,7 @@ impl Publishing {
     ) -> Result<(), PublishingError> {
         scratch.sources.clear();
         write_timestamp(chrono::Utc::now(), &mut scratch.scored_at);
-        let probabilities = batch.probabilities();
+        let scores = (batch.probabilities(), batch.reasons());
         for entry in batch.entries() {
             scratch.sources.push(entry.source);
             let replacement = replacements
@@ -268,7 +269,7 @@ impl Publishing {
                     entry.source,
                     entry.headers.clone(),
                     &entry.outcome,
-                    probabilities,
+                    scores,
                     scratch,
                 )?,
             }
@@ -285,7 +286,7 @@ impl Publishing {
     ) -> Result<(), PublishingError> {
         scratch.sources.clear();
         write_timestamp(chrono::Utc::now(), &mut scratch.scored_at);
-        let (mut entries, probabilities) = batch.drain_scored();
+        let (mut entries, probabilities, reasons) = batch.drain_scored();
         while let Some(entry) = entries.next() {
             let source = entry.source;
             scratch.sources.push(source);
@@ -293,7 +294,7 @@ impl Publishing {
                 source,
                 entry.headers,
                 &entry.outcome,
-                probabilities,
+                (probabilities, reasons),
                 scratch,
             );
             if let Err(error) = published {
@@ -312,13 +313,14 @@ impl Publishing {
         source: Origin,
         input_headers: Option<OwnedHeaders>,
         outcome: &Outcome,
-        probabilities: &[f32],
+        (probabilities, reasons): (&[f32], &Reasons),
         scratch: &mut Scratch,
     ) -> Result<(), PublishingError> {
         match outcome {
             Outcome::Scored {
                 application_id,
                 row,
+                applicant,
             } => {
                 let probability = probabilities.get(*row).copied().unwrap_or(f32::NAN);
                 if !probability.is_finite() {
@@ -327,7 +329,12 @@ impl Publishing {
                         application_id.clone(),
                     ));
                 }
-                let ModelLabel { version, threshold } = &self.label;
+                let ModelLabel {
+                    version,
+                    threshold,
+                    schema,
+                    reference,
+                } = &self.label;
                 let class = Class::from_probability(probability, *threshold);
                 DecisionRecord {
                     application_id,
@@ -336,6 +343,12 @@ impl Publishing {
                     threshold: *threshold,
                     model_version: version,
                     scored_at: &scratch.scored_at,
+                    reasons: reference.as_ref().map(|reference| PublishedReasons {
+                        schema,
+                        applicant,
+                        reference: reference.applicant(),
+                        reasons: reasons.of_row(*row),
+                    }),
                 }
                 .encode_into(&mut scratch.payload)?;
                 let token = DeliveryToken::first(source, OutputKind::Decision(class));

@@ -15,7 +15,6 @@ use crate::config::Config;
 use crate::pipeline::{PipelineError, RunReport};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
-use credit_core::loader::ModelError;
 use http::{HttpLimits, HttpServer, HttpState, PublishedSchema};
 use reload::ReloadHandle;
 use std::future::Future;
@@ -36,7 +35,7 @@ pub enum ServiceError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(#[from] model::LoadError),
     #[error("model loading was interrupted")]
     ModelTask,
     #[error("cannot listen for SIGHUP: {0}")]
@@ -121,7 +120,8 @@ impl Worker {
         } = self;
         let result = async {
             let model_config = config.model.clone();
-            let served = tokio::task::spawn_blocking(move || model::load(&model_config))
+            let reasons = config.reasons;
+            let served = tokio::task::spawn_blocking(move || model::load(&model_config, reasons))
                 .await
                 .map_err(|_| ServiceError::ModelTask)??;
             metrics.set_model_version(&served.version);
@@ -131,7 +131,7 @@ impl Worker {
             let (models_tx, models_rx) = tokio::sync::mpsc::channel(1);
             let reloading = tokio::spawn(reload::serve_reloads(
                 reload,
-                config.model.clone(),
+                (config.model.clone(), config.reasons),
                 models_tx,
                 Arc::clone(&served.schema),
                 schema.clone(),

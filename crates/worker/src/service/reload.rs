@@ -14,7 +14,7 @@
 //! range, a removed category, a changed type; see [`incompatibilities`]) is refused, each reason
 //! logged and the refusal counted as `result="incompatible_schema"`. A restart takes any bundle.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, ReasonsConfig};
 use crate::pipeline::ServedModel;
 use crate::service::http::PublishedSchema;
 use crate::service::model;
@@ -40,7 +40,7 @@ impl ReloadHandle {
 /// Serves reload requests until the pipeline stops taking models (the receiver is dropped).
 pub(crate) async fn serve_reloads(
     requests: ReloadHandle,
-    config: ModelConfig,
+    (config, reasons): (ModelConfig, ReasonsConfig),
     models: mpsc::Sender<ServedModel>,
     mut current: Arc<Schema>,
     published: PublishedSchema,
@@ -50,7 +50,7 @@ pub(crate) async fn serve_reloads(
         requests.0.notified().await;
         tracing::info!(dir = %config.dir.display(), "reloading the model");
         let loading = config.clone();
-        match tokio::task::spawn_blocking(move || model::load(&loading)).await {
+        match tokio::task::spawn_blocking(move || model::load(&loading, reasons)).await {
             Ok(Ok(served)) => {
                 let refusals = incompatibilities(&current, &served.schema);
                 if !refusals.is_empty() {

@@ -14,6 +14,7 @@
 //! | `credit_risk_transactions_total` | counter (exactly-once mode) | `result` = `committed` / `aborted` |
 //! | `credit_risk_batch_size` | histogram (records per inference) | |
 //! | `credit_risk_inference_latency_seconds` | histogram (one ONNX Runtime run) | |
+//! | `credit_risk_explanation_latency_seconds` | histogram (one batch's reasons) | |
 //! | `credit_risk_end_to_end_latency_seconds` | histogram (input timestamp → output acked) | |
 //! | `credit_risk_worker_latency_seconds` | histogram (input consumed → output acked) | |
 //! | `credit_risk_consumer_lag` | gauge (high watermark − position) | `partition` |
@@ -45,6 +46,8 @@ pub struct Metrics {
     pub transactions: IntCounterVec,
     pub batch_size: Histogram,
     pub inference_latency: Histogram,
+    /// Computing one batch's reasons (the model run on edited rows), after its inference.
+    pub explanation_latency: Histogram,
     pub end_to_end_latency: Histogram,
     /// The worker's share of `end_to_end_latency`: from taking the record from the consumer
     /// to the acknowledgement of its output.
@@ -146,6 +149,14 @@ impl Metrics {
             )
             .buckets(exponential_buckets(0.000_05, 2.0, 18)?),
         )?;
+        let explanation_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "explanation_latency_seconds",
+                "Duration of computing one batch's adverse-action reasons (one ONNX Runtime run \
+                 over the edited rows), after its inference.",
+            )
+            .buckets(exponential_buckets(0.000_05, 2.0, 18)?),
+        )?;
         let end_to_end_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "end_to_end_latency_seconds",
@@ -201,6 +212,7 @@ impl Metrics {
         registry.register(Box::new(transactions.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(inference_latency.clone()))?;
+        registry.register(Box::new(explanation_latency.clone()))?;
         registry.register(Box::new(end_to_end_latency.clone()))?;
         registry.register(Box::new(worker_latency.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
@@ -237,6 +249,7 @@ impl Metrics {
             transactions,
             batch_size,
             inference_latency,
+            explanation_latency,
             end_to_end_latency,
             worker_latency,
             consumer_lag,
