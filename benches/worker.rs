@@ -42,6 +42,11 @@
 //!     a thread is put on a core is a context switch, which on this virtual machine costs
 //!     CPU of its own.
 //!
+//! (e) With `--reasons`: beside each (c), the same backlog through a worker that gives every
+//!     `bad` decision its reasons (`reasons.mode = "declines"`; the plain runs have reasons
+//!     off), and its throughput as a share of that round's (c); the verdict is the median share.
+//!     (f) Then (d) for that worker, at half of its best (e).
+//!
 //! Every measurement runs in a process of its own (this binary again, `--child ...`), so each
 //! peak RSS is that measurement's alone. The broker runs in a separate process too, and so does
 //! the feeder: the worker process's RSS is the worker's (ONNX Runtime and the model, librdkafka's
@@ -65,6 +70,7 @@ use credit_testkit::proc_stats;
 
 use credit_core::dataset::{self, LabelledApplicant};
 use credit_core::decode::decode;
+use credit_core::explain::ReasonsMode;
 use credit_core::schema::Schema;
 use credit_kafka::mock::EmbeddedCluster;
 use credit_testkit::latency::LatencyLog;
@@ -133,6 +139,12 @@ struct Args {
     paced_rates: Vec<f64>,
     /// The broker process, whose CPU time a worker child reports for its run.
     broker_pid: Option<u32>,
+    /// Which decisions a worker child explains (the plain runs: none).
+    reasons: ReasonsMode,
+    /// The bundle measured (`--models DIR`, a German Credit bundle; default `models/`).
+    models: Option<PathBuf>,
+    /// Also measure the worker with reasons on every decline, beside each plain run (`--reasons`).
+    with_reasons: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -149,6 +161,9 @@ fn parse_args() -> Result<Args, String> {
         warmup: 0,
         paced_rates: Vec::new(),
         broker_pid: None,
+        reasons: ReasonsMode::Off,
+        with_reasons: false,
+        models: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -171,6 +186,9 @@ fn parse_args() -> Result<Args, String> {
             "--first" => args.first = num(value("--first")?, "--first")?,
             "--warmup" => args.warmup = num(value("--warmup")?, "--warmup")?,
             "--broker-pid" => args.broker_pid = Some(num(value("--broker-pid")?, "--broker-pid")?),
+            "--reasons-mode" => args.reasons = value("--reasons-mode")?.parse()?,
+            "--reasons" => args.with_reasons = true,
+            "--models" => args.models = Some(value("--models")?.into()),
             "--paced-rates" => {
                 args.paced_rates = value("--paced-rates")?
                     .split(',')
@@ -277,7 +295,7 @@ fn machine_ticks() -> (f64, f64, f64) {
 /// after the full `fetch.wait.max.ms` rather than as soon as data arrives, as real brokers do.
 fn worker_config(args: &Args) -> Result<Config, String> {
     let mut config = Config::load(None).map_err(|e| e.to_string())?;
-    config.model.dir = manifest().join("models");
+    config.model.dir = models_dir(args);
     if let Some(batch) = args.batch {
         config.batching.max_batch = batch;
     }
@@ -286,6 +304,7 @@ fn worker_config(args: &Args) -> Result<Config, String> {
     config.kafka.output_topic = format!("{}-out", args.prefix);
     config.kafka.dead_letter_topic = format!("{}-dlq", args.prefix);
     config.kafka.group_id = format!("{}-group", args.prefix);
+    config.reasons.mode = args.reasons;
     config
         .kafka
         .client
@@ -293,6 +312,13 @@ fn worker_config(args: &Args) -> Result<Config, String> {
         .or_insert_with(|| MOCK_FETCH_WAIT_MS.to_owned());
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
+}
+
+/// The bundle measured.
+fn models_dir(args: &Args) -> PathBuf {
+    args.models
+        .clone()
+        .unwrap_or_else(|| manifest().join("models"))
 }
 
 /// The shipped bundle's schema.
@@ -876,6 +902,10 @@ fn child_command(role: &str, args: &Args) -> Result<Command, String> {
     if let Some(pid) = args.broker_pid {
         command.args(["--broker-pid", &pid.to_string()]);
     }
+    command.args(["--reasons-mode", args.reasons.as_str()]);
+    if let Some(models) = &args.models {
+        command.arg("--models").arg(models);
+    }
     Ok(command)
 }
 
@@ -1022,6 +1052,8 @@ struct FullLoad {
     ort_runs: Vec<serde_json::Value>,
     decode_runs: Vec<serde_json::Value>,
     full_runs: Vec<serde_json::Value>,
+    /// With `--reasons`: (e), the worker with reasons on every decline, beside each (c).
+    reasons_runs: Vec<serde_json::Value>,
     feeds: Vec<serde_json::Value>,
 }
 
@@ -1053,7 +1085,17 @@ struct Results {
     half: serde_json::Value,
     half_fed: Option<serde_json::Value>,
     paced: Vec<(f64, serde_json::Value)>,
+    /// With `--reasons`: (e)/(c) per round, and (f) half load in reasons mode.
+    reasons: Option<ReasonsResults>,
     broker: serde_json::Value,
+}
+
+/// The worker with reasons on every decline, against the plain worker of the same rounds.
+struct ReasonsResults {
+    /// (e)/(c) per round, sorted; the verdict is their median.
+    ratios: Vec<f64>,
+    half_load: HalfLoad,
+    half: serde_json::Value,
 }
 
 fn orchestrate(args: &Args) -> Result<(), String> {
@@ -1103,6 +1145,7 @@ fn measure(mut broker: Broker, args: &Args, payloads: &[Vec<u8>]) -> Result<Resu
     let half_load = half_load_runs(&mut broker, args, run_id, &full)?;
     let (half, half_fed) = half_load.median_p99_run();
     let paced = paced_runs(&mut broker, args, run_id)?;
+    let reasons = reasons_results(&mut broker, args, run_id, &full_load)?;
     let broker = broker.stop().unwrap_or(serde_json::Value::Null);
     Ok(Results {
         full_load,
@@ -1114,8 +1157,49 @@ fn measure(mut broker: Broker, args: &Args, payloads: &[Vec<u8>]) -> Result<Resu
         half,
         half_fed,
         paced,
+        reasons,
         broker,
     })
+}
+
+/// With `--reasons`: each round's (e)/(c), and (f) the p99 at half of the best (e), in reasons
+/// mode, in `--repeat` runs.
+fn reasons_results(
+    broker: &mut Broker,
+    args: &Args,
+    run_id: u32,
+    full_load: &FullLoad,
+) -> Result<Option<ReasonsResults>, String> {
+    if !args.with_reasons {
+        return Ok(None);
+    }
+    let mut ratios: Vec<f64> = full_load
+        .reasons_runs
+        .iter()
+        .zip(&full_load.full_runs)
+        .map(|(explained, plain)| {
+            number(explained, "records_per_s") / number(plain, "records_per_s")
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let best_explained = best(&full_load.reasons_runs);
+    let reasons_args = Args {
+        reasons: ReasonsMode::Declines,
+        ..args.clone()
+    };
+    println!("(f) half load with reasons on every decline, at half of the best (e):");
+    let half_load = half_load_runs(
+        broker,
+        &reasons_args,
+        run_id.wrapping_add(1_000_000),
+        &best_explained,
+    )?;
+    let (half, _) = half_load.median_p99_run();
+    Ok(Some(ReasonsResults {
+        ratios,
+        half_load,
+        half,
+    }))
 }
 
 /// `--repeat` rounds of (a), (b) and (c) at full load (a pre-produced backlog), each round's
@@ -1134,6 +1218,7 @@ fn full_load_rounds(
         ort_runs: Vec::new(),
         decode_runs: Vec::new(),
         full_runs: Vec::new(),
+        reasons_runs: Vec::new(),
         feeds: Vec::new(),
     };
     for round in 0..args.repeat.max(1) {
@@ -1170,6 +1255,25 @@ fn full_load_rounds(
             number(&full, "peak_rss_mib")
         );
         rounds.full_runs.push(full);
+        if args.with_reasons {
+            let reasons_args = Args {
+                prefix: format!("bench-{run_id}-reasons{round}"),
+                reasons: ReasonsMode::Declines,
+                ..full_args.clone()
+            };
+            broker.create_topics(&reasons_args.prefix, partitions)?;
+            run_child("feed", &reasons_args)?;
+            let (explained, _) = run_worker(&reasons_args, None)?;
+            println!(
+                "(e) end to end with reasons on every decline {:.0} rec/s = {:.1}% of (c); p99 {:.1} ms (backlog); peak RSS {:.1} MiB",
+                number(&explained, "records_per_s"),
+                100.0 * number(&explained, "records_per_s")
+                    / number(rounds.full_runs.last().unwrap_or(&explained), "records_per_s"),
+                number(&explained, "latency_p99_ms"),
+                number(&explained, "peak_rss_mib")
+            );
+            rounds.reasons_runs.push(explained);
+        }
     }
     Ok(rounds)
 }
@@ -1406,6 +1510,20 @@ fn print_verdicts(args: &Args, results: &Results) {
         rss,
         verdict(rss <= 200.0)
     );
+    if let Some(reasons) = &results.reasons {
+        let median_ratio = median(&reasons.ratios);
+        let p99 = number(&reasons.half, "latency_p99_ms");
+        println!(
+            "reasons on every decline: (e)/(c) = {:.1}%, the median of the rounds' ratios (target >= 15%): {}",
+            median_ratio * 100.0,
+            verdict(median_ratio >= 0.15)
+        );
+        println!(
+            "reasons on every decline: p99 at half load {p99:.1} ms, the median of the runs' p99s ({} ms) (target <= 50 ms): {}",
+            reasons.half_load.p99s_text(),
+            verdict(p99 <= 50.0)
+        );
+    }
     println!(
         "worker CPU: {:.2} CPU-s for {} records at full load ({:.0} rec/CPU-s); ORT alone {:.0} rec/CPU-s",
         number(full, "cpu_s"),
@@ -1508,9 +1626,24 @@ fn figures_json(
         half,
         half_fed,
         paced,
+        reasons,
         broker,
     } = results;
     let mut json = BTreeMap::new();
+    if let Some(reasons) = reasons {
+        json.insert(
+            "reasons",
+            serde_json::json!({
+                "mode": "declines",
+                "full_load_runs": full_load.reasons_runs,
+                "ratio_to_plain_rounds": reasons.ratios,
+                "ratio_to_plain_median": median(&reasons.ratios),
+                "half_load_rate": reasons.half_load.rate,
+                "half_load_p99_ms": reasons.half_load.runs.iter().map(|(run, _)| number(run, "latency_p99_ms")).collect::<Vec<_>>(),
+                "half_load_median_p99_run": reasons.half,
+            }),
+        );
+    }
     json.insert("cores", serde_json::json!(cores));
     json.insert(
         "reserve_inference_core",
