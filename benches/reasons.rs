@@ -19,7 +19,6 @@ use anyhow::{bail, Context, Result};
 use credit_core::dataset;
 use credit_core::explain::{Explainer, Reasons};
 use credit_core::loader::{self, LoadOptions};
-use credit_core::scoring::Scorer;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::PathBuf;

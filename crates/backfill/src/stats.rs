@@ -186,6 +186,7 @@ mod tests {
                 bad: Some(bad),
             },
             probability_bad,
+            reasons: Vec::new(),
         }
     }
 
