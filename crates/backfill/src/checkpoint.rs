@@ -46,6 +46,10 @@ pub struct Fingerprint {
     /// The protected groups counted (bands included): a resumed run must count alike.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fairness_groups: String,
+    /// Which rows get reasons and how many (`declines:4`; empty when off): a resumed run must
+    /// write the rows it adds alike.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasons: String,
 }
 
 impl Fingerprint {
@@ -74,6 +78,7 @@ impl Fingerprint {
             include_fields,
             kafka_range: None,
             fairness_groups: String::new(),
+            reasons: String::new(),
         })
     }
 
@@ -283,6 +288,7 @@ mod tests {
             include_fields: false,
             kafka_range: None,
             fairness_groups: String::new(),
+            reasons: String::new(),
         }
     }
 

@@ -220,6 +220,9 @@ pub fn run(
     let groups = ProtectedGroups::new(&model.schema, &options.fairness_bands)?;
     let mut fingerprint = fingerprint(options, model, &endpoints)?;
     fingerprint.fairness_groups = groups.describe();
+    if options.reasons != ReasonsMode::Off {
+        fingerprint.reasons = format!("{}:{}", options.reasons.as_str(), options.reasons_top);
+    }
     let kafka_input = match &endpoints.input_topic {
         Some(address) => Some(KafkaInput::connect(address.clone(), &options.kafka)?),
         None => None,
@@ -328,6 +331,7 @@ fn fingerprint(
                 options.kafka.from, options.kafka.until
             )),
             fairness_groups: String::new(),
+            reasons: String::new(),
         }),
         None => Fingerprint::of_input(
             &options.input,
