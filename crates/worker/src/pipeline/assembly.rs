@@ -79,7 +79,15 @@ pub struct Explaining {
 impl ServedModel {
     /// Splits the model into what the scoring thread runs and what decisions are labelled with.
     pub(crate) fn into_parts(self) -> (Box<dyn Scorer>, Option<Reasoner>, ModelLabel) {
-        let label = ModelLabel::of(&self);
+        let label = ModelLabel {
+            version: self.version,
+            threshold: self.threshold,
+            schema: self.schema,
+            reference: self
+                .explaining
+                .as_ref()
+                .map(|explaining| Arc::clone(&explaining.reference)),
+        };
         let reasoner = self.explaining.map(|explaining| Reasoner {
             explainer: explaining.explainer,
             mode: explaining.mode,

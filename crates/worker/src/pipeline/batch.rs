@@ -89,20 +89,6 @@ pub(crate) struct ModelLabel {
     pub reference: Option<Arc<Reference>>,
 }
 
-impl ModelLabel {
-    pub(crate) fn of(model: &crate::pipeline::ServedModel) -> Self {
-        Self {
-            version: model.version.clone(),
-            threshold: model.threshold,
-            schema: Arc::clone(&model.schema),
-            reference: model
-                .explaining
-                .as_ref()
-                .map(|explaining| Arc::clone(&explaining.reference)),
-        }
-    }
-}
-
 /// A model's explainer as the scoring thread runs it.
 #[derive(Debug)]
 pub(crate) struct Reasoner {
