@@ -17,7 +17,7 @@
 
 use anyhow::{bail, Context, Result};
 use credit_core::dataset;
-use credit_core::explain::{Explainer, Reasons};
+use credit_core::explain::{logit, Explainer, Reasons};
 use credit_core::loader::{self, LoadOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -121,10 +121,6 @@ fn main() -> Result<()> {
     let reference_row = explainer.reference_row().to_vec();
     let mut reference_probability = Vec::new();
     scorer.score_into(&reference_row, 1, &mut reference_probability)?;
-    let logit = |p: f32| {
-        let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
-        (p / (1.0 - p)).ln()
-    };
     for (at, row) in sample.chunks_exact(width).enumerate() {
         let shapley = explainer.exact_shapley(&mut scorer, row)?;
         let gap = logit(sample_probabilities[at]) - logit(reference_probability[0]);

@@ -476,8 +476,8 @@ impl Explainer {
     }
 }
 
-/// Log-odds of a probability, kept finite at 0 and 1.
-fn logit(probability: f32) -> f64 {
+/// Log-odds of a probability, kept finite at 0 and 1: the scale contributions are measured on.
+pub fn logit(probability: f32) -> f64 {
     let p = f64::from(probability).clamp(1e-7, 1.0 - 1e-7);
     (p / (1.0 - p)).ln()
 }
