@@ -97,6 +97,8 @@ pub enum TrainerError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Fit(#[from] fit::FitError),
+    #[error("SMOTE-NC's neighbour mix: {0}")]
+    Balance(#[from] balance::BalanceError),
     #[error(transparent)]
     CrossValidation(#[from] cross_validation::CrossValidationError),
     #[error("ONNX export failed: {0}")]
@@ -191,8 +193,16 @@ pub fn run(
         &result,
         cross_validation.as_ref(),
     )?;
+    let smote_neighbours = if options.compare_balancing || options.fit.balancing == Balancing::Smote
+    {
+        let train: Vec<LabelledApplicant> = split.train.iter().map(|&i| rows[i].clone()).collect();
+        balance::neighbour_mix(&schema, &train, options.fit.smote_neighbours)?
+    } else {
+        Vec::new()
+    };
     let checks = Checks {
         onnx_parity,
+        smote_neighbours,
         cross_validation,
         protected_inputs,
         balancing_comparison,
@@ -247,6 +257,7 @@ struct OnnxModel {
 /// What the run checked beyond the fit itself, for the report.
 struct Checks {
     onnx_parity: ParitySummary,
+    smote_neighbours: Vec<balance::FieldNeighbourMix>,
     cross_validation: Option<CrossValidationReport>,
     protected_inputs: Option<ProtectedInputsComparison>,
     balancing_comparison: Vec<BalancingComparison>,
@@ -535,6 +546,7 @@ fn training_report(
                 bad_rows as f64 / input.data.rows.len().max(1) as f64,
                 &checks.balancing_comparison,
             ),
+            smote_neighbours: checks.smote_neighbours,
         },
         cost_matrix: *cost,
         network: options.fit.network,

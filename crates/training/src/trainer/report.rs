@@ -3,7 +3,7 @@
 //! Every figure is computed by the run that writes the file; the README quotes this file and
 //! the command that produced it, never a number typed by hand.
 
-use super::balance::Balancing;
+use super::balance::{Balancing, FieldNeighbourMix};
 use super::cross_validation::{CrossValidationReport, ModelSpread, PooledOutOfFold, Spread};
 use super::data::BadRow;
 use super::fit::SplitReports;
@@ -72,6 +72,10 @@ pub struct BalancingSummary {
     pub training_rows_before: usize,
     pub training_rows_after: usize,
     pub reason: String,
+    /// What decides SMOTE-NC's neighbours among the training split's bad rows, on unscaled
+    /// and on standardised numerics (standardised is what SMOTE-NC uses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smote_neighbours: Vec<FieldNeighbourMix>,
 }
 
 /// ONNX Runtime against the trainer's own forward pass.
@@ -551,6 +555,23 @@ pub fn render_table(report: &TrainingReport) -> String {
     }
     if let Some(truth) = &report.true_probability {
         render_truth(&mut table, truth);
+    }
+    if !report.balancing.smote_neighbours.is_empty() {
+        let _ = writeln!(
+            table,
+            "SMOTE-NC neighbours (training split's bad rows, k nearest each): share of squared distance and of pairs with the same value, unscaled -> standardised numerics"
+        );
+        for field in &report.balancing.smote_neighbours {
+            let _ = writeln!(
+                table,
+                "  {:<26} distance {:>5.1}% -> {:>5.1}%   same value {:>5.1}% -> {:>5.1}%",
+                field.field,
+                100.0 * field.share_unscaled,
+                100.0 * field.share_scaled,
+                100.0 * field.same_value_unscaled,
+                100.0 * field.same_value_scaled,
+            );
+        }
     }
     for comparison in &report.balancing_comparison {
         let _ = writeln!(
