@@ -88,7 +88,10 @@ fn freshly_trained_network_and_onnx_runtime_agree_within_1e_5_on_1000_applicants
     );
     for (position, &i) in split.test.iter().enumerate() {
         let (onnx, reported) = (from_onnx[i], result.test_scores.lstm[position]);
-        assert!((onnx - reported).abs() < 1e-5, "row {i}: {onnx} vs {reported}");
+        assert!(
+            (onnx - reported).abs() < 1e-5,
+            "row {i}: {onnx} vs {reported}"
+        );
     }
 }
 
