@@ -21,6 +21,8 @@ pub(crate) const METRICS_FILE: &str = "metrics.json";
 pub(crate) const LEARNING_CURVE_FILE: &str = "learning_curve.svg";
 /// File name of the ROC plot.
 pub const ROC_FILE: &str = "roc.svg";
+/// File name of the reliability plot (predicted probability against observed bad rate).
+pub const RELIABILITY_FILE: &str = "reliability.svg";
 /// File name of the manifest: size and SHA-256 of every other artifact, written last.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the applicant schema the model was trained on (see [`crate::schema`]).
@@ -31,7 +33,7 @@ pub const JSON_SCHEMA_FILE: &str = "applicant.schema.json";
 /// [`crate::explain`]).
 pub const REFERENCE_FILE: &str = "reference.json";
 /// Every artifact a training run writes, all of them recorded in the manifest.
-pub const BUNDLE_FILES: [&str; 8] = [
+pub const BUNDLE_FILES: [&str; 9] = [
     MODEL_FILE,
     PREPROCESSOR_FILE,
     SCHEMA_FILE,
@@ -40,6 +42,7 @@ pub const BUNDLE_FILES: [&str; 8] = [
     METRICS_FILE,
     LEARNING_CURVE_FILE,
     ROC_FILE,
+    RELIABILITY_FILE,
 ];
 
 /// ONNX metadata key: model version (hash of weights, preprocessor and threshold).
@@ -80,6 +83,9 @@ impl ArtifactPaths {
     }
     pub fn reference(&self) -> PathBuf {
         self.dir.join(REFERENCE_FILE)
+    }
+    pub fn reliability(&self) -> PathBuf {
+        self.dir.join(RELIABILITY_FILE)
     }
     pub fn manifest(&self) -> PathBuf {
         self.dir.join(MANIFEST_FILE)

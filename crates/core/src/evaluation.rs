@@ -369,6 +369,85 @@ impl ClassificationReport {
     }
 }
 
+/// Equal-width probability bins of the calibration report: ten, as the issue measured it.
+pub const CALIBRATION_BINS: usize = 10;
+
+/// One bin of a reliability table: the rows whose probability of `bad` fell in
+/// `[lower, upper)` (the last bin includes 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: usize,
+    /// `None` for an empty bin.
+    pub mean_predicted: Option<f64>,
+    pub observed_bad_rate: Option<f64>,
+}
+
+/// How far predicted probabilities are from observed frequencies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationReport {
+    pub n: usize,
+    /// Number of equal-width bins the error and the table use.
+    pub bins: usize,
+    /// Expected calibration error: `Σ (count / n) · |mean predicted − observed bad rate|` over
+    /// the bins.
+    pub expected_calibration_error: f64,
+    pub brier: f64,
+    pub mean_predicted: f64,
+    pub observed_bad_rate: f64,
+    pub reliability: Vec<ReliabilityBin>,
+}
+
+impl CalibrationReport {
+    /// The report over `bins` equal-width bins of `[0, 1]` (at least one).
+    pub fn evaluate(scores: &[f32], labels: &[bool], bins: usize) -> Result<Self, MetricsError> {
+        check_inputs(scores, labels)?;
+        let bins = bins.max(1);
+        // Per bin: rows, summed probability, bad rows.
+        let mut sums = vec![(0usize, 0.0f64, 0usize); bins];
+        for (&score, &bad) in scores.iter().zip(labels) {
+            let p = f64::from(score).clamp(0.0, 1.0);
+            let bin = ((p * bins as f64) as usize).min(bins - 1);
+            sums[bin].0 += 1;
+            sums[bin].1 += p;
+            sums[bin].2 += usize::from(bad);
+        }
+        let n = scores.len();
+        let mut error = 0.0;
+        let reliability = sums
+            .iter()
+            .enumerate()
+            .map(|(bin, &(count, probability, bad))| {
+                let (mean_predicted, observed_bad_rate) = if count == 0 {
+                    (None, None)
+                } else {
+                    let mean = probability / count as f64;
+                    let observed = bad as f64 / count as f64;
+                    error += count as f64 / n as f64 * (mean - observed).abs();
+                    (Some(mean), Some(observed))
+                };
+                ReliabilityBin {
+                    lower: bin as f64 / bins as f64,
+                    upper: (bin + 1) as f64 / bins as f64,
+                    count,
+                    mean_predicted,
+                    observed_bad_rate,
+                }
+            })
+            .collect();
+        Ok(Self {
+            n,
+            bins,
+            expected_calibration_error: error,
+            brier: brier_score(scores, labels)?,
+            mean_predicted: scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n as f64,
+            observed_bad_rate: labels.iter().filter(|&&bad| bad).count() as f64 / n as f64,
+            reliability,
+        })
+    }
+}
+
 /// Mean and sample standard deviation (divisor `n − 1`), for summarising a metric across
 /// cross-validation folds or training seeds, which are samples of what the model would do.
 ///
@@ -637,6 +716,51 @@ mod tests {
         // (0.25)² for bad at 0.75, (0.5)² for good at 0.5 → (0.0625 + 0.25) / 2.
         assert_close(brier_score(&[0.75, 0.5], &[true, false]).unwrap(), 0.15625);
         assert_eq!(brier_score(&[], &[]), Err(MetricsError::Empty));
+    }
+
+    /// For figures computed from `f32` scores, which carry about seven digits.
+    fn assert_near(actual: f64, expected: f64) {
+        assert!(
+            (actual - expected).abs() < 1e-6,
+            "expected {expected}, got {actual}"
+        );
+    }
+
+    #[test]
+    fn calibration_bins_rows_by_probability_and_weighs_each_bin_by_its_rows() {
+        // Bin [0.1, 0.2): 0.1 and 0.15, one bad: mean 0.125, observed 0.5, gap 0.375.
+        // Bin [0.9, 1.0]: 0.95 and 1.0, both bad: mean 0.975, observed 1, gap 0.025.
+        // ECE = 2/4 · 0.375 + 2/4 · 0.025 = 0.2.
+        let report = CalibrationReport::evaluate(
+            &[0.1, 0.15, 0.95, 1.0],
+            &[true, false, true, true],
+            CALIBRATION_BINS,
+        )
+        .unwrap();
+        assert_near(report.expected_calibration_error, 0.2);
+        assert_eq!(report.reliability.len(), 10);
+        let low = &report.reliability[1];
+        assert_eq!(low.count, 2);
+        assert_near(low.mean_predicted.unwrap(), 0.125);
+        assert_near(low.observed_bad_rate.unwrap(), 0.5);
+        assert_eq!(report.reliability[9].count, 2, "1.0 falls in the last bin");
+        assert_eq!(report.reliability[0].mean_predicted, None);
+        assert_near(report.mean_predicted, 0.55);
+        assert_near(report.observed_bad_rate, 0.75);
+        // (0.1−1)² + 0.15² + 0.05² + 0 = 0.81 + 0.0225 + 0.0025 = 0.835, over 4.
+        assert_near(report.brier, 0.20875);
+    }
+
+    #[test]
+    fn a_model_predicting_each_bins_observed_rate_has_no_calibration_error() {
+        let scores = [0.25, 0.25, 0.25, 0.25, 0.75, 0.75, 0.75, 0.75];
+        let labels = [true, false, false, false, true, true, true, false];
+        let report = CalibrationReport::evaluate(&scores, &labels, 10).unwrap();
+        assert!(report.expected_calibration_error < 1e-6);
+        assert_eq!(
+            CalibrationReport::evaluate(&[], &[], 10),
+            Err(MetricsError::Empty)
+        );
     }
 
     #[test]

@@ -457,9 +457,10 @@ mod tests {
     #[test]
     fn width_is_one_hot_categories_plus_numerics() {
         let preprocessor = fitted(&shipped());
-        // 13 categorical attributes with 4+5+11+5+5+5+3+4+3+3+4+2+2 values, 7 numerics.
-        assert_eq!(preprocessor.width, 56 + 7);
-        assert_eq!(preprocessor.attribute_blocks().len(), 20);
+        // The protected fields (sex and status, age, foreign worker) are no inputs: 11
+        // categorical attributes with 4+5+11+5+5+3+4+3+3+4+2 values, 6 numerics.
+        assert_eq!(preprocessor.width, 49 + 6);
+        assert_eq!(preprocessor.attribute_blocks().len(), 17);
         assert_eq!(preprocessor.attribute_blocks()[0], (0, 4));
         assert_eq!(preprocessor.attribute_blocks()[1], (4, 5));
     }

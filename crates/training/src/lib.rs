@@ -5,10 +5,12 @@
 //! - [`split`] and [`smote`]: stratified splits and SMOTE-NC balancing.
 //! - [`network`]: the stacked LSTM in candle (training and the trainer's forward pass).
 //! - [`logistic`]: the logistic-regression baseline.
+//! - [`calibration`]: Platt scaling, folded into the models' output layers.
 //! - [`training`]: the shared training loop with early stopping.
 //! - [`plots`]: learning curves and ROC curves as SVG.
 //! - [`trainer`]: the whole run, as the `trainer` binary drives it.
 
+pub mod calibration;
 mod logistic;
 pub mod network;
 mod plots;

@@ -4,6 +4,7 @@
 //! reference on this data set, and if the LSTM does not beat it the report should say so.
 //! It is trained by the same loop (Adam, weight decay, early stopping) for a fair comparison.
 
+use super::calibration::PlattScaling;
 use super::training::Trainable;
 use candle_core::{Device, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
@@ -33,6 +34,16 @@ impl LogisticRegression {
     /// Probabilities of `bad` for row-major features.
     pub(crate) fn predict(&self, features: &[f32]) -> candle_core::Result<Vec<f32>> {
         super::network::predict_in_chunks(features, self.width, |x| self.logits(x, None))
+    }
+
+    /// Logits (before the sigmoid) for row-major features.
+    pub(crate) fn predict_logits(&self, features: &[f32]) -> candle_core::Result<Vec<f32>> {
+        super::network::logits_in_chunks(features, self.width, |x| self.logits(x, None))
+    }
+
+    /// Folds `platt` into the weights, so [`Self::predict`] gives calibrated probabilities.
+    pub(crate) fn calibrate(&self, platt: PlattScaling) -> candle_core::Result<()> {
+        super::network::fold_platt(&self.weight, &self.bias, platt)
     }
 
     #[cfg(test)]

@@ -52,10 +52,10 @@ struct Args {
     /// With --cv: also cross-validate the other balancing methods and report the comparison.
     #[arg(long, requires = "cv")]
     compare_balancing: bool,
-    /// After early stopping, retrain on training + validation rows for the chosen epochs
-    /// (`--refit false` keeps the early-stopped weights).
-    #[arg(long, default_value_t = FitOptions::default().refit, action = clap::ArgAction::Set)]
-    refit: bool,
+    /// With --cv: repeat the cross-validation (and the balancing comparison) with N seeds,
+    /// --seed and the N - 1 after it, and report figures over every fold of every seed.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "cv", value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
     /// How the training split's class imbalance is handled.
     #[arg(long, value_enum, default_value_t = FitOptions::default().balancing)]
     balance: Balancing,
@@ -150,12 +150,19 @@ impl TrainingObserver for Progress {
             );
             bar
         });
-        bar.set_position(summary.fold as u64);
+        // A new cross-validation (another balancing method or schema variant) restarts the bar.
+        if bar.position() >= total as u64 {
+            bar.reset();
+        }
+        bar.inc(1);
         let line = format!(
-            "fold {:>2}: lstm AUC {} cost {:.3} | logistic AUC {} cost {:.3} | best epoch {} ({:.1}s)",
+            "seed {} fold {:>2}: lstm AUC {} cost {:.3} ECE {:.3} threshold {:.3} | logistic AUC {} cost {:.3} | best epoch {} ({:.1}s)",
+            summary.seed,
             summary.fold,
             summary.lstm_auc.map_or("n/a".into(), |v| format!("{v:.3}")),
             summary.lstm_cost,
+            summary.lstm_ece,
+            summary.lstm_threshold,
             summary.logistic_auc.map_or("n/a".into(), |v| format!("{v:.3}")),
             summary.logistic_cost,
             summary.lstm_best_epoch,
@@ -225,9 +232,9 @@ fn main() -> anyhow::Result<()> {
         test_fraction: args.test_fraction,
         cv_folds: args.cv,
         compare_balancing: args.compare_balancing,
+        seeds: usize::try_from(args.seeds).unwrap_or(usize::MAX),
         fit: FitOptions {
             balancing: args.balance,
-            refit: args.refit,
             network,
             training,
             baseline_training: TrainingConfig {

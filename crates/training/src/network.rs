@@ -1,6 +1,6 @@
 //! The stacked-LSTM network in candle, for training and for the trainer's own forward pass.
 //!
-//! How a tabular applicant becomes a sequence: each of the 20 attributes becomes one *token*.
+//! How a tabular applicant becomes a sequence: each input attribute becomes one *token*.
 //! Token t is a learned linear map of attribute t's columns only (an embedding row for a
 //! categorical value, a learned direction scaled by the value for a numeric one) plus a learned
 //! per-attribute bias that tells the LSTM which attribute it is reading. The LSTM reads the
@@ -14,6 +14,7 @@
 //! candle's CPU device cannot be seeded, so initial weights and dropout masks come from our own
 //! ChaCha8 generator: the same seed gives the same model on every run.
 
+use crate::calibration::PlattScaling;
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use credit_core::model::weights::{DenseWeights, LstmLayerWeights, NetworkWeights};
 use rand::Rng;
@@ -324,6 +325,17 @@ impl Network {
         predict_in_chunks(features, self.input_width, |x| self.logits(x, None))
     }
 
+    /// Logits (before the sigmoid) for row-major `[rows, D]` features, in evaluation mode.
+    pub(crate) fn predict_logits(&self, features: &[f32]) -> candle_core::Result<Vec<f32>> {
+        logits_in_chunks(features, self.input_width, |x| self.logits(x, None))
+    }
+
+    /// Folds `platt` into the output layer (see [`fold_platt`]): from then on the network, and
+    /// its ONNX export, output calibrated probabilities.
+    pub(crate) fn calibrate(&self, platt: PlattScaling) -> candle_core::Result<()> {
+        fold_platt(&self.head_output_weight, &self.head_output_bias, platt)
+    }
+
     /// The trained weights, in the framework-free layout the ONNX exporter writes.
     pub fn to_weights(&self) -> candle_core::Result<NetworkWeights> {
         let masked = self.token_weight.as_tensor().mul(&self.token_mask)?;
@@ -372,6 +384,30 @@ pub(crate) fn predict_in_chunks(
     width: usize,
     logits: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
 ) -> candle_core::Result<Vec<f32>> {
+    map_in_chunks(features, width, |x| sigmoid(&logits(x)?))
+}
+
+/// Runs `logits` over `features` in chunks, without the sigmoid (what calibration is fitted on).
+pub(crate) fn logits_in_chunks(
+    features: &[f32],
+    width: usize,
+    logits: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Vec<f32>> {
+    map_in_chunks(features, width, logits)
+}
+
+/// Folds Platt scaling into an output layer: `a · (w · x + bias) + b` is
+/// `(a · w) · x + (a · bias + b)`, so the layer itself outputs the calibrated logit.
+pub(crate) fn fold_platt(weight: &Var, bias: &Var, platt: PlattScaling) -> candle_core::Result<()> {
+    weight.set(&weight.as_tensor().affine(platt.a, 0.0)?)?;
+    bias.set(&bias.as_tensor().affine(platt.a, platt.b)?)
+}
+
+fn map_in_chunks(
+    features: &[f32],
+    width: usize,
+    per_chunk: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Vec<f32>> {
     const CHUNK: usize = 1024;
     if width == 0 || !features.len().is_multiple_of(width) {
         candle_core::bail!(
@@ -382,7 +418,7 @@ pub(crate) fn predict_in_chunks(
     let mut probabilities = Vec::with_capacity(features.len() / width);
     for chunk in features.chunks(CHUNK * width) {
         let x = Tensor::from_slice(chunk, (chunk.len() / width, width), &Device::Cpu)?;
-        probabilities.extend(sigmoid(&logits(&x)?)?.to_vec1::<f32>()?);
+        probabilities.extend(per_chunk(&x)?.to_vec1::<f32>()?);
     }
     Ok(probabilities)
 }
@@ -474,6 +510,27 @@ mod tests {
             .unwrap();
         assert_eq!(eval_a, eval_b);
         assert_ne!(eval_a, train);
+    }
+
+    #[test]
+    fn platt_scaling_folded_into_the_output_layer_gives_the_scaled_probabilities() {
+        let network = Network::new(NetworkConfig::default(), 8, &blocks(), 6).unwrap();
+        let x = features(40, 2);
+        let platt = PlattScaling { a: 0.7, b: -0.9 };
+        let scaled_after: Vec<f32> = network
+            .predict_logits(&x)
+            .unwrap()
+            .into_iter()
+            .map(|logit| platt.probability(logit))
+            .collect();
+        network.calibrate(platt).unwrap();
+        let folded = network.predict(&x).unwrap();
+        let reference = network.to_weights().unwrap().forward(&x, 40).unwrap();
+        for ((after, folded), reference) in scaled_after.iter().zip(&folded).zip(&reference) {
+            assert!((after - folded).abs() < 1e-6, "{after} vs {folded}");
+            assert!((folded - reference).abs() < 1e-5, "{folded} vs {reference}");
+        }
+        assert!(scaled_after.iter().any(|p| (p - 0.5).abs() > 0.01));
     }
 
     #[test]

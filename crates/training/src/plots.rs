@@ -177,6 +177,62 @@ pub(crate) fn plot_roc(
     Ok(())
 }
 
+/// Reliability curves (mean predicted probability against observed bad rate per bin, one
+/// marked line per labelled series) with the diagonal a calibrated model lies on.
+pub(crate) fn plot_reliability_curves(
+    curves: &[(String, Vec<(f64, f64)>)],
+    path: &Path,
+    title: &str,
+) -> Result<(), PlotError> {
+    let root = SVGBackend::new(path, ROC_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability of bad (per bin)")
+        .y_desc("observed bad rate (per bin)")
+        .draw()?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            8,
+            6,
+            BLACK.mix(0.5).stroke_width(1),
+        ))?
+        .label("perfectly calibrated")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
+    for (i, (label, points)) in curves.iter().enumerate() {
+        let style = Palette99::pick(i).stroke_width(2);
+        let finite: Vec<(f64, f64)> = points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(finite.clone(), style))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        chart.draw_series(
+            finite
+                .into_iter()
+                .map(|point| Circle::new(point, 4, style.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// What differs between the learning-curve panels.
 struct Panel<'a> {
     caption: &'a str,
@@ -413,6 +469,28 @@ mod tests {
         }
         // The two curves and their two legend swatches are polylines.
         assert!(svg.matches("<polyline").count() >= 4);
+    }
+
+    #[test]
+    fn reliability_svg_has_its_axes_every_series_and_the_diagonal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reliability.svg");
+        let curves = vec![(
+            "calibrated".to_string(),
+            vec![(0.05, 0.04), (0.3, 0.33), (0.7, 0.65)],
+        )];
+        plot_reliability_curves(&curves, &path, "Reliability").unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let texts = texts(&svg);
+        for text in [
+            "Reliability",
+            "calibrated",
+            "perfectly calibrated",
+            "observed bad rate (per bin)",
+        ] {
+            assert!(texts.contains(&text), "missing {text:?} in {texts:?}");
+        }
+        assert!(svg.matches("<circle").count() >= 3);
     }
 
     #[test]

@@ -19,9 +19,11 @@
 //! distance² = Σ_numeric (a − b)²  +  med² · (number of categorical attributes that differ)
 //! ```
 //!
-//! on the raw (unscaled) numeric values. The penalty puts one categorical mismatch on the scale
-//! of a typical numeric difference. Because both `med` and the raw differences come from the
-//! minority rows, no other rows are needed, which keeps the API to the minority alone.
+//! on the numeric values as given, or standardised first ([`SmoteNc::oversample_scaled`]; the
+//! trainer standardises with the training split's means and standard deviations, so that an
+//! amount in Deutsche Mark does not decide every neighbour by its unit alone). The penalty puts
+//! one categorical mismatch on the scale of a typical numeric difference. Interpolation always
+//! works on the values as given.
 //! Standard deviations are population ones (divisor n), as in imbalanced-learn's SMOTENC.
 //!
 //! A numeric value may be missing (an optional field). Missing against present counts as one
@@ -70,6 +72,93 @@ pub enum SmoteError {
     NonFiniteValue { row: usize, attribute: usize },
 }
 
+/// The mean and standard deviation a numeric attribute is standardised with before distances
+/// are measured (interpolation stays on the raw values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Standardise {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl Standardise {
+    fn apply(&self, value: f64) -> f64 {
+        (value - self.mean) / self.std
+    }
+}
+
+/// The minority rows as distances see them: numerics standardised when `scales` is given.
+fn distance_space(minority: &[MixedRow], scales: Option<&[Standardise]>) -> Vec<MixedRow> {
+    let Some(scales) = scales else {
+        return minority.to_vec();
+    };
+    minority
+        .iter()
+        .map(|row| MixedRow {
+            numeric: row
+                .numeric
+                .iter()
+                .zip(scales)
+                .map(|(value, scale)| value.map(|v| scale.apply(v)))
+                .collect(),
+            categorical: row.categorical.clone(),
+        })
+        .collect()
+}
+
+/// How the nearest neighbours were chosen: over every minority row and each of its `k`
+/// nearest, each attribute's share of the summed squared distance (numeric attributes first,
+/// then categorical ones, in row order) and how often the pair has the same value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NeighbourMix {
+    pub share_of_distance: Vec<f64>,
+    pub same_value: Vec<f64>,
+}
+
+/// The neighbour mix of `minority` with `k` neighbours, in the space `scales` gives.
+pub(crate) fn neighbour_mix(
+    minority: &[MixedRow],
+    k_neighbours: usize,
+    scales: Option<&[Standardise]>,
+) -> Result<NeighbourMix, SmoteError> {
+    validate(minority, k_neighbours)?;
+    let space = distance_space(minority, scales);
+    let k = k_neighbours.min(space.len() - 1);
+    let penalty = categorical_penalty(&space);
+    let (numeric, categorical) = (space[0].numeric.len(), space[0].categorical.len());
+    let mut contribution = vec![0.0; numeric + categorical];
+    let mut same = vec![0usize; numeric + categorical];
+    let mut pairs = 0usize;
+    for i in 0..space.len() {
+        for j in nearest_neighbours(&space, i, k, penalty) {
+            pairs += 1;
+            let (a, b) = (&space[i], &space[j]);
+            for (attribute, (x, y)) in a.numeric.iter().zip(&b.numeric).enumerate() {
+                contribution[attribute] += match (x, y) {
+                    (Some(x), Some(y)) => (x - y).powi(2),
+                    (None, None) => 0.0,
+                    _ => penalty,
+                };
+                same[attribute] += usize::from(x == y);
+            }
+            for (attribute, (x, y)) in a.categorical.iter().zip(&b.categorical).enumerate() {
+                contribution[numeric + attribute] += if x == y { 0.0 } else { penalty };
+                same[numeric + attribute] += usize::from(x == y);
+            }
+        }
+    }
+    let total: f64 = contribution.iter().sum();
+    Ok(NeighbourMix {
+        share_of_distance: contribution
+            .iter()
+            .map(|c| if total > 0.0 { c / total } else { 0.0 })
+            .collect(),
+        same_value: same
+            .iter()
+            .map(|&n| n as f64 / pairs.max(1) as f64)
+            .collect(),
+    })
+}
+
 /// SMOTE-NC settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SmoteNc {
@@ -95,10 +184,22 @@ impl SmoteNc {
     ///
     /// The input is validated even when no rows are needed, so a configuration mistake shows
     /// up on the first run rather than on the first data set that needs balancing.
+    #[cfg(test)]
     pub(crate) fn oversample(
         &self,
         minority: &[MixedRow],
         target_count: usize,
+    ) -> Result<Vec<MixedRow>, SmoteError> {
+        self.oversample_scaled(minority, target_count, None)
+    }
+
+    /// As [`Self::oversample`], with neighbours found on numerics standardised by `scales`
+    /// (one per numeric attribute) so that no attribute decides them by its unit alone.
+    pub(crate) fn oversample_scaled(
+        &self,
+        minority: &[MixedRow],
+        target_count: usize,
+        scales: Option<&[Standardise]>,
     ) -> Result<Vec<MixedRow>, SmoteError> {
         validate(minority, self.k_neighbours)?;
         let needed = target_count.saturating_sub(minority.len());
@@ -107,9 +208,10 @@ impl SmoteNc {
         }
 
         let k = self.k_neighbours.min(minority.len() - 1);
-        let penalty = categorical_penalty(minority);
-        let neighbours: Vec<Vec<usize>> = (0..minority.len())
-            .map(|i| nearest_neighbours(minority, i, k, penalty))
+        let space = distance_space(minority, scales);
+        let penalty = categorical_penalty(&space);
+        let neighbours: Vec<Vec<usize>> = (0..space.len())
+            .map(|i| nearest_neighbours(&space, i, k, penalty))
             .collect();
 
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
@@ -552,6 +654,39 @@ mod tests {
         assert!(copied.0 > 0, "some rows keep the value missing");
         assert!(copied.1 > 0, "some rows take the present neighbour's value");
         assert!(synthetic.iter().all(|s| s.numeric[0].is_some()));
+    }
+
+    #[test]
+    fn standardising_lets_a_small_unit_attribute_choose_neighbours_too() {
+        // x in thousands decides raw distances; y in units separates rows 0 and 1 from 2.
+        let rows = vec![
+            row(&[0.0, 0.0], &[]),
+            row(&[1000.0, 0.1], &[]),
+            row(&[900.0, 5.0], &[]),
+            row(&[5000.0, 2.0], &[]),
+        ];
+        let raw = neighbour_mix(&rows, 1, None).unwrap();
+        assert!(raw.share_of_distance[0] > 0.99, "{raw:?}");
+        let scales = [
+            Standardise {
+                mean: 1725.0,
+                std: 2000.0,
+            },
+            Standardise {
+                mean: 1.775,
+                std: 2.0,
+            },
+        ];
+        let scaled = neighbour_mix(&rows, 1, Some(&scales)).unwrap();
+        assert!(scaled.share_of_distance[1] > 0.2, "{scaled:?}");
+        // Row 1's raw nearest is row 2 (x 100 apart); standardised, row 0 (y 0.1 apart) wins.
+        let space = distance_space(&rows, Some(&scales));
+        let penalty = categorical_penalty(&space);
+        assert_eq!(
+            nearest_neighbours(&rows, 1, 1, categorical_penalty(&rows)),
+            vec![2]
+        );
+        assert_eq!(nearest_neighbours(&space, 1, 1, penalty), vec![0]);
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub struct TrainingOutcome {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub best_validation_loss: f64,
-    /// Learning rate of each epoch up to the best one, for [`refit`].
+    /// Learning rate of each epoch up to the best one.
     pub learning_rates: Vec<f64>,
 }
 
@@ -402,32 +402,6 @@ impl EarlyStopping {
         learning_rates.truncate(best_epoch);
         Ok((best_validation_loss, best_epoch, learning_rates))
     }
-}
-
-/// Trains a fresh `model` on `train` for exactly the epochs (and learning rates) of
-/// `schedule`, typically an early-stopped run's [`TrainingOutcome::learning_rates`].
-///
-/// Why: early stopping needs a validation split that the model never trains on. Once it has
-/// chosen how long to train, refitting on training + validation rows uses a quarter more data
-/// for the final weights; the stopping epoch and the decision threshold stay those chosen on
-/// data the first model had not seen.
-pub fn refit<M: Trainable>(
-    model: &M,
-    config: &TrainingConfig,
-    optimisation_weights: ClassWeights,
-    train: &Examples,
-    schedule: &[f64],
-) -> Result<(), TrainingError> {
-    if train.rows() == 0 {
-        return Err(TrainingError::EmptySplit("training"));
-    }
-    let mut optimiser = adam_w(model.vars(), config)?;
-    let mut epoch_state = EpochState::new(config, train);
-    for &learning_rate in schedule {
-        optimiser.set_learning_rate(learning_rate);
-        epoch_state.run_epoch(model, &mut optimiser, train, optimisation_weights)?;
-    }
-    Ok(())
 }
 
 /// The seeded generator and reusable buffers of one training run's epochs.

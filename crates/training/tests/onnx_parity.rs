@@ -48,7 +48,7 @@ fn freshly_trained_network_and_onnx_runtime_agree_within_1e_5_on_1000_applicants
         &SplitIndices {
             train: split.train,
             validation: split.validation,
-            test: split.test,
+            test: split.test.clone(),
         },
         &options,
         &CostMatrix::GERMAN_CREDIT,
@@ -75,6 +75,24 @@ fn freshly_trained_network_and_onnx_runtime_agree_within_1e_5_on_1000_applicants
     let spread = from_onnx.iter().cloned().fold(f32::MIN, f32::max)
         - from_onnx.iter().cloned().fold(f32::MAX, f32::min);
     assert!(spread > 0.1, "scores barely vary: spread {spread}");
+
+    // The exported model outputs the calibrated probabilities the threshold was chosen on:
+    // Platt scaling fitted on validation is folded into it, so validation's mean probability
+    // is its bad rate (Platt's targets move it by less than one row's share, 1/200).
+    assert!(result.lstm.platt.is_some());
+    let calibration = result.lstm.calibration.as_ref().unwrap();
+    let validation = &calibration.validation;
+    assert!(
+        (validation.mean_predicted - validation.observed_bad_rate).abs() < 0.005,
+        "{validation:?}"
+    );
+    for (position, &i) in split.test.iter().enumerate() {
+        let (onnx, reported) = (from_onnx[i], result.test_scores.lstm[position]);
+        assert!(
+            (onnx - reported).abs() < 1e-5,
+            "row {i}: {onnx} vs {reported}"
+        );
+    }
 }
 
 #[test]

@@ -340,6 +340,21 @@ impl Schema {
     pub fn fingerprint(&self) -> String {
         hex::encode(Sha256::digest(self.source.as_bytes()))
     }
+
+    /// This schema with every protected field a model input, for measuring what keeping them
+    /// out costs; never written, and its source names the change so its fingerprint differs.
+    pub fn with_protected_inputs(&self) -> Self {
+        let mut variant = self.clone();
+        for field in &mut variant.fields {
+            if let Role::Protected { model_input } = &mut field.role {
+                *model_input = true;
+            }
+        }
+        variant
+            .source
+            .push_str("\n# In memory only: every protected field is a model input.\n");
+        variant
+    }
 }
 
 /// Band edges must be non-empty, strictly increasing, inside the field's bounds and, for an
@@ -768,6 +783,23 @@ mod tests {
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(inputs, ["income"]);
+    }
+
+    #[test]
+    fn the_protected_inputs_variant_reads_every_protected_field_and_says_so() {
+        let schema = german_credit();
+        let variant = schema.with_protected_inputs();
+        let protected = |s: &Schema| -> Vec<(String, bool)> {
+            s.fields()
+                .iter()
+                .filter(|f| matches!(f.role, Role::Protected { .. }))
+                .map(|f| (f.name.clone(), f.is_model_input()))
+                .collect()
+        };
+        assert!(protected(&schema).iter().all(|(_, input)| !input));
+        assert!(protected(&variant).iter().all(|(_, input)| *input));
+        assert_eq!(protected(&variant).len(), 3);
+        assert_ne!(variant.fingerprint(), schema.fingerprint());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! notebooks on this data set do) puts synthetic neighbours of test applicants into training and
 //! makes test scores look better than any real applicant will see.
 
-use crate::smote::{MixedRow, SmoteError, SmoteNc};
+use crate::smote::{MixedRow, SmoteError, SmoteNc, Standardise};
 use credit_core::applicant::{Applicant, AttributeValue, RecordError};
 use credit_core::dataset::LabelledApplicant;
 use credit_core::schema::{Field, FieldKind, Schema};
@@ -100,7 +100,52 @@ pub(crate) fn from_mixed_row(schema: &Schema, row: &MixedRow) -> Result<Applican
     Applicant::from_values(schema, values)
 }
 
+/// Each numeric part's mean and standard deviation (population) over `rows`' present values;
+/// a constant or absent one gets 1, so it neither divides by zero nor is stretched.
+fn standardisation(rows: &[MixedRow]) -> Vec<Standardise> {
+    let attributes = rows.first().map_or(0, |row| row.numeric.len());
+    (0..attributes)
+        .map(|a| {
+            let present: Vec<f64> = rows.iter().filter_map(|row| row.numeric[a]).collect();
+            let n = present.len().max(1) as f64;
+            let mean = present.iter().sum::<f64>() / n;
+            let variance = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let std = variance.sqrt();
+            Standardise {
+                mean,
+                std: if std > 0.0 && std.is_finite() {
+                    std
+                } else {
+                    1.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// The minority rows as SMOTE-NC's rows, and the standardisation of every training row's
+/// numerics.
+fn minority_and_scales(
+    schema: &Schema,
+    rows: &[LabelledApplicant],
+) -> (Vec<MixedRow>, Vec<Standardise>) {
+    let all: Vec<MixedRow> = rows
+        .iter()
+        .map(|row| to_mixed_row(schema, &row.applicant))
+        .collect();
+    let scales = standardisation(&all);
+    let minority = all
+        .into_iter()
+        .zip(rows)
+        .filter(|(_, row)| row.bad)
+        .map(|(mixed, _)| mixed)
+        .collect();
+    (minority, scales)
+}
+
 /// The training rows plus SMOTE-NC's synthetic bad rows, so both classes are equally many.
+/// Neighbours are found on numerics standardised with the training rows' means and standard
+/// deviations.
 pub(crate) fn smote_nc(
     schema: &Schema,
     rows: &[LabelledApplicant],
@@ -108,12 +153,9 @@ pub(crate) fn smote_nc(
     seed: u64,
 ) -> Result<Vec<LabelledApplicant>, BalanceError> {
     let good = rows.iter().filter(|row| !row.bad).count();
-    let minority: Vec<&LabelledApplicant> = rows.iter().filter(|row| row.bad).collect();
-    let mixed: Vec<MixedRow> = minority
-        .iter()
-        .map(|row| to_mixed_row(schema, &row.applicant))
-        .collect();
-    let synthetic = SmoteNc { k_neighbours, seed }.oversample(&mixed, good)?;
+    let (mixed, scales) = minority_and_scales(schema, rows);
+    let synthetic =
+        SmoteNc { k_neighbours, seed }.oversample_scaled(&mixed, good, Some(&scales))?;
     let mut balanced = rows.to_vec();
     for row in &synthetic {
         balanced.push(LabelledApplicant {
@@ -122,6 +164,50 @@ pub(crate) fn smote_nc(
         });
     }
     Ok(balanced)
+}
+
+/// One field's part in SMOTE-NC's neighbour choice, on unscaled and on standardised numerics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldNeighbourMix {
+    pub field: String,
+    /// Share of the summed squared distance to the chosen neighbours.
+    pub share_unscaled: f64,
+    pub share_scaled: f64,
+    /// Share of (row, neighbour) pairs with the same value.
+    pub same_value_unscaled: f64,
+    pub same_value_scaled: f64,
+}
+
+/// What decides SMOTE-NC's neighbours among `rows`' bad rows (`k` each), before and after
+/// standardising the numerics; numeric fields first, then categorical ones.
+pub(crate) fn neighbour_mix(
+    schema: &Schema,
+    rows: &[LabelledApplicant],
+    k_neighbours: usize,
+) -> Result<Vec<FieldNeighbourMix>, BalanceError> {
+    let (minority, scales) = minority_and_scales(schema, rows);
+    let unscaled = crate::smote::neighbour_mix(&minority, k_neighbours, None)?;
+    let scaled = crate::smote::neighbour_mix(&minority, k_neighbours, Some(&scales))?;
+    let fields = schema
+        .fields()
+        .iter()
+        .filter(|field| matches!(part(field), Some(Part::Numeric)))
+        .chain(
+            schema
+                .fields()
+                .iter()
+                .filter(|field| matches!(part(field), Some(Part::Categorical))),
+        );
+    Ok(fields
+        .enumerate()
+        .map(|(i, field)| FieldNeighbourMix {
+            field: field.name.clone(),
+            share_unscaled: unscaled.share_of_distance[i],
+            share_scaled: scaled.share_of_distance[i],
+            same_value_unscaled: unscaled.same_value[i],
+            same_value_scaled: scaled.same_value[i],
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -158,6 +244,20 @@ mod tests {
                 row.applicant
             );
         }
+    }
+
+    #[test]
+    fn standardised_numerics_stop_the_credit_amount_deciding_every_neighbour() {
+        let schema = german_credit();
+        let mix = neighbour_mix(&schema, &shipped_german_credit(), 5).unwrap();
+        let amount = mix
+            .iter()
+            .find(|field| field.field == "credit_amount_dm")
+            .unwrap();
+        assert!(amount.share_unscaled > 0.9, "{amount:?}");
+        assert!(amount.share_scaled < 0.5, "{amount:?}");
+        let categorical: f64 = mix.iter().skip(7).map(|field| field.share_scaled).sum();
+        assert!(categorical > 0.3, "{mix:?}");
     }
 
     #[test]

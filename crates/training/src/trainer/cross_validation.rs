@@ -1,15 +1,23 @@
-//! Stratified K-fold cross-validation of the whole fitting procedure.
+//! Stratified K-fold cross-validation of the whole fitting procedure, repeated over seeds.
 //!
 //! One 200-applicant test split gives an AUC with a standard error of about 0.03, too coarse to
 //! tell a real improvement from luck. K folds give every applicant one turn in a test set and a
-//! spread to go with the mean. Each fold carves its own validation split out of its training
-//! part (for early stopping and the threshold), exactly as the shipped model does.
+//! spread to go with the mean; repeating them with other seeds (other folds, other initial
+//! weights) shows how much of a difference is the seed's. Each fold carves its own validation
+//! split out of its training part (for early stopping, calibration and the threshold), exactly
+//! as the shipped model does.
+//!
+//! Every fold's test predictions are also pooled (out of fold, each decided at its own fold's
+//! threshold) for the calibration and fairness figures, which need more rows than one fold has.
 
 use super::data::TrainingData;
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
 use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
-use credit_core::evaluation::{mean_and_std, CostMatrix, MetricsError};
+use credit_core::evaluation::{
+    mean_and_std, CalibrationReport, CostMatrix, MetricsError, CALIBRATION_BINS,
+};
+use credit_core::fairness::{FairnessError, FairnessReport, ProtectedGroups};
 use credit_core::schema::Schema;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -17,6 +25,9 @@ use std::time::Instant;
 /// Test-split figures of one fold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FoldSummary {
+    /// The seed of the fold's split and training.
+    #[serde(default)]
+    pub seed: u64,
     pub fold: usize,
     pub test_rows: usize,
     pub lstm_auc: Option<f64>,
@@ -24,8 +35,22 @@ pub struct FoldSummary {
     pub lstm_threshold: f32,
     pub lstm_train_test_auc_gap: Option<f64>,
     pub lstm_best_epoch: usize,
+    /// Expected calibration error of the calibrated LSTM on the fold's test rows.
+    #[serde(default)]
+    pub lstm_ece: f64,
+    #[serde(default)]
+    pub lstm_brier: f64,
+    /// Mean calibrated probability on the fold's test rows, and their observed bad rate.
+    #[serde(default)]
+    pub lstm_mean_predicted: f64,
+    #[serde(default)]
+    pub observed_bad_rate: f64,
     pub logistic_auc: Option<f64>,
     pub logistic_cost: f64,
+    #[serde(default)]
+    pub logistic_ece: f64,
+    #[serde(default)]
+    pub logistic_brier: f64,
     pub seconds: f64,
     /// The true probabilities of the fold's test rows, when the data file has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,21 +71,47 @@ impl Spread {
     }
 }
 
-/// Aggregates of one model over the folds.
+/// Aggregates of one model over the folds (of every seed).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ModelSpread {
     pub roc_auc: Spread,
     pub average_cost: Spread,
+    /// Per-fold expected calibration error (10 equal-width bins) on the fold's test rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_calibration_error: Option<Spread>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brier: Option<Spread>,
+}
+
+/// Every fold's test predictions together, each row once per seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PooledOutOfFold {
+    pub predictions: usize,
+    /// Calibration of the pooled calibrated probabilities (10 equal-width bins).
+    pub lstm: CalibrationReport,
+    pub logistic: CalibrationReport,
+    /// Average cost of the pooled decisions, each at its fold's threshold.
+    pub lstm_cost: f64,
+    /// By protected group, from the LSTM's decisions; `None` when the schema has no
+    /// protected field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessReport>,
 }
 
 /// The cross-validation report written into metrics.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrossValidationReport {
     pub folds: usize,
+    /// The first seed; see `seeds`.
     pub seed: u64,
+    /// Every seed the folds were repeated with (split and training seed alike).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     pub lstm: ModelSpread,
     pub lstm_train_test_auc_gap: Spread,
     pub logistic_regression: ModelSpread,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<PooledOutOfFold>,
     pub per_fold: Vec<FoldSummary>,
     pub seconds: f64,
 }
@@ -74,14 +125,32 @@ pub enum CrossValidationError {
     Fit { fold: usize, source: FitError },
     #[error("fold {fold}: true probabilities: {source}")]
     Truth { fold: usize, source: MetricsError },
+    #[error("pooled out-of-fold calibration: {0}")]
+    Pooled(#[from] MetricsError),
+    #[error("protected groups: {0}")]
+    Fairness(#[from] FairnessError),
 }
 
-/// Runs `k`-fold cross-validation on `data.rows`; `on_fold` sees each fold as it finishes. When
-/// the data has true probabilities, each fold also reports those of its test rows.
+/// The pooled out-of-fold predictions as they come in.
+struct Pool {
+    labels: Vec<bool>,
+    lstm: Vec<f32>,
+    logistic: Vec<f32>,
+    cost: f64,
+    groups: ProtectedGroups,
+    fairness: credit_core::fairness::FairnessCounts,
+}
+
+/// Runs `k`-fold cross-validation on `data.rows` once per seed of `seeds` (each seed making the
+/// folds, the inner validation split and the training seed of `options`); `on_fold` sees each
+/// fold as it finishes. When the data has true probabilities, each fold also reports those of
+/// its test rows.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cross_validate(
     schema: &Schema,
     data: &TrainingData,
     k: usize,
+    seeds: &[u64],
     validation_fraction: f64,
     options: &FitOptions,
     cost: &CostMatrix,
@@ -89,74 +158,148 @@ pub(crate) fn cross_validate(
 ) -> Result<CrossValidationReport, CrossValidationError> {
     let started = Instant::now();
     let (rows, truth) = (&data.rows, data.true_probabilities.as_deref());
-    let seed = options.training.seed;
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
-    let folds =
-        stratified_k_fold(&labels, k, seed).map_err(|error| CrossValidationError::Folds {
-            k,
-            reason: error.to_string(),
-        })?;
-    let mut per_fold = Vec::with_capacity(k);
-    for (fold, test) in folds.iter().enumerate() {
-        let fold_started = Instant::now();
-        let mut in_test = vec![false; rows.len()];
-        for &i in test {
-            in_test[i] = true;
+    let groups = ProtectedGroups::new(schema, &[])?;
+    let mut pool = Pool {
+        labels: Vec::new(),
+        lstm: Vec::new(),
+        logistic: Vec::new(),
+        cost: 0.0,
+        fairness: groups.counts(),
+        groups,
+    };
+    let mut per_fold = Vec::with_capacity(k * seeds.len());
+    for &seed in seeds {
+        let options = FitOptions {
+            training: crate::training::TrainingConfig {
+                seed,
+                ..options.training
+            },
+            baseline_training: crate::training::TrainingConfig {
+                seed,
+                ..options.baseline_training
+            },
+            ..*options
+        };
+        let folds =
+            stratified_k_fold(&labels, k, seed).map_err(|error| CrossValidationError::Folds {
+                k,
+                reason: error.to_string(),
+            })?;
+        for (fold, test) in folds.iter().enumerate() {
+            let fold_started = Instant::now();
+            let mut in_test = vec![false; rows.len()];
+            for &i in test {
+                in_test[i] = true;
+            }
+            let rest: Vec<usize> = (0..rows.len()).filter(|&i| !in_test[i]).collect();
+            let rest_labels: Vec<bool> = rest.iter().map(|&i| labels[i]).collect();
+            let inner = stratified_split(
+                &rest_labels,
+                validation_fraction,
+                0.0,
+                seed.wrapping_add(fold as u64 + 1),
+            );
+            let split = SplitIndices {
+                train: inner.train.iter().map(|&i| rest[i]).collect(),
+                validation: inner.validation.iter().map(|&i| rest[i]).collect(),
+                test: test.clone(),
+            };
+            let result = fit(schema, rows, &split, &options, cost, &mut |_| {})
+                .map_err(|source| CrossValidationError::Fit { fold, source })?;
+            let true_probability = truth
+                .map(|truth| {
+                    let test_truth: Vec<f64> = split.test.iter().map(|&i| truth[i]).collect();
+                    let test_bad: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
+                    TrueProbabilities::of(&test_truth, &test_bad)
+                })
+                .transpose()
+                .map_err(|source| CrossValidationError::Truth { fold, source })?;
+            let threshold = result.lstm.threshold;
+            for (position, &i) in split.test.iter().enumerate() {
+                let score = result.test_scores.lstm[position];
+                let decided_bad = score >= threshold;
+                pool.labels.push(labels[i]);
+                pool.lstm.push(score);
+                pool.logistic.push(result.test_scores.logistic[position]);
+                pool.cost += match (decided_bad, labels[i]) {
+                    (false, true) => cost.false_good_cost,
+                    (true, false) => cost.false_bad_cost,
+                    _ => 0.0,
+                };
+                pool.groups.add(
+                    &mut pool.fairness,
+                    &rows[i].applicant,
+                    decided_bad,
+                    score,
+                    Some(labels[i]),
+                );
+            }
+            let calibration = |reports: &super::fit::SplitReports| {
+                reports.calibration.as_ref().map(|c| c.test.clone())
+            };
+            let lstm_calibration = calibration(&result.lstm);
+            let logistic_calibration = calibration(&result.logistic);
+            let summary = FoldSummary {
+                seed,
+                fold: fold + 1,
+                test_rows: split.test.len(),
+                lstm_auc: result.lstm.test.roc_auc,
+                lstm_cost: result.lstm.test.average_cost,
+                lstm_threshold: threshold,
+                lstm_train_test_auc_gap: result.lstm.train_test_auc_gap,
+                lstm_best_epoch: result.best_epoch,
+                lstm_ece: lstm_calibration
+                    .as_ref()
+                    .map_or(f64::NAN, |c| c.expected_calibration_error),
+                lstm_brier: result.lstm.test.brier,
+                lstm_mean_predicted: lstm_calibration
+                    .as_ref()
+                    .map_or(f64::NAN, |c| c.mean_predicted),
+                observed_bad_rate: lstm_calibration
+                    .as_ref()
+                    .map_or(f64::NAN, |c| c.observed_bad_rate),
+                logistic_auc: result.logistic.test.roc_auc,
+                logistic_cost: result.logistic.test.average_cost,
+                logistic_ece: logistic_calibration
+                    .as_ref()
+                    .map_or(f64::NAN, |c| c.expected_calibration_error),
+                logistic_brier: result.logistic.test.brier,
+                seconds: fold_started.elapsed().as_secs_f64(),
+                true_probability,
+            };
+            on_fold(&summary);
+            per_fold.push(summary);
         }
-        let rest: Vec<usize> = (0..rows.len()).filter(|&i| !in_test[i]).collect();
-        let rest_labels: Vec<bool> = rest.iter().map(|&i| labels[i]).collect();
-        let inner = stratified_split(
-            &rest_labels,
-            validation_fraction,
-            0.0,
-            seed.wrapping_add(fold as u64 + 1),
-        );
-        let split = SplitIndices {
-            train: inner.train.iter().map(|&i| rest[i]).collect(),
-            validation: inner.validation.iter().map(|&i| rest[i]).collect(),
-            test: test.clone(),
-        };
-        let result = fit(schema, rows, &split, options, cost, &mut |_| {})
-            .map_err(|source| CrossValidationError::Fit { fold, source })?;
-        let true_probability = truth
-            .map(|truth| {
-                let test_truth: Vec<f64> = split.test.iter().map(|&i| truth[i]).collect();
-                let test_bad: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
-                TrueProbabilities::of(&test_truth, &test_bad)
-            })
-            .transpose()
-            .map_err(|source| CrossValidationError::Truth { fold, source })?;
-        let summary = FoldSummary {
-            fold: fold + 1,
-            test_rows: split.test.len(),
-            lstm_auc: result.lstm.test.roc_auc,
-            lstm_cost: result.lstm.test.average_cost,
-            lstm_threshold: result.lstm.threshold,
-            lstm_train_test_auc_gap: result.lstm.train_test_auc_gap,
-            lstm_best_epoch: result.best_epoch,
-            logistic_auc: result.logistic.test.roc_auc,
-            logistic_cost: result.logistic.test.average_cost,
-            seconds: fold_started.elapsed().as_secs_f64(),
-            true_probability,
-        };
-        on_fold(&summary);
-        per_fold.push(summary);
     }
     let collect = |f: fn(&FoldSummary) -> Option<f64>| -> Vec<f64> {
         per_fold.iter().filter_map(f).collect()
     };
+    let pooled = PooledOutOfFold {
+        predictions: pool.labels.len(),
+        lstm: CalibrationReport::evaluate(&pool.lstm, &pool.labels, CALIBRATION_BINS)?,
+        logistic: CalibrationReport::evaluate(&pool.logistic, &pool.labels, CALIBRATION_BINS)?,
+        lstm_cost: pool.cost / pool.labels.len().max(1) as f64,
+        fairness: (!pool.groups.is_empty()).then(|| pool.fairness.report()),
+    };
     Ok(CrossValidationReport {
         folds: k,
-        seed,
+        seed: seeds.first().copied().unwrap_or(options.training.seed),
+        seeds: seeds.to_vec(),
         lstm: ModelSpread {
             roc_auc: Spread::of(&collect(|f| f.lstm_auc)),
             average_cost: Spread::of(&collect(|f| Some(f.lstm_cost))),
+            expected_calibration_error: Some(Spread::of(&collect(|f| Some(f.lstm_ece)))),
+            brier: Some(Spread::of(&collect(|f| Some(f.lstm_brier)))),
         },
         lstm_train_test_auc_gap: Spread::of(&collect(|f| f.lstm_train_test_auc_gap)),
         logistic_regression: ModelSpread {
             roc_auc: Spread::of(&collect(|f| f.logistic_auc)),
             average_cost: Spread::of(&collect(|f| Some(f.logistic_cost))),
+            expected_calibration_error: Some(Spread::of(&collect(|f| Some(f.logistic_ece)))),
+            brier: Some(Spread::of(&collect(|f| Some(f.logistic_brier)))),
         },
+        pooled: Some(pooled),
         per_fold,
         seconds: started.elapsed().as_secs_f64(),
     })

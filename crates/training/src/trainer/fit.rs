@@ -1,10 +1,12 @@
 //! One complete fit on given train / validation / test indices: preprocess, balance, train the
-//! LSTM and the logistic baseline, choose the threshold on validation, evaluate all three splits.
+//! LSTM and the logistic baseline, calibrate them and choose the threshold on validation,
+//! evaluate all three splits.
 //!
 //! The shipped model and every cross-validation fold go through this same function, so the
 //! figures in the CV report describe exactly the procedure that produced the shipped model.
 
 use super::balance::{self, Balancing};
+use crate::calibration::{CalibrationError, PlattScaling};
 use crate::logistic::LogisticRegression;
 use crate::network::{Network, NetworkConfig};
 use crate::plots::LearningCurve;
@@ -12,7 +14,9 @@ use crate::training::{
     self, ClassWeights, EpochStats, Examples, LossWeights, TrainingConfig, TrainingOutcome,
 };
 use credit_core::dataset::LabelledApplicant;
-use credit_core::evaluation::{self, ClassificationReport, CostMatrix};
+use credit_core::evaluation::{
+    self, CalibrationReport, ClassificationReport, CostMatrix, CALIBRATION_BINS,
+};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use serde::{Deserialize, Serialize};
@@ -28,9 +32,6 @@ pub struct FitOptions {
     pub training: TrainingConfig,
     /// Optimiser settings of the logistic baseline (same loop, its own weight decay).
     pub baseline_training: TrainingConfig,
-    /// After early stopping, retrain from the same initial weights on training + validation
-    /// rows for the chosen number of epochs (see [`training::refit`]).
-    pub refit: bool,
 }
 
 impl Default for FitOptions {
@@ -45,7 +46,6 @@ impl Default for FitOptions {
                 weight_decay: 0.01,
                 ..training
             },
-            refit: true,
         }
     }
 }
@@ -62,11 +62,26 @@ pub struct SplitIndices {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SplitReports {
     pub threshold: f32,
+    /// The Platt scaling fitted on validation and folded into the model's output layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platt: Option<PlattScaling>,
     pub train: ClassificationReport,
     pub validation: ClassificationReport,
     pub test: ClassificationReport,
     /// Train AUC minus test AUC: how much the model memorised.
     pub train_test_auc_gap: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<SplitCalibration>,
+}
+
+/// Calibration of one model on each split, and on validation and test before Platt scaling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitCalibration {
+    pub train: CalibrationReport,
+    pub validation: CalibrationReport,
+    pub test: CalibrationReport,
+    pub uncalibrated_validation: CalibrationReport,
+    pub uncalibrated_test: CalibrationReport,
 }
 
 /// Scores of the test split, kept for ROC plots.
@@ -106,6 +121,8 @@ pub enum FitError {
     Candle(#[from] candle_core::Error),
     #[error("metrics failed: {0}")]
     Metrics(#[from] evaluation::MetricsError),
+    #[error("calibration failed: {0}")]
+    Calibration(#[from] CalibrationError),
 }
 
 fn examples(preprocessor: &Preprocessor, rows: &[LabelledApplicant]) -> Result<Examples, FitError> {
@@ -140,10 +157,12 @@ fn reports(
     };
     Ok(SplitReports {
         threshold,
+        platt: None,
         train,
         validation,
         test,
         train_test_auc_gap,
+        calibration: None,
     })
 }
 
@@ -176,8 +195,13 @@ fn balance_rows(
     })
 }
 
-/// Fits preprocessor, LSTM and baseline on `split.train`, early-stops and picks thresholds on
-/// `split.validation`, and evaluates on all three. `observer` sees every LSTM epoch.
+/// Fits preprocessor, LSTM and baseline on `split.train`, early-stops, calibrates and picks
+/// thresholds on `split.validation`, and evaluates on all three. `observer` sees every LSTM
+/// epoch.
+///
+/// The early-stopped models are the ones that ship: validation rows chose their epoch, their
+/// Platt scaling and their threshold, and no later training moves the weights those choices
+/// were made for.
 pub fn fit(
     schema: &Schema,
     rows: &[LabelledApplicant],
@@ -189,47 +213,36 @@ pub fn fit(
     let data = FitData::prepare(schema, rows, split, options)?;
     let started = Instant::now();
     let early = train_early_stopped(&data, options, observer)?;
-    // Validation scores come from the early-stopped models, which never trained on those rows:
-    // the threshold is chosen on them even when the final weights are refitted.
-    let lstm_validation = early.network.predict(&data.validation.features)?;
-    let logistic_validation = early.baseline.predict(&data.validation.features)?;
-    let trained = if options.refit {
-        refit_on_train_and_validation(schema, &data, options, &early)?
-    } else {
-        FinalModels {
-            optimised_rows: data.optimised.rows(),
-            network: early.network,
-            baseline: early.baseline,
-            train_eval: data.train_eval,
-        }
-    };
     let lstm_seconds = started.elapsed().as_secs_f64();
 
-    let splits = [&trained.train_eval, &data.validation, &data.test];
-    let (lstm, lstm_test) = score_and_report(
-        |x| trained.network.predict(x),
-        lstm_validation,
-        splits,
+    let network = &early.network;
+    let (lstm, lstm_test) = calibrate_and_report(
+        |x| network.predict_logits(x),
+        |platt| network.calibrate(platt),
+        |x| network.predict(x),
+        &data,
         cost,
     )?;
-    let (logistic, logistic_test) = score_and_report(
-        |x| trained.baseline.predict(x),
-        logistic_validation,
-        splits,
+    let baseline = &early.baseline;
+    let (logistic, logistic_test) = calibrate_and_report(
+        |x| baseline.predict_logits(x),
+        |platt| baseline.calibrate(platt),
+        |x| baseline.predict(x),
+        &data,
         cost,
     )?;
 
     Ok(FitResult {
         preprocessor: data.preprocessor,
-        network: trained.network,
+        network: early.network,
         lstm,
         logistic,
         lstm_curve: early.lstm_outcome.curve,
         logistic_curve: early.logistic_outcome.curve,
         best_epoch: early.lstm_outcome.best_epoch,
         epochs_run: early.lstm_outcome.epochs_run,
-        training_rows: trained.train_eval.rows(),
-        training_rows_after_balancing: trained.optimised_rows,
+        training_rows: data.train_eval.rows(),
+        training_rows_after_balancing: data.optimised.rows(),
         lstm_seconds,
         test_scores: TestScores {
             labels: data.test.labels,
@@ -239,11 +252,52 @@ pub fn fit(
     })
 }
 
+/// Fits Platt scaling on one model's validation logits, folds it into the model, chooses the
+/// threshold on the calibrated validation scores and reports all three splits; returns the
+/// reports and the calibrated test scores.
+fn calibrate_and_report(
+    logits: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
+    calibrate: impl FnOnce(PlattScaling) -> candle_core::Result<()>,
+    predict: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
+    data: &FitData,
+    cost: &CostMatrix,
+) -> Result<(SplitReports, Vec<f32>), FitError> {
+    let splits = [&data.train_eval, &data.validation, &data.test];
+    let labels = splits.map(|split| split.labels.as_slice());
+    let uncalibrated = |split: &Examples| -> Result<CalibrationReport, FitError> {
+        Ok(CalibrationReport::evaluate(
+            &predict(&split.features)?,
+            &split.labels,
+            CALIBRATION_BINS,
+        )?)
+    };
+    let uncalibrated_validation = uncalibrated(&data.validation)?;
+    let uncalibrated_test = uncalibrated(&data.test)?;
+    let platt = PlattScaling::fit(&logits(&data.validation.features)?, labels[1])?;
+    calibrate(platt)?;
+    let scores = [
+        predict(&data.train_eval.features)?,
+        predict(&data.validation.features)?,
+        predict(&data.test.features)?,
+    ];
+    let mut reports = reports(&scores, labels, cost)?;
+    let calibration =
+        |i: usize| CalibrationReport::evaluate(&scores[i], labels[i], CALIBRATION_BINS);
+    reports.platt = Some(platt);
+    reports.calibration = Some(SplitCalibration {
+        train: calibration(0)?,
+        validation: calibration(1)?,
+        test: calibration(2)?,
+        uncalibrated_validation,
+        uncalibrated_test,
+    });
+    let [_, _, test_scores] = scores;
+    Ok((reports, test_scores))
+}
+
 /// The rows of the three splits and their features under the preprocessor fitted on training.
 struct FitData {
     preprocessor: Preprocessor,
-    train_rows: Vec<LabelledApplicant>,
-    validation_rows: Vec<LabelledApplicant>,
     /// The training rows after balancing: what the optimiser sees.
     optimised: Examples,
     loss_weights: LossWeights,
@@ -281,8 +335,6 @@ impl FitData {
         let test = examples(&preprocessor, &test_rows)?;
         Ok(Self {
             preprocessor,
-            train_rows,
-            validation_rows,
             optimised,
             loss_weights,
             train_eval,
@@ -300,16 +352,7 @@ struct EarlyStopped {
     logistic_outcome: TrainingOutcome,
 }
 
-/// The weights the fit ends with, and the rows they are evaluated on as "train".
-struct FinalModels {
-    network: Network,
-    baseline: LogisticRegression,
-    train_eval: Examples,
-    /// Rows the final weights were optimised on, after balancing.
-    optimised_rows: usize,
-}
-
-/// The LSTM, seeded so the early-stopped and the refitted one start from the same weights.
+/// The LSTM, its initial weights seeded by the training seed.
 fn new_network(preprocessor: &Preprocessor, options: &FitOptions) -> Result<Network, FitError> {
     Ok(Network::new(
         options.network,
@@ -351,59 +394,4 @@ fn train_early_stopped(
         baseline,
         logistic_outcome,
     })
-}
-
-/// Both models trained afresh on training + validation rows, for the epochs and learning rates
-/// early stopping chose (see [`training::refit`]).
-fn refit_on_train_and_validation(
-    schema: &Schema,
-    data: &FitData,
-    options: &FitOptions,
-    early: &EarlyStopped,
-) -> Result<FinalModels, FitError> {
-    let mut refit_rows = data.train_rows.clone();
-    refit_rows.extend_from_slice(&data.validation_rows);
-    let (refit_balanced, refit_weights) = balance_rows(schema, &refit_rows, options)?;
-    let refit_set = examples(&data.preprocessor, &refit_balanced)?;
-    let network = new_network(&data.preprocessor, options)?;
-    training::refit(
-        &network,
-        &options.training,
-        refit_weights.optimisation,
-        &refit_set,
-        &early.lstm_outcome.learning_rates,
-    )?;
-    let baseline = LogisticRegression::new(data.preprocessor.width)?;
-    training::refit(
-        &baseline,
-        &options.baseline_training,
-        refit_weights.optimisation,
-        &refit_set,
-        &early.logistic_outcome.learning_rates,
-    )?;
-    Ok(FinalModels {
-        network,
-        baseline,
-        train_eval: examples(&data.preprocessor, &refit_rows)?,
-        optimised_rows: refit_balanced.len(),
-    })
-}
-
-/// One final model's reports on train, validation and test (`splits`), and its test scores for
-/// the ROC plot; the validation scores are given, as they come from the early-stopped model.
-fn score_and_report(
-    predict: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
-    validation_scores: Vec<f32>,
-    splits: [&Examples; 3],
-    cost: &CostMatrix,
-) -> Result<(SplitReports, Vec<f32>), FitError> {
-    let [train_eval, _, test] = splits;
-    let scores = [
-        predict(&train_eval.features)?,
-        validation_scores,
-        predict(&test.features)?,
-    ];
-    let reports = reports(&scores, splits.map(|split| split.labels.as_slice()), cost)?;
-    let [_, _, test_scores] = scores;
-    Ok((reports, test_scores))
 }

@@ -20,24 +20,24 @@ pub mod fit;
 pub mod report;
 pub mod truth;
 
-use crate::plots::{plot_learning_curve, plot_roc};
+use crate::plots::{plot_learning_curve, plot_reliability_curves, plot_roc};
 use crate::split::stratified_split;
 use crate::training::EpochStats;
 use balance::Balancing;
 use credit_core::artifacts::{self, ArtifactPaths};
 use credit_core::bundle::{self, Manifest};
 use credit_core::dataset::LabelledApplicant;
-use credit_core::evaluation::{roc_curve, CostMatrix, MetricsError};
+use credit_core::evaluation::{roc_curve, CalibrationReport, CostMatrix, MetricsError};
 use credit_core::explain::Reference;
 use credit_core::model::onnx_export::export_onnx;
-use credit_core::schema::{Schema, SchemaError};
+use credit_core::schema::{Role, Schema, SchemaError};
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use data::{OutcomeChoice, TrainingData};
 use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
 use report::{
     BalancingComparison, BalancingSummary, DataSummary, OutcomeSummary, ParitySummary,
-    SchemaSummary, SplitSummary, TrainingReport,
+    ProtectedInputsComparison, ProtectedInputsFigures, SchemaSummary, SplitSummary, TrainingReport,
 };
 use std::path::{Path, PathBuf};
 use truth::{FoldsComparison, TestComparison, TrueProbabilities, TrueProbabilityReport};
@@ -68,6 +68,9 @@ pub struct TrainerOptions {
     /// With `cv_folds`: cross-validate the other balancing methods too, so the report shows
     /// the evidence behind the choice.
     pub compare_balancing: bool,
+    /// With `cv_folds`: repeat the cross-validation with this many seeds (the training seed and
+    /// the ones after it), pooling the figures over every fold of every seed.
+    pub seeds: usize,
     pub fit: FitOptions,
     /// Explicit ONNX Runtime library; otherwise `ORT_DYLIB_PATH` or `.onnxruntime/`.
     pub ort_dylib: Option<PathBuf>,
@@ -95,6 +98,8 @@ pub enum TrainerError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Fit(#[from] fit::FitError),
+    #[error("SMOTE-NC's neighbour mix: {0}")]
+    Balance(#[from] balance::BalanceError),
     #[error(transparent)]
     CrossValidation(#[from] cross_validation::CrossValidationError),
     #[error("ONNX export failed: {0}")]
@@ -167,6 +172,14 @@ pub fn run(
     observer.stage("checking ONNX Runtime against the trained network");
     let onnx_parity = check_onnx_parity(&model.bytes, &result, rows, options)?;
     let cross_validation = cross_validate_if_asked(&schema, &data, options, &cost, observer)?;
+    let protected_inputs = compare_protected_inputs_if_asked(
+        &schema,
+        &data,
+        options,
+        &cost,
+        cross_validation.as_ref(),
+        observer,
+    )?;
     let balancing_comparison = compare_balancing_if_asked(
         &schema,
         &data,
@@ -183,9 +196,18 @@ pub fn run(
         &result,
         cross_validation.as_ref(),
     )?;
+    let smote_neighbours = if options.compare_balancing || options.fit.balancing == Balancing::Smote
+    {
+        let train: Vec<LabelledApplicant> = split.train.iter().map(|&i| rows[i].clone()).collect();
+        balance::neighbour_mix(&schema, &train, options.fit.smote_neighbours)?
+    } else {
+        Vec::new()
+    };
     let checks = Checks {
         onnx_parity,
+        smote_neighbours,
         cross_validation,
+        protected_inputs,
         balancing_comparison,
         true_probability,
     };
@@ -246,7 +268,9 @@ struct OnnxModel {
 /// What the run checked beyond the fit itself, for the report.
 struct Checks {
     onnx_parity: ParitySummary,
+    smote_neighbours: Vec<balance::FieldNeighbourMix>,
     cross_validation: Option<CrossValidationReport>,
+    protected_inputs: Option<ProtectedInputsComparison>,
     balancing_comparison: Vec<BalancingComparison>,
     true_probability: Option<TrueProbabilityReport>,
 }
@@ -411,6 +435,7 @@ fn compare_balancing_if_asked(
         };
         balancing_comparison.push(BalancingComparison {
             method,
+            seeds: options.seeds.max(1),
             lstm: spread,
         });
     }
@@ -430,15 +455,62 @@ fn k_fold(
     // Validation comes out of the rows outside each fold's test part, so the fraction is rescaled
     // to keep the shipped split's train : validation ratio.
     let validation_fraction = options.validation_fraction / (1.0 - options.test_fraction);
+    let seeds = seeds_of(options);
+    let total = k * seeds.len();
     Ok(cross_validate(
         schema,
         data,
         k,
+        &seeds,
         validation_fraction,
         fit_options,
         cost,
-        &mut |summary| observer.fold(summary, k),
+        &mut |summary| observer.fold(summary, total),
     )?)
+}
+
+/// The seeds cross-validation repeats with: the training seed and the `seeds − 1` after it.
+fn seeds_of(options: &TrainerOptions) -> Vec<u64> {
+    let first = options.fit.training.seed;
+    (0..options.seeds.max(1) as u64)
+        .map(|i| first.wrapping_add(i))
+        .collect()
+}
+
+/// When the run cross-validates and the schema keeps protected fields out of the model, the
+/// same cross-validation with every protected field an input, to show what keeping them out
+/// costs.
+fn compare_protected_inputs_if_asked(
+    schema: &Schema,
+    data: &TrainingData,
+    options: &TrainerOptions,
+    cost: &CostMatrix,
+    primary: Option<&CrossValidationReport>,
+    observer: &mut dyn TrainingObserver,
+) -> Result<Option<ProtectedInputsComparison>, TrainerError> {
+    let (Some(k), Some(primary)) = (options.cv_folds, primary) else {
+        return Ok(None);
+    };
+    let left_out: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|field| matches!(field.role, Role::Protected { .. }) && !field.is_model_input())
+        .map(|field| field.name.clone())
+        .collect();
+    if left_out.is_empty() {
+        return Ok(None);
+    }
+    observer.stage(&format!(
+        "{k}-fold cross-validation with the protected fields as inputs ({})",
+        left_out.join(", ")
+    ));
+    let variant = schema.with_protected_inputs();
+    let with = k_fold(&variant, data, k, options, &options.fit, cost, observer)?;
+    Ok(Some(ProtectedInputsComparison {
+        fields: left_out,
+        without: ProtectedInputsFigures::of(primary),
+        with: ProtectedInputsFigures::of(&with),
+    }))
 }
 
 /// The report of the run, as written to metrics.json.
@@ -485,6 +557,7 @@ fn training_report(
                 bad_rows as f64 / input.data.rows.len().max(1) as f64,
                 &checks.balancing_comparison,
             ),
+            smote_neighbours: checks.smote_neighbours,
         },
         cost_matrix: *cost,
         network: options.fit.network,
@@ -496,6 +569,7 @@ fn training_report(
         logistic_regression: result.logistic.clone(),
         onnx_parity: checks.onnx_parity,
         cross_validation: checks.cross_validation,
+        protected_inputs: checks.protected_inputs,
         balancing_comparison: checks.balancing_comparison,
         true_probability: checks.true_probability,
         learning_curve: result.lstm_curve.clone(),
@@ -530,6 +604,7 @@ fn write_artifacts(
     )
     .map_err(|e| write_error(&paths.learning_curve(), e))?;
     plot_test_roc(paths, &result.test_scores, report)?;
+    plot_reliability(paths, report)?;
     // Last, so a manifest only ever describes a complete bundle; opening it as the worker will
     // proves the version read back from the ONNX file is the one just computed.
     bundle::write_manifest(&paths.dir, &report.model_version, &artifacts::BUNDLE_FILES)?;
@@ -561,6 +636,54 @@ fn plot_test_roc(
     ];
     plot_roc(&roc, &paths.roc(), "ROC on the held-out test split")
         .map_err(|e| write_error(&paths.roc(), e))
+}
+
+/// Predicted probability against observed bad rate: the calibrated LSTM on the test split and,
+/// after cross-validation, on the pooled out-of-fold predictions; the uncalibrated test split
+/// for contrast.
+fn plot_reliability(paths: &ArtifactPaths, report: &TrainingReport) -> Result<(), TrainerError> {
+    let points = |c: &CalibrationReport| -> Vec<(f64, f64)> {
+        c.reliability
+            .iter()
+            .filter_map(|bin| Some((bin.mean_predicted?, bin.observed_bad_rate?)))
+            .collect()
+    };
+    let mut series = Vec::new();
+    if let Some(calibration) = &report.lstm.calibration {
+        series.push((
+            format!(
+                "test split, calibrated (ECE {:.3}, {} rows)",
+                calibration.test.expected_calibration_error, calibration.test.n
+            ),
+            points(&calibration.test),
+        ));
+        series.push((
+            format!(
+                "test split, before calibration (ECE {:.3})",
+                calibration.uncalibrated_test.expected_calibration_error
+            ),
+            points(&calibration.uncalibrated_test),
+        ));
+    }
+    if let Some(pooled) = report
+        .cross_validation
+        .as_ref()
+        .and_then(|cv| cv.pooled.as_ref())
+    {
+        series.push((
+            format!(
+                "CV out of fold, calibrated (ECE {:.3}, {} predictions)",
+                pooled.lstm.expected_calibration_error, pooled.predictions
+            ),
+            points(&pooled.lstm),
+        ));
+    }
+    plot_reliability_curves(
+        &series,
+        &paths.reliability(),
+        "Reliability of the stacked LSTM's probability of bad (10 equal-width bins)",
+    )
+    .map_err(|e| write_error(&paths.reliability(), e))
 }
 
 fn fmt_auc(value: Option<f64>) -> String {

@@ -3,15 +3,16 @@
 //! Every figure is computed by the run that writes the file; the README quotes this file and
 //! the command that produced it, never a number typed by hand.
 
-use super::balance::Balancing;
-use super::cross_validation::{CrossValidationReport, ModelSpread};
+use super::balance::{Balancing, FieldNeighbourMix};
+use super::cross_validation::{CrossValidationReport, ModelSpread, PooledOutOfFold, Spread};
 use super::data::BadRow;
 use super::fit::SplitReports;
 use super::truth::TrueProbabilityReport;
 use crate::network::NetworkConfig;
 use crate::plots::LearningCurve;
 use crate::training::TrainingConfig;
-use credit_core::evaluation::{ClassificationReport, CostMatrix};
+use credit_core::evaluation::{CalibrationReport, ClassificationReport, CostMatrix};
+use credit_core::fairness::FairnessReport;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -71,6 +72,10 @@ pub struct BalancingSummary {
     pub training_rows_before: usize,
     pub training_rows_after: usize,
     pub reason: String,
+    /// What decides SMOTE-NC's neighbours among the training split's bad rows, on unscaled
+    /// and on standardised numerics (standardised is what SMOTE-NC uses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smote_neighbours: Vec<FieldNeighbourMix>,
 }
 
 /// ONNX Runtime against the trainer's own forward pass.
@@ -84,7 +89,65 @@ pub struct ParitySummary {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BalancingComparison {
     pub method: Balancing,
+    /// Seeds the folds were repeated with; the spreads are over every fold of every seed.
+    #[serde(default = "one")]
+    pub seeds: usize,
     pub lstm: ModelSpread,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Cross-validated figures of one schema variant, for the protected-inputs comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProtectedInputsFigures {
+    pub lstm: ModelSpread,
+    pub logistic_regression: ModelSpread,
+    /// Expected calibration error of the pooled out-of-fold LSTM probabilities.
+    pub pooled_lstm_ece: Option<f64>,
+    /// Adverse-impact ratio of each protected group (approval rate against the best group's),
+    /// from the pooled out-of-fold decisions.
+    pub adverse_impact_ratios: Vec<(String, String, Option<f64>)>,
+}
+
+impl ProtectedInputsFigures {
+    pub(crate) fn of(cv: &CrossValidationReport) -> Self {
+        let pooled = cv.pooled.as_ref();
+        Self {
+            lstm: cv.lstm,
+            logistic_regression: cv.logistic_regression,
+            pooled_lstm_ece: pooled.map(|p| p.lstm.expected_calibration_error),
+            adverse_impact_ratios: pooled
+                .and_then(|p| p.fairness.as_ref())
+                .map(|fairness| {
+                    fairness
+                        .fields
+                        .iter()
+                        .flat_map(|field| {
+                            field.groups.iter().map(|group| {
+                                (
+                                    field.field.clone(),
+                                    group.group.clone(),
+                                    group.adverse_impact_ratio,
+                                )
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What keeping the protected fields out of the model costs: the same cross-validation (same
+/// folds and seeds) without them, as shipped, and with every one of them an input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProtectedInputsComparison {
+    /// The protected fields the shipped schema keeps out.
+    pub fields: Vec<String>,
+    pub without: ProtectedInputsFigures,
+    pub with: ProtectedInputsFigures,
 }
 
 /// The full report.
@@ -109,6 +172,10 @@ pub struct TrainingReport {
     pub logistic_regression: SplitReports,
     pub onnx_parity: ParitySummary,
     pub cross_validation: Option<CrossValidationReport>,
+    /// After cross-validation, when the schema keeps protected fields out: the same
+    /// cross-validation with them as inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_inputs: Option<ProtectedInputsComparison>,
     /// With `--compare-balancing`: the same cross-validation under each balancing method.
     #[serde(default)]
     pub balancing_comparison: Vec<BalancingComparison>,
@@ -148,13 +215,20 @@ pub(crate) fn balancing_reason(
             .iter()
             .map(|c| {
                 format!(
-                    "{:?}: AUC {:.3}, cost {:.3}",
-                    c.method, c.lstm.roc_auc.mean, c.lstm.average_cost.mean
+                    "{:?}: AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+                    c.method,
+                    c.lstm.roc_auc.mean,
+                    c.lstm.roc_auc.std,
+                    c.lstm.average_cost.mean,
+                    c.lstm.average_cost.std
                 )
             })
             .collect();
+        let seeds = comparison.first().map_or(1, |c| c.seeds);
         reason.push_str(&format!(
-            ". Cross-validated LSTM under each method: {}",
+            ". The method is chosen on the cross-validated LSTM under each method, pooled over \
+             every fold of {seeds} seed{} (not on the single split reported above): {}",
+            if seeds == 1 { "" } else { "s" },
             figures.join("; ")
         ));
     }
@@ -221,6 +295,166 @@ fn render_truth(table: &mut String, truth: &TrueProbabilityReport) {
             cv.rows,
         );
     }
+}
+
+fn spread(value: Option<Spread>) -> String {
+    value.map_or("n/a".to_string(), |v| {
+        format!("{:.3} ± {:.3}", v.mean, v.std)
+    })
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+/// Calibration of the shipped LSTM per split (and of the baseline on test), before and after
+/// Platt scaling.
+fn render_calibration(table: &mut String, report: &TrainingReport) {
+    let Some(calibration) = &report.lstm.calibration else {
+        return;
+    };
+    if let Some(platt) = report.lstm.platt {
+        let _ = writeln!(
+            table,
+            "calibration: Platt scaling fitted on validation (a {:.3}, b {:.3}) and folded into the output layer; ECE over 10 equal-width bins",
+            platt.a, platt.b
+        );
+    }
+    let mut line = |name: &str, c: &CalibrationReport| {
+        let _ = writeln!(
+            table,
+            "  {name:<28} ECE {:.3}  Brier {:.3}  mean predicted {:.3} vs observed {:.3} ({} rows)",
+            c.expected_calibration_error, c.brier, c.mean_predicted, c.observed_bad_rate, c.n
+        );
+    };
+    line("lstm train", &calibration.train);
+    line("lstm validation", &calibration.validation);
+    line("lstm test", &calibration.test);
+    line(
+        "lstm test, before calibration",
+        &calibration.uncalibrated_test,
+    );
+    if let Some(logistic) = &report.logistic_regression.calibration {
+        line("logistic test", &logistic.test);
+    }
+    render_reliability(table, "lstm test", &calibration.test);
+}
+
+/// A reliability table: per bin, rows, mean predicted and observed bad rate.
+fn render_reliability(table: &mut String, name: &str, c: &CalibrationReport) {
+    let _ = writeln!(
+        table,
+        "  reliability ({name}): bin  rows  predicted  observed"
+    );
+    for bin in c.reliability.iter().filter(|bin| bin.count > 0) {
+        let _ = writeln!(
+            table,
+            "    [{:.1}, {:.1})  {:>5}  {:>9}  {:>8}",
+            bin.lower,
+            bin.upper,
+            bin.count,
+            ratio(bin.mean_predicted),
+            ratio(bin.observed_bad_rate)
+        );
+    }
+}
+
+/// The pooled out-of-fold calibration and fairness.
+fn render_pooled(table: &mut String, pooled: &PooledOutOfFold) {
+    let _ = writeln!(
+        table,
+        "CV pooled out of fold ({} predictions, each at its fold's threshold): lstm ECE {:.3}, Brier {:.3}, mean predicted {:.3} vs observed {:.3}, cost {:.3}; logistic ECE {:.3}, Brier {:.3}, mean predicted {:.3}",
+        pooled.predictions,
+        pooled.lstm.expected_calibration_error,
+        pooled.lstm.brier,
+        pooled.lstm.mean_predicted,
+        pooled.lstm.observed_bad_rate,
+        pooled.lstm_cost,
+        pooled.logistic.expected_calibration_error,
+        pooled.logistic.brier,
+        pooled.logistic.mean_predicted,
+    );
+    render_reliability(table, "lstm, CV pooled", &pooled.lstm);
+    if let Some(fairness) = &pooled.fairness {
+        render_fairness(table, fairness);
+    }
+}
+
+/// Per protected group: the four-fifths rule, error rates and calibration.
+fn render_fairness(table: &mut String, fairness: &FairnessReport) {
+    let _ = writeln!(
+        table,
+        "fairness by protected group (CV pooled out of fold; ratio = approval rate / best group's, flagged under {}):",
+        fairness.four_fifths
+    );
+    let _ = writeln!(
+        table,
+        "  {:<20} {:<34} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6} {:>8}",
+        "field", "group", "count", "bad", "approved", "ratio", "TPR", "FPR", "cal gap"
+    );
+    for field in &fairness.fields {
+        for group in &field.groups {
+            let _ = writeln!(
+                table,
+                "  {:<20} {:<34} {:>6} {:>6} {:>8} {:>6}{} {:>6} {:>6} {:>8}",
+                field.field,
+                group.group,
+                group.count,
+                ratio(group.bad_rate),
+                ratio(group.approval_rate),
+                ratio(group.adverse_impact_ratio),
+                if group.below_four_fifths { "!" } else { " " },
+                ratio(group.true_positive_rate),
+                ratio(group.false_positive_rate),
+                group
+                    .calibration_gap
+                    .map_or("n/a".to_string(), |v| format!("{v:+.3}")),
+            );
+        }
+    }
+}
+
+/// What keeping the protected fields out costs.
+fn render_protected(table: &mut String, protected: &ProtectedInputsComparison) {
+    let line = |figures: &ProtectedInputsFigures| {
+        format!(
+            "lstm AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, pooled ECE {}; logistic AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+            figures.lstm.roc_auc.mean,
+            figures.lstm.roc_auc.std,
+            figures.lstm.average_cost.mean,
+            figures.lstm.average_cost.std,
+            ratio(figures.pooled_lstm_ece),
+            figures.logistic_regression.roc_auc.mean,
+            figures.logistic_regression.roc_auc.std,
+            figures.logistic_regression.average_cost.mean,
+            figures.logistic_regression.average_cost.std,
+        )
+    };
+    let _ = writeln!(
+        table,
+        "protected fields ({}) out of the model (shipped): {}",
+        protected.fields.join(", "),
+        line(&protected.without)
+    );
+    let _ = writeln!(
+        table,
+        "protected fields as inputs (same folds and seeds): {}",
+        line(&protected.with)
+    );
+    let ratios = |figures: &ProtectedInputsFigures| -> String {
+        figures
+            .adverse_impact_ratios
+            .iter()
+            .map(|(field, group, r)| format!("{field}={group} {}", ratio(*r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        table,
+        "  adverse-impact ratios without: {}\n  adverse-impact ratios with:    {}",
+        ratios(&protected.without),
+        ratios(&protected.with)
+    );
 }
 
 /// The summary table printed at the end of training.
@@ -290,35 +524,67 @@ pub fn render_table(report: &TrainingReport) -> String {
         "ONNX Runtime vs trainer forward pass: max |diff| {:.2e} over {} applicants",
         report.onnx_parity.max_abs_difference, report.onnx_parity.applicants
     );
+    render_calibration(&mut table, report);
     if let Some(cv) = &report.cross_validation {
         let _ = writeln!(
             table,
-            "{}-fold CV ({:.0}s): lstm AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, train-test AUC gap {:.3}; logistic AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+            "{}-fold CV x {} seed(s) ({:.0}s), mean ± sd over all folds: lstm AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, ECE {}, Brier {}, train-test AUC gap {:.3}; logistic AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, ECE {}, Brier {}",
             cv.folds,
+            cv.seeds.len().max(1),
             cv.seconds,
             cv.lstm.roc_auc.mean,
             cv.lstm.roc_auc.std,
             cv.lstm.average_cost.mean,
             cv.lstm.average_cost.std,
+            spread(cv.lstm.expected_calibration_error),
+            spread(cv.lstm.brier),
             cv.lstm_train_test_auc_gap.mean,
             cv.logistic_regression.roc_auc.mean,
             cv.logistic_regression.roc_auc.std,
             cv.logistic_regression.average_cost.mean,
             cv.logistic_regression.average_cost.std,
+            spread(cv.logistic_regression.expected_calibration_error),
+            spread(cv.logistic_regression.brier),
         );
+        if let Some(pooled) = &cv.pooled {
+            render_pooled(&mut table, pooled);
+        }
+    }
+    if let Some(protected) = &report.protected_inputs {
+        render_protected(&mut table, protected);
     }
     if let Some(truth) = &report.true_probability {
         render_truth(&mut table, truth);
     }
+    if !report.balancing.smote_neighbours.is_empty() {
+        let _ = writeln!(
+            table,
+            "SMOTE-NC neighbours (training split's bad rows, k nearest each): share of squared distance and of pairs with the same value, unscaled -> standardised numerics"
+        );
+        for field in &report.balancing.smote_neighbours {
+            let _ = writeln!(
+                table,
+                "  {:<26} distance {:>5.1}% -> {:>5.1}%   same value {:>5.1}% -> {:>5.1}%",
+                field.field,
+                100.0 * field.share_unscaled,
+                100.0 * field.share_scaled,
+                100.0 * field.same_value_unscaled,
+                100.0 * field.same_value_scaled,
+            );
+        }
+    }
     for comparison in &report.balancing_comparison {
         let _ = writeln!(
             table,
-            "balancing {:?}: lstm CV AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}",
+            "balancing {:?} ({} seed(s)): lstm CV AUC {:.3} ± {:.3}, cost {:.3} ± {:.3}, ECE {}, Brier {}",
             comparison.method,
+            comparison.seeds,
             comparison.lstm.roc_auc.mean,
             comparison.lstm.roc_auc.std,
             comparison.lstm.average_cost.mean,
-            comparison.lstm.average_cost.std
+            comparison.lstm.average_cost.std,
+            spread(comparison.lstm.expected_calibration_error),
+            spread(comparison.lstm.brier),
         );
     }
     table

@@ -181,6 +181,7 @@ mod tests {
 
     fn fold(number: usize, truth: &[f64], bad: &[bool], lstm: f64, logistic: f64) -> FoldSummary {
         FoldSummary {
+            seed: 1,
             fold: number,
             test_rows: truth.len(),
             lstm_auc: Some(lstm),
@@ -188,8 +189,14 @@ mod tests {
             lstm_threshold: 0.5,
             lstm_train_test_auc_gap: None,
             lstm_best_epoch: 1,
+            lstm_ece: 0.0,
+            lstm_brier: 0.0,
+            lstm_mean_predicted: 0.0,
+            observed_bad_rate: 0.0,
             logistic_auc: Some(logistic),
             logistic_cost: 0.0,
+            logistic_ece: 0.0,
+            logistic_brier: 0.0,
             seconds: 0.0,
             true_probability: Some(TrueProbabilities::of(truth, bad).unwrap()),
         }
