@@ -168,18 +168,25 @@ fn reasons_all_explains_approvals_too_and_off_writes_no_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     write_test_model(&bundle, 0.5, 9).unwrap();
-    let model = BackfillModel::load(&bundle, None, None).unwrap();
-    let (all, off) = (dir.path().join("all.csv"), dir.path().join("off.csv"));
-    score(&model, &all, ReasonsMode::All);
-    score(&model, &off, ReasonsMode::Off);
-    let explained = from_csv(&all)
-        .values()
-        .filter(|(decision, reasons)| {
-            decision == "good" && !reasons.as_ref().unwrap().as_array().unwrap().is_empty()
-        })
-        .count();
-    assert!(explained > 0, "no approval was explained in mode all");
-    assert!(from_csv(&off)
-        .values()
-        .all(|(_, reasons)| reasons.is_none()));
+    // A threshold no score reaches: every row is approved.
+    let model = BackfillModel::load(&bundle, None, Some(1.0)).unwrap();
+    let outputs = [ReasonsMode::All, ReasonsMode::Declines, ReasonsMode::Off].map(|mode| {
+        let output = dir.path().join(format!("{}.csv", mode.as_str()));
+        score(&model, &output, mode);
+        from_csv(&output)
+    });
+    let [all, declines, off] = &outputs;
+    assert!(all.values().all(|(decision, _)| decision == "good"));
+    let explained = |rows: &Explained| {
+        rows.values()
+            .filter(|(_, reasons)| !reasons.as_ref().unwrap().as_array().unwrap().is_empty())
+            .count()
+    };
+    assert!(explained(all) > 0, "no approval was explained in mode all");
+    assert_eq!(
+        explained(declines),
+        0,
+        "approvals explained in mode declines"
+    );
+    assert!(off.values().all(|(_, reasons)| reasons.is_none()));
 }
