@@ -103,6 +103,8 @@ pub struct EmbeddedSummary {
     /// Whether the run was interrupted (SIGINT/SIGTERM) before every answer arrived.
     pub interrupted: bool,
     pub report: RunReport,
+    /// The first `bad` decision read, to show what a decline carries.
+    pub first_decline: Option<OwnedDecision>,
 }
 
 impl EmbeddedSummary {
@@ -151,6 +153,24 @@ impl fmt::Display for EmbeddedSummary {
             self.bad_rate() * 100.0
         )?;
         writeln!(f, "  dead-lettered:   {}", self.dead_lettered)?;
+        if let Some(decline) = &self.first_decline {
+            let reasons = decline.reasons.as_deref().unwrap_or_default();
+            let listed: Vec<String> = reasons
+                .iter()
+                .map(|reason| format!("{} (+{:.2})", reason.field, reason.contribution))
+                .collect();
+            writeln!(
+                f,
+                "  first decline:   {} at {:.3}; reasons: {}",
+                decline.application_id,
+                decline.probability_bad,
+                if listed.is_empty() {
+                    "off".to_owned()
+                } else {
+                    listed.join(", ")
+                }
+            )?;
+        }
         if self.duplicates > 0 {
             writeln!(
                 f,
@@ -449,6 +469,7 @@ fn summarise(inputs: SummaryInputs<'_>) -> Result<EmbeddedSummary, EmbeddedError
     let (mut decided, mut dead_lettered, mut bad, mut good, mut duplicates) = (0, 0, 0, 0, 0);
     let mut latencies = Vec::with_capacity(inputs.outputs.len());
     let (mut model_version, mut threshold) = (None, None);
+    let mut first_decline = None;
     let mut last_us = inputs.started_us;
     for record in inputs.outputs {
         if !seen.insert(record.key.clone()) {
@@ -473,12 +494,15 @@ fn summarise(inputs: SummaryInputs<'_>) -> Result<EmbeddedSummary, EmbeddedError
             .as_deref()
             .and_then(|payload| OwnedDecision::from_json(payload).ok())
         {
+            threshold.get_or_insert(decision.threshold);
+            model_version.get_or_insert(decision.model_version.clone());
             match decision.decision {
-                Class::Bad => bad += 1,
+                Class::Bad => {
+                    bad += 1;
+                    first_decline.get_or_insert(decision);
+                }
                 Class::Good => good += 1,
             }
-            threshold.get_or_insert(decision.threshold);
-            model_version.get_or_insert(decision.model_version);
         }
     }
     if inputs.timed_out && seen.len() < inputs.expected {
@@ -505,6 +529,7 @@ fn summarise(inputs: SummaryInputs<'_>) -> Result<EmbeddedSummary, EmbeddedError
         metrics_address: inputs.metrics_address,
         interrupted: inputs.interrupted,
         report: inputs.report,
+        first_decline,
     })
 }
 
