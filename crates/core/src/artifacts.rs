@@ -27,8 +27,11 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SCHEMA_FILE: &str = "schema.toml";
 /// File name of the JSON Schema generated from it, for producers.
 pub const JSON_SCHEMA_FILE: &str = "applicant.schema.json";
+/// File name of the fingerprints of the model's training rows ([`crate::training_rows`]);
+/// bundles trained before it existed lack it.
+pub const TRAINING_ROWS_FILE: &str = "training_rows.bin";
 /// Every artifact a training run writes, all of them recorded in the manifest.
-pub const BUNDLE_FILES: [&str; 7] = [
+pub const BUNDLE_FILES: [&str; 8] = [
     MODEL_FILE,
     PREPROCESSOR_FILE,
     SCHEMA_FILE,
@@ -36,6 +39,7 @@ pub const BUNDLE_FILES: [&str; 7] = [
     METRICS_FILE,
     LEARNING_CURVE_FILE,
     ROC_FILE,
+    TRAINING_ROWS_FILE,
 ];
 
 /// ONNX metadata key: model version (hash of weights, preprocessor and threshold).
@@ -73,6 +77,9 @@ impl ArtifactPaths {
     }
     pub fn roc(&self) -> PathBuf {
         self.dir.join(ROC_FILE)
+    }
+    pub fn training_rows(&self) -> PathBuf {
+        self.dir.join(TRAINING_ROWS_FILE)
     }
     pub fn manifest(&self) -> PathBuf {
         self.dir.join(MANIFEST_FILE)

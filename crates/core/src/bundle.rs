@@ -15,11 +15,12 @@
 
 use crate::artifacts::{
     model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, JSON_SCHEMA_FILE,
-    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE,
+    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, SCHEMA_FILE, TRAINING_ROWS_FILE,
 };
 use crate::model::onnx_export::{read_exported, ImportError};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{json_schema, Schema, SchemaError};
+use crate::training_rows::{TrainingRows, TrainingRowsError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -111,6 +112,8 @@ pub enum BundleError {
     JsonSchema { path: PathBuf, problem: String },
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    TrainingRows(#[from] TrainingRowsError),
     #[error(
         "model {} has version {model}, but manifest {} is for version {manifest}",
         .path.display(), .manifest_path.display()
@@ -167,6 +170,9 @@ pub struct VerifiedBundle {
     /// The model's metadata, read from [`Self::model`].
     pub metadata: ModelMetadata,
     pub model: ModelBytes,
+    /// The fingerprints of the rows the model was fitted on; `None` for a bundle that does not
+    /// record them (trained before they were).
+    pub training_rows: Option<TrainingRows>,
 }
 
 /// Reads and verifies the bundle in `dir`: the manifest must exist and list the model and the
@@ -196,6 +202,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
     check_entries(&manifest, &manifest_path)?;
 
     let (mut model, mut preprocessor, mut schema, mut generated) = (None, None, None, None);
+    let mut training_rows = None;
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
         let bytes = read(&path, true)?;
@@ -214,6 +221,9 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
             PREPROCESSOR_FILE => preprocessor = Some(bytes),
             SCHEMA_FILE => schema = Some(bytes),
             JSON_SCHEMA_FILE => generated = Some(bytes),
+            TRAINING_ROWS_FILE => {
+                training_rows = Some(TrainingRows::from_bytes(&bytes, &path)?);
+            }
             _ => {}
         }
     }
@@ -244,6 +254,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         preprocessor,
         metadata,
         model: ModelBytes(model.into()),
+        training_rows,
     })
 }
 
