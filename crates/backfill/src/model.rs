@@ -11,6 +11,7 @@ use credit_core::loader::{self, LoadOptions, ModelError, Sessions};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
+use credit_core::training_rows::TrainingRows;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct BackfillModel {
     pub version: String,
     /// Decision threshold: the model's own unless overridden.
     pub threshold: f32,
+    /// The fingerprints of the model's training rows, if the bundle records them.
+    pub training_rows: Option<Arc<TrainingRows>>,
     sessions: Sessions,
 }
 
@@ -47,6 +50,7 @@ impl BackfillModel {
             model_path: loaded.paths.model(),
             version: loaded.version,
             threshold: loaded.threshold,
+            training_rows: loaded.training_rows,
             sessions: loaded.sessions,
         })
     }
