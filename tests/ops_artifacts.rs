@@ -25,9 +25,10 @@ const DOCKERFILE: &str = "Dockerfile";
 /// Labels Prometheus attaches at scrape time, not the worker.
 const TARGET_LABELS: &[&str] = &["instance", "job"];
 
-/// Labels whose values come from the data (Kafka partitions, the model version) rather than
-/// from a fixed set the worker declares; their values are not checked.
-const DYNAMIC_LABELS: &[&str] = &["partition", "version"];
+/// Labels whose values come from the data (Kafka partitions, the model version, the served
+/// schema's protected fields and groups) rather than from a fixed set the worker declares;
+/// their values are not checked.
+const DYNAMIC_LABELS: &[&str] = &["partition", "version", "field", "group"];
 
 /// The dashboard's panels, in order.
 const PANEL_TITLES: &[&str] = &[
@@ -52,6 +53,8 @@ const PANEL_TITLES: &[&str] = &[
     "Model reloads by result",
     "Broker connections per worker",
     "Transactions by result (exactly-once mode)",
+    "Approval rate by protected group (1h)",
+    "Approval-rate ratio to the best group (1h)",
 ];
 
 fn root() -> PathBuf {
@@ -83,6 +86,12 @@ impl Exposition {
         let metrics = Metrics::new().expect("the worker's metrics register");
         metrics.records_consumed.inc();
         metrics.decisions.with_label_values(&["good"]).inc();
+        for decision in ["good", "bad"] {
+            metrics
+                .decisions_by_group
+                .with_label_values(&["age_years", "<25", decision])
+                .inc();
+        }
         metrics
             .dead_lettered
             .with_label_values(&["invalid_json"])

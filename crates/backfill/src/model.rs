@@ -12,6 +12,7 @@ use credit_core::loader::{self, LoadOptions, ModelError, Sessions};
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
+use credit_core::training_rows::TrainingRows;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub struct BackfillModel {
     pub threshold: f32,
     /// The applicant reasons are measured against, when the bundle has one.
     pub reference: Option<Arc<Reference>>,
+    /// The fingerprints of the model's training rows, if the bundle records them.
+    pub training_rows: Option<Arc<TrainingRows>>,
     sessions: Sessions,
 }
 
@@ -51,6 +54,7 @@ impl BackfillModel {
             version: loaded.version,
             threshold: loaded.threshold,
             reference: loaded.reference,
+            training_rows: loaded.training_rows,
             sessions: loaded.sessions,
         })
     }

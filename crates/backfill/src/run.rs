@@ -24,8 +24,8 @@ use super::row::{InputPosition, InputRow, RejectedRow, ScoredChunk, ScoredRow};
 use super::shard::Shard;
 use super::sink::{self, OutputSpec, OutputState, Sink};
 use super::source::{self, Decoder, Extent, RawChunk};
-use super::stats::RunningStats;
-use super::summary::Summary;
+use super::stats::{RunningStats, TrainingCheck};
+use super::summary::{Summary, TrainingRowsSummary};
 use super::topic::{self, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
 use credit_core::artifacts::REFERENCE_FILE;
@@ -597,12 +597,22 @@ impl<'a> Run<'a> {
             checkpoint,
             reference: self.reference,
             groups: self.groups,
+            training: self.training(),
             threshold: self.model.threshold,
             rows_this_attempt: 0,
             extent,
             started: self.started,
             kafka_input,
         }
+    }
+
+    /// The model's training rows, when its bundle records them.
+    fn training(&self) -> Option<TrainingCheck<'a>> {
+        let model = self.model;
+        model.training_rows.as_deref().map(|rows| TrainingCheck {
+            schema: &model.schema,
+            rows,
+        })
     }
 
     fn summary(&self, stats: &RunningStats, attempt: Attempt) -> Summary {
@@ -639,6 +649,7 @@ impl<'a> Run<'a> {
             psi: Summary::psi(stats, self.reference, &reference_path),
             fairness: Summary::fairness(stats, self.groups),
             already_complete: attempt.already_complete,
+            training_rows: TrainingRowsSummary::of(stats, model.training_rows.is_some()),
         }
     }
 }
@@ -981,6 +992,8 @@ struct Writer<'a> {
     checkpoint: Checkpoint,
     reference: Option<&'a PsiReference>,
     groups: &'a ProtectedGroups,
+    /// The model's training rows, kept out of the figures.
+    training: Option<TrainingCheck<'a>>,
     threshold: f32,
     rows_this_attempt: u64,
     extent: Extent,
@@ -1007,9 +1020,13 @@ impl Writer<'_> {
         self.sink()?.write(&chunk.rows)?;
         let written = self.rejects.write(&chunk.rejections);
         written.map_err(self.rejects_error())?;
-        self.checkpoint
-            .stats
-            .add(&chunk.rows, self.threshold, self.reference, self.groups);
+        self.checkpoint.stats.add(
+            &chunk.rows,
+            self.threshold,
+            self.reference,
+            self.groups,
+            self.training,
+        );
         self.checkpoint.stats.rejects = self.rejects.count();
         self.rows_this_attempt += chunk.rows.len() as u64;
         self.checkpoint.input = chunk.end;

@@ -9,11 +9,18 @@
 //!
 //! The fairness counts per protected group are kept here for the same reason; a checkpoint
 //! written before they existed resumes without them (the summary then has no fairness part).
+//!
+//! When the model's bundle records its training rows ([`credit_core::training_rows`]), a
+//! scored row that is one of them is decided, written and counted in `rows` like any other,
+//! and counted in `training_rows`, but kept out of every figure that judges the model (the
+//! backtest, the PSI and the fairness counts): the model has seen it, so it would flatter it.
 
 use super::psi::PsiReference;
 use super::row::ScoredRow;
 use credit_core::evaluation::CostMatrix;
 use credit_core::fairness::{FairnessCounts, ProtectedGroups};
+use credit_core::schema::Schema;
+use credit_core::training_rows::{fingerprint, TrainingRows};
 use serde::{Deserialize, Serialize};
 
 /// Score histogram resolution for the AUC.
@@ -67,6 +74,23 @@ pub struct RunningStats {
     /// Counts per protected group (`None` without protected fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<FairnessCounts>,
+    /// Scored rows that were training rows of the model (kept out of the figures above).
+    #[serde(default)]
+    pub training_rows: u64,
+}
+
+/// The model's training rows and the schema that fingerprints applicants like them.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingCheck<'a> {
+    pub schema: &'a Schema,
+    pub rows: &'a TrainingRows,
+}
+
+impl TrainingCheck<'_> {
+    fn contains(&self, scored: &ScoredRow) -> bool {
+        self.rows
+            .contains(fingerprint(self.schema, &scored.row.applicant))
+    }
 }
 
 impl RunningStats {
@@ -81,19 +105,27 @@ impl RunningStats {
             good_histogram: vec![0; AUC_BINS],
             psi_counts: vec![0; psi_bins],
             fairness: (!groups.is_empty()).then(|| groups.counts()),
+            training_rows: 0,
         }
     }
 
-    /// Adds scored rows.
+    /// Adds scored rows; those `training` holds only to the counts of rows and decisions.
     pub fn add(
         &mut self,
         rows: &[ScoredRow],
         threshold: f32,
         reference: Option<&PsiReference>,
         groups: &ProtectedGroups,
+        training: Option<TrainingCheck<'_>>,
     ) {
         for scored in rows {
             let decided_bad = scored.is_bad(threshold);
+            self.rows += 1;
+            self.decided_bad += u64::from(decided_bad);
+            if training.is_some_and(|training| training.contains(scored)) {
+                self.training_rows += 1;
+                continue;
+            }
             if let Some(fairness) = &mut self.fairness {
                 groups.add(
                     fairness,
@@ -103,8 +135,6 @@ impl RunningStats {
                     scored.row.bad,
                 );
             }
-            self.rows += 1;
-            self.decided_bad += u64::from(decided_bad);
             if let Some(reference) = reference {
                 if let Some(count) = self
                     .psi_counts
@@ -201,7 +231,7 @@ mod tests {
         }
         let groups = ProtectedGroups::new(&german_credit(), &[]).unwrap();
         let mut stats = RunningStats::new(0, &groups);
-        stats.add(&rows, 0.3, None, &groups);
+        stats.add(&rows, 0.3, None, &groups, None);
         let scores: Vec<f32> = rows.iter().map(|r| r.probability_bad).collect();
         let labels: Vec<bool> = rows.iter().map(|r| r.row.bad == Some(true)).collect();
         let exact = roc_auc(&scores, &labels).unwrap().unwrap();
@@ -214,11 +244,51 @@ mod tests {
     fn cost_counts_lending_to_bad_five_times() {
         let groups = ProtectedGroups::new(&german_credit(), &[]).unwrap();
         let mut stats = RunningStats::new(0, &groups);
-        stats.add(&[scored(0.1, true), scored(0.9, false)], 0.5, None, &groups);
+        stats.add(
+            &[scored(0.1, true), scored(0.9, false)],
+            0.5,
+            None,
+            &groups,
+            None,
+        );
         let cost = stats
             .confusion
             .average_cost(&CostMatrix::GERMAN_CREDIT)
             .unwrap();
         assert!((cost - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn training_rows_are_decided_but_kept_out_of_every_figure() {
+        let schema = german_credit();
+        let applicants: Vec<Applicant> = shipped_german_credit()
+            .into_iter()
+            .take(4)
+            .map(|row| row.applicant)
+            .collect();
+        let training = TrainingRows::of(&schema, &applicants[..2]);
+        let rows: Vec<ScoredRow> = applicants
+            .iter()
+            .zip([0.9, 0.1, 0.8, 0.2])
+            .map(|(applicant, probability_bad)| {
+                let mut row = scored(probability_bad, true);
+                row.row.applicant = applicant.clone();
+                row
+            })
+            .collect();
+        let groups = ProtectedGroups::new(&schema, &[]).unwrap();
+        let mut stats = RunningStats::new(0, &groups);
+        let check = TrainingCheck {
+            schema: &schema,
+            rows: &training,
+        };
+        stats.add(&rows, 0.5, None, &groups, Some(check));
+        assert_eq!((stats.rows, stats.decided_bad), (4, 2));
+        assert_eq!(stats.training_rows, 2);
+        assert_eq!(stats.confusion.total(), 2, "held-out rows only");
+        assert_eq!(stats.confusion.true_bad, 1);
+        let fairness = stats.fairness.as_ref().unwrap();
+        let counted: u64 = fairness.fields[0].counts.iter().map(|c| c.rows).sum();
+        assert_eq!(counted, 2);
     }
 }

@@ -35,6 +35,45 @@ pub struct PsiSummary {
     pub shares: Vec<f64>,
 }
 
+/// Whether the scored rows included the model's own training rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRowsSummary {
+    /// Whether the model's bundle records the fingerprints of its training rows; without
+    /// them the figures may include rows the model was fitted on.
+    pub recorded: bool,
+    /// Scored rows that were training rows of the model.
+    pub scored: u64,
+    /// Scored rows the backtest, PSI and fairness figures are computed on.
+    pub held_out: u64,
+    /// Said when some scored rows were training rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl TrainingRowsSummary {
+    /// The part of `stats`; `recorded` says whether the bundle had fingerprints to check.
+    pub fn of(stats: &RunningStats, recorded: bool) -> Self {
+        let warning = (stats.training_rows > 0).then(|| {
+            format!(
+                "{} of the {} scored rows were the model's training rows: the backtest, PSI and \
+                 fairness figures are on the {} held-out rows only",
+                stats.training_rows,
+                stats.rows,
+                stats.rows - stats.training_rows
+            )
+        });
+        if let Some(warning) = &warning {
+            tracing::warn!("{warning}");
+        }
+        Self {
+            recorded,
+            scored: stats.training_rows,
+            held_out: stats.rows - stats.training_rows,
+            warning,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -71,6 +110,9 @@ pub struct Summary {
     pub fairness: Option<FairnessReport>,
     /// Whether the checkpoint said the run had already finished (nothing was redone).
     pub already_complete: bool,
+    /// Scored rows that were the model's training rows, kept out of the figures.
+    #[serde(default)]
+    pub training_rows: TrainingRowsSummary,
 }
 
 impl Summary {
@@ -144,6 +186,18 @@ impl fmt::Display for Summary {
             self.bad_decisions,
             percent(self.bad_rate)
         )?;
+        let training = &self.training_rows;
+        match &training.warning {
+            Some(warning) => writeln!(f, "  WARNING: {warning}")?,
+            None if training.recorded => writeln!(
+                f,
+                "  none of the scored rows is a training row of the model: every figure is held out"
+            )?,
+            None => writeln!(
+                f,
+                "  the bundle records no training rows: the figures may include rows the model was fitted on"
+            )?,
+        }
         writeln!(
             f,
             "  this attempt: {} rows from input row {} in {:.2} s = {:.0} rows/s ({} workers x {} intra threads, batch {})",
@@ -158,8 +212,9 @@ impl fmt::Display for Summary {
         if let Some(backtest) = &self.backtest {
             writeln!(
                 f,
-                "  backtest on {} labelled rows: ROC AUC {}, average cost {} (5:1) at threshold {}",
+                "  backtest on {} labelled{} rows: ROC AUC {}, average cost {} (5:1) at threshold {}",
                 backtest.labelled_rows,
+                if training.recorded { " held-out" } else { "" },
                 number(backtest.roc_auc),
                 number(backtest.average_cost),
                 backtest.threshold

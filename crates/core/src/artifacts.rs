@@ -32,8 +32,11 @@ pub const JSON_SCHEMA_FILE: &str = "applicant.schema.json";
 /// File name of the reference applicant adverse-action reasons are measured against (see
 /// [`crate::explain`]).
 pub const REFERENCE_FILE: &str = "reference.json";
+/// File name of the fingerprints of the model's training rows ([`crate::training_rows`]);
+/// bundles trained before it existed lack it.
+pub const TRAINING_ROWS_FILE: &str = "training_rows.bin";
 /// Every artifact a training run writes, all of them recorded in the manifest.
-pub const BUNDLE_FILES: [&str; 9] = [
+pub const BUNDLE_FILES: [&str; 10] = [
     MODEL_FILE,
     PREPROCESSOR_FILE,
     SCHEMA_FILE,
@@ -43,6 +46,7 @@ pub const BUNDLE_FILES: [&str; 9] = [
     LEARNING_CURVE_FILE,
     ROC_FILE,
     RELIABILITY_FILE,
+    TRAINING_ROWS_FILE,
 ];
 
 /// ONNX metadata key: model version (hash of weights, preprocessor and threshold).
@@ -86,6 +90,9 @@ impl ArtifactPaths {
     }
     pub fn reliability(&self) -> PathBuf {
         self.dir.join(RELIABILITY_FILE)
+    }
+    pub fn training_rows(&self) -> PathBuf {
+        self.dir.join(TRAINING_ROWS_FILE)
     }
     pub fn manifest(&self) -> PathBuf {
         self.dir.join(MANIFEST_FILE)

@@ -15,12 +15,13 @@
 
 use crate::artifacts::{
     model_version, ArtifactPaths, MetadataError, ModelMetadata, BUNDLE_FILES, JSON_SCHEMA_FILE,
-    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, REFERENCE_FILE, SCHEMA_FILE,
+    MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE, REFERENCE_FILE, SCHEMA_FILE, TRAINING_ROWS_FILE,
 };
 use crate::explain::{ExplainError, Reference};
 use crate::model::onnx_export::{read_exported, ImportError};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{json_schema, Schema, SchemaError};
+use crate::training_rows::{TrainingRows, TrainingRowsError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -118,6 +119,8 @@ pub enum BundleError {
     JsonSchema { path: PathBuf, problem: String },
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    TrainingRows(#[from] TrainingRowsError),
     #[error(
         "model {} has version {model}, but manifest {} is for version {manifest}",
         .path.display(), .manifest_path.display()
@@ -176,6 +179,9 @@ pub struct VerifiedBundle {
     pub model: ModelBytes,
     /// The applicant reasons are measured against; bundles trained before reasons have none.
     pub reference: Option<Reference>,
+    /// The fingerprints of the rows the model was fitted on; `None` for a bundle that does not
+    /// record them (trained before they were).
+    pub training_rows: Option<TrainingRows>,
 }
 
 /// Reads and verifies the bundle in `dir`: the manifest must exist and list the model and the
@@ -206,6 +212,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
 
     let (mut model, mut preprocessor, mut schema, mut generated) = (None, None, None, None);
     let mut reference = None;
+    let mut training_rows = None;
     for entry in &manifest.files {
         let path = dir.join(&entry.name);
         let bytes = read(&path, true)?;
@@ -225,6 +232,9 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
             SCHEMA_FILE => schema = Some(bytes),
             JSON_SCHEMA_FILE => generated = Some(bytes),
             REFERENCE_FILE => reference = Some(bytes),
+            TRAINING_ROWS_FILE => {
+                training_rows = Some(TrainingRows::from_bytes(&bytes, &path)?);
+            }
             _ => {}
         }
     }
@@ -264,6 +274,7 @@ pub fn open(dir: &Path) -> Result<VerifiedBundle, BundleError> {
         metadata,
         model: ModelBytes(model.into()),
         reference,
+        training_rows,
     })
 }
 

@@ -127,23 +127,34 @@ impl ProtectedGroups {
         }
     }
 
-    /// The group index of each protected field for `applicant`.
-    pub fn groups_of(&self, applicant: &Applicant) -> Vec<usize> {
+    /// Each protected field's name and group labels (`missing` last), in field order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.fields
             .iter()
-            .map(|field| {
-                let missing = field.labels.len() - 1;
-                match (&field.grouping, applicant.values().get(field.position)) {
-                    (Grouping::Index, Some(&AttributeValue::Categorical(index))) => {
-                        index.min(missing)
-                    }
-                    (Grouping::Bands(edges), Some(&AttributeValue::Numeric(value))) => {
-                        edges.iter().filter(|&&edge| edge <= value).count()
-                    }
-                    _ => missing,
+            .map(|f| (f.name.as_str(), f.labels.as_slice()))
+    }
+
+    /// The group index of each protected field for `applicant`.
+    pub fn groups_of(&self, applicant: &Applicant) -> Vec<usize> {
+        self.group_indices(applicant).collect()
+    }
+
+    /// The group index of each protected field for `applicant`, in field order, without
+    /// allocating (the worker calls it for every record).
+    pub fn group_indices<'a>(
+        &'a self,
+        applicant: &'a Applicant,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.fields.iter().map(|field| {
+            let missing = field.labels.len() - 1;
+            match (&field.grouping, applicant.values().get(field.position)) {
+                (Grouping::Index, Some(&AttributeValue::Categorical(index))) => index.min(missing),
+                (Grouping::Bands(edges), Some(&AttributeValue::Numeric(value))) => {
+                    edges.iter().filter(|&&edge| edge <= value).count()
                 }
-            })
-            .collect()
+                _ => missing,
+            }
+        })
     }
 
     /// Counts one decided row into `counts` (which must come from [`Self::counts`]).

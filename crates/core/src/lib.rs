@@ -16,6 +16,8 @@
 //! - [`evaluation`]: AUC, cost-based thresholds and classification reports.
 //! - [`fairness`]: decisions by protected group: approval rates, the four-fifths rule, error
 //!   rates and calibration.
+//! - [`training_rows`]: fingerprints of the rows a model was fitted on, so scored files can be
+//!   told apart from the model's own training data.
 //! - [`redact`] and [`logging`]: secrets kept out of logs; the binaries' log set-up.
 
 pub mod applicant;
@@ -34,3 +36,4 @@ pub mod preprocess;
 pub mod redact;
 pub mod schema;
 pub mod scoring;
+pub mod training_rows;

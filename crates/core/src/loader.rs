@@ -15,6 +15,7 @@ use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{FieldKind, Schema};
 use crate::scoring::onnx_runtime::{init_runtime, OnnxScorer, ScoringError};
 use crate::scoring::Scorer;
+use crate::training_rows::TrainingRows;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,6 +63,8 @@ pub struct LoadedModel {
     /// The applicant reasons are measured against, when the bundle has one.
     pub reference: Option<Arc<Reference>>,
     pub paths: ArtifactPaths,
+    /// The fingerprints of the model's training rows, if the bundle records them.
+    pub training_rows: Option<Arc<TrainingRows>>,
 }
 
 /// The model file as verified at load, to open sessions from: every session is created from
@@ -92,6 +95,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
     let preprocessor = bundle.preprocessor;
     let schema = bundle.schema;
     let reference = bundle.reference.map(Arc::new);
+    let training_rows = bundle.training_rows.map(Arc::new);
     let sessions = Sessions {
         model: bundle.model,
         path: paths.model(),
@@ -114,6 +118,10 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
         trained_at = metadata.trained_at.as_deref().unwrap_or("unknown"),
         features = preprocessor.width,
         schema = schema.name(),
+        training_rows = training_rows.as_ref().map_or_else(
+            || "not recorded".to_owned(),
+            |rows| rows.len().to_string()
+        ),
         "model loaded"
     );
     Ok(LoadedModel {
@@ -125,6 +133,7 @@ pub fn load(options: &LoadOptions<'_>) -> Result<LoadedModel, ModelError> {
         threshold,
         reference,
         paths,
+        training_rows,
     })
 }
 

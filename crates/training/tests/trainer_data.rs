@@ -105,6 +105,15 @@ fn skip_bad_rows_trains_a_bundle_that_carries_the_schema_and_counts_the_skipped_
         opened.schema.fingerprint().as_str()
     );
     assert_eq!(data["outcome"]["column"], "creditability");
+    // The bundle records the rows the model was fitted on: train and validation, not test.
+    let split = &metrics["split"];
+    let fitted_on = split["train"].as_u64().unwrap() + split["validation"].as_u64().unwrap();
+    assert!(split["test"].as_u64().unwrap() > 0);
+    let training_rows = opened
+        .training_rows
+        .as_ref()
+        .expect("training rows recorded");
+    assert_eq!(training_rows.len() as u64, fitted_on);
     let skipped: Vec<u64> = data["skipped_rows"]
         .as_array()
         .unwrap()

@@ -33,6 +33,9 @@ pub(crate) const ENV_PREFIX: &str = "CREDIT_RISK";
 pub(crate) const ENV_SEPARATOR: &str = "__";
 /// Largest accepted `batching.max_batch`.
 pub(crate) const MAX_BATCH_LIMIT: usize = 65_536;
+/// Most edges of one field's `fairness.bands`: each edge adds a group, and two series, per
+/// field to `/metrics`.
+pub(crate) const MAX_FAIRNESS_BANDS: usize = 16;
 /// Largest accepted `batching.max_wait_ms`.
 pub(crate) const MAX_WAIT_LIMIT_MS: u64 = 60_000;
 
@@ -58,6 +61,7 @@ pub struct Config {
     pub reasons: ReasonsConfig,
     pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
+    pub fairness: FairnessConfig,
 }
 
 /// `[kafka]`: where records come from and go to.
@@ -139,6 +143,38 @@ pub struct MetricsConfig {
     pub address: String,
     /// HTTP connections open at once; beyond it the least recently active idle one is closed.
     pub max_connections: usize,
+}
+
+/// `[fairness]`: how decisions are grouped for the live fairness metrics.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessConfig {
+    /// Band edges of protected numbers by field name, for schemas that declare none
+    /// ([`crate::telemetry::fairness`]).
+    #[serde(default)]
+    pub bands: BTreeMap<String, Vec<f64>>,
+}
+
+impl FairnessConfig {
+    /// The edges' shape; whether they fit a field's bounds is checked against the schema when
+    /// a model is loaded.
+    fn check(&self, problems: &mut Vec<String>) {
+        for (field, edges) in &self.bands {
+            let key = format!("fairness.bands.{field}");
+            if edges.is_empty() {
+                problems.push(format!("{key} must list at least one edge"));
+            } else if edges.iter().any(|edge| !edge.is_finite()) {
+                problems.push(format!("{key} must be finite numbers, got {edges:?}"));
+            } else if edges.windows(2).any(|pair| pair[0] >= pair[1]) {
+                problems.push(format!("{key} must be strictly increasing, got {edges:?}"));
+            } else if edges.len() > MAX_FAIRNESS_BANDS {
+                problems.push(format!(
+                    "{key} has {} edges; at most {MAX_FAIRNESS_BANDS} keep the metric's groups few",
+                    edges.len()
+                ));
+            }
+        }
+    }
 }
 
 /// `[logging]`.
@@ -225,6 +261,7 @@ impl Config {
         self.reasons.check(&mut problems);
         self.metrics.check(&mut problems);
         check_logging(&self.logging, &mut problems);
+        self.fairness.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -313,6 +350,9 @@ impl Config {
             ("logging.format".to_owned(), self.logging.format.to_string()),
             ("logging.level".to_owned(), self.logging.level.clone()),
         ]);
+        for (field, edges) in &self.fairness.bands {
+            entries.push((format!("fairness.bands.{field}"), format!("{edges:?}")));
+        }
         entries
     }
 }
@@ -338,6 +378,7 @@ impl fmt::Debug for Config {
             .field("model", &self.model)
             .field("metrics", &self.metrics)
             .field("logging", &self.logging)
+            .field("fairness", &self.fairness)
             .finish()
     }
 }
@@ -721,6 +762,14 @@ mod tests {
         }
     }
 
+    fn load_message(result: Result<Config, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Load(message)) => message,
+            Err(other) => panic!("expected a load error, got {other}"),
+            Ok(config) => panic!("expected a load error, got {config}"),
+        }
+    }
+
     #[test]
     fn defaults_load_and_select_embedded_mode() {
         let config = Config::defaults().unwrap();
@@ -733,6 +782,49 @@ mod tests {
         assert_eq!(config.metrics.address, "0.0.0.0:9464");
         assert_eq!(config.logging.format, LogFormat::Text);
         assert!(config.kafka.client.is_empty());
+    }
+
+    #[test]
+    fn ages_are_banded_by_default_and_a_file_adds_bands_for_other_fields() {
+        let defaults = Config::defaults().unwrap();
+        assert_eq!(
+            defaults.fairness.bands.get("age_years"),
+            Some(&vec![25.0, 35.0, 50.0, 65.0])
+        );
+        let config = Config::from_toml_with_env(
+            "[fairness.bands]\nannual_income = [20000, 50000.5]\n",
+            HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(config.fairness.bands.len(), 2, "{:?}", config.fairness);
+        assert_eq!(
+            config.fairness.bands.get("annual_income"),
+            Some(&vec![20000.0, 50000.5])
+        );
+    }
+
+    #[test]
+    fn fairness_bands_that_are_empty_unordered_or_too_many_are_refused_naming_the_key() {
+        let many: Vec<String> = (1..=17).map(|edge| edge.to_string()).collect();
+        let message = invalid(Config::from_toml_with_env(
+            &format!(
+                "[fairness.bands]\nage_years = [35, 25]\nincome = []\ndebt = [{}]\n",
+                many.join(", ")
+            ),
+            HashMap::new(),
+        ));
+        for words in [
+            "fairness.bands.age_years must be strictly increasing",
+            "fairness.bands.income must list at least one edge",
+            "fairness.bands.debt has 17 edges",
+        ] {
+            assert!(message.contains(words), "{words}: {message}");
+        }
+        let message = load_message(Config::from_toml_with_env(
+            "[fairness.bands]\nage_years = \"young\"\n",
+            HashMap::new(),
+        ));
+        assert!(message.contains("fairness.bands.age_years"), "{message}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ use credit_core::explain::Reference;
 use credit_core::model::onnx_export::export_onnx;
 use credit_core::schema::{Role, Schema, SchemaError};
 use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
+use credit_core::training_rows::TrainingRows;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use data::{OutcomeChoice, TrainingData};
 use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
@@ -229,6 +230,15 @@ pub fn run(
         .map(|&row| rows[row].applicant.clone())
         .collect();
     let reference = Reference::typical(&schema, &trained_on)?;
+    // Test rows stay out: the model never saw them, so figures on them are held out.
+    let fitted_on = TrainingRows::of(
+        &schema,
+        split
+            .train
+            .iter()
+            .chain(&split.validation)
+            .map(|&row| &rows[row].applicant),
+    );
     write_artifacts(
         &ArtifactPaths::new(&options.output_dir),
         &schema,
@@ -236,6 +246,7 @@ pub fn run(
         &result,
         &report,
         &reference,
+        &fitted_on,
     )?;
     Ok(report)
 }
@@ -585,8 +596,12 @@ fn write_artifacts(
     result: &FitResult,
     report: &TrainingReport,
     reference: &Reference,
+    fitted_on: &TrainingRows,
 ) -> Result<(), TrainerError> {
     std::fs::create_dir_all(&paths.dir).map_err(|e| write_error(&paths.dir, e))?;
+    fitted_on
+        .write(&paths.training_rows())
+        .map_err(|e| write_error(&paths.training_rows(), e))?;
     std::fs::write(paths.model(), onnx).map_err(|e| write_error(&paths.model(), e))?;
     result.preprocessor.save(&paths.preprocessor())?;
     // The schema as read, byte for byte: its fingerprint in the report is the bundle's.

@@ -36,6 +36,7 @@ use crate::pipeline::intake::{Batcher, OpenBatch};
 use crate::pipeline::placement::CoreReservation;
 use crate::pipeline::publishing::Publishing;
 use crate::stop::Stop;
+use crate::telemetry::fairness::GroupCounting;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use credit_core::explain::{Explainer, ReasonsMode, Reference};
@@ -130,6 +131,8 @@ pub enum PipelineError {
     Width { model: usize, preprocessor: usize },
     #[error("cannot start the inference thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("fairness.bands do not fit the served schema: {0}")]
+    Fairness(#[source] credit_core::fairness::FairnessError),
     #[error("exactly-once mode cannot start: {0}")]
     Transactions(#[source] TransactionError),
     /// A fatal failure during the run; outputs delivered before it were committed.
@@ -193,6 +196,12 @@ pub async fn run(
     let baseline = Baseline::of(&metrics);
     let kafka = &config.kafka;
     check_width(&model)?;
+    let groups = GroupCounting::new(
+        &model.schema,
+        config.fairness.bands.clone(),
+        metrics.clone(),
+    )
+    .map_err(PipelineError::Fairness)?;
     let stop = Stop::new();
     let offsets = Arc::new(SharedOffsets::new());
     let (batches_tx, batches_rx) = mpsc::channel(1);
@@ -218,7 +227,9 @@ pub async fn run(
     let publishing = spawn_publishing(&shared, &clients, scored_rx, pool_tx, label, transactions)?;
     let core = reservation.as_ref().map(CoreReservation::core);
     let inference = spawn_inference(&shared, (scorer, reasoner), batches_rx, scored_tx, core)?;
-    let intake = spawn_intake(config, &shared, &clients, pool_rx, encoding, reloads)?;
+    let intake = spawn_intake(
+        config, &shared, &clients, pool_rx, encoding, reloads, groups,
+    )?;
     let threads = Threads {
         intake,
         inference,
@@ -478,6 +489,7 @@ fn spawn_intake(
     pool: mpsc::UnboundedReceiver<Batch>,
     (schema, preprocessor): (Arc<Schema>, Arc<Preprocessor>),
     reloads: mpsc::Receiver<ServedModel>,
+    groups: GroupCounting,
 ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
     Batcher {
         open: Arc::clone(&shared.open_batch),
@@ -485,6 +497,7 @@ fn spawn_intake(
         schema,
         preprocessor,
         models: reloads,
+        groups,
         max_wait: config.batching.max_wait(),
         stop: shared.stop.clone(),
     }

@@ -5,7 +5,9 @@
 //! every output — decision or dead letter — is produced in consumption order by one thread.
 
 use crate::delivery::origin::Origin;
+use crate::telemetry::fairness::DecisionGroups;
 use credit_core::applicant::Applicant;
+use credit_core::decision::Class;
 use credit_core::decode::{RejectReason, Rejection};
 use credit_core::explain::{ExplainError, Explainer, Reasons, ReasonsMode, Reference};
 use credit_core::preprocess::Preprocessor;
@@ -123,6 +125,10 @@ pub(crate) struct Batch {
     swap: Option<Box<ModelSwap>>,
     /// The swap's label, left by the scoring thread for the publishing thread.
     relabel: Option<ModelLabel>,
+    /// The protected groups of the schema this batch was decoded with, and each row's group
+    /// index per protected field (row-major, reused like `features`).
+    groups: Arc<DecisionGroups>,
+    group_rows: Vec<u16>,
 }
 
 impl Batch {
@@ -139,6 +145,35 @@ impl Batch {
             reasons: Reasons::default(),
             swap: None,
             relabel: None,
+            groups: Arc::default(),
+            group_rows: Vec::new(),
+        }
+    }
+
+    /// Groups this batch's records by `groups` (the batcher, on an empty batch, with the
+    /// groups of the schema it decodes with).
+    pub(crate) fn group_by(&mut self, groups: &Arc<DecisionGroups>) {
+        if !Arc::ptr_eq(&self.groups, groups) {
+            self.groups = Arc::clone(groups);
+        }
+    }
+
+    /// Counts the decisions of rows `0..rows()` at `threshold` by protected group.
+    pub(crate) fn count_by_group(&self, threshold: f32) {
+        let fields = self.groups.fields();
+        if fields == 0 {
+            return;
+        }
+        for (probability, groups) in self
+            .probabilities
+            .iter()
+            .zip(self.group_rows.chunks_exact(fields))
+            .take(self.rows)
+        {
+            if probability.is_finite() {
+                self.groups
+                    .count(groups, Class::from_probability(*probability, threshold));
+            }
         }
     }
 
@@ -232,6 +267,7 @@ impl Batch {
                 let row = &mut self.features[start..start + self.width];
                 match preprocessor.transform_into(&applicant, row) {
                     Ok(()) => {
+                        self.groups.push_groups(&applicant, &mut self.group_rows);
                         self.rows += 1;
                         Outcome::Scored {
                             application_id,
@@ -311,6 +347,7 @@ impl Batch {
     /// their allocation.
     pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Entry> {
         self.rows = 0;
+        self.group_rows.clear();
         self.probabilities.clear();
         self.entries.drain(..)
     }
@@ -325,6 +362,7 @@ impl Batch {
     /// [`Batch::score`] and [`Batch::explain`]).
     pub(crate) fn drain_scored(&mut self) -> (std::vec::Drain<'_, Entry>, &[f32], &Reasons) {
         self.rows = 0;
+        self.group_rows.clear();
         (self.entries.drain(..), &self.probabilities, &self.reasons)
     }
 }

@@ -29,6 +29,7 @@ use crate::pipeline::batch::{Batch, Consumed, ModelSwap};
 use crate::pipeline::inference::abandon;
 use crate::pipeline::ServedModel;
 use crate::stop::Stop;
+use crate::telemetry::fairness::GroupCounting;
 use credit_core::preprocess::Preprocessor;
 use credit_core::schema::Schema;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -237,6 +238,8 @@ pub(crate) struct Batcher {
     /// Reloaded models, already loaded and checked, to serve from the next batch on. A closed
     /// channel just means no more reloads.
     pub models: mpsc::Receiver<ServedModel>,
+    /// The protected groups of `schema`, which records are counted by.
+    pub groups: GroupCounting,
     pub max_wait: Duration,
     /// Once stopping, the batcher sends its open batch on and ends.
     pub stop: Stop,
@@ -328,6 +331,7 @@ impl Batcher {
     fn start(&mut self, model: Option<ServedModel>) -> Option<Batch> {
         let mut batch = self.pool.blocking_recv()?;
         if let Some(model) = model {
+            self.groups.switch(&model.schema);
             self.schema = Arc::clone(&model.schema);
             self.preprocessor = Arc::clone(&model.preprocessor);
             tracing::debug!(version = %model.version, "next batch scored by the new model");
@@ -346,6 +350,7 @@ impl Batcher {
             // A pooled batch from before a swap to a different width.
             batch = Batch::new(batch.capacity(), self.preprocessor.width);
         }
+        batch.group_by(self.groups.current());
         Some(batch)
     }
 }
@@ -396,6 +401,17 @@ mod tests {
         }
     }
 
+    /// Group counting by the shipped schema, into metrics of its own.
+    fn group_counting() -> GroupCounting {
+        let metrics = crate::telemetry::metrics::Metrics::new().unwrap();
+        GroupCounting::new(
+            &credit_core::schema::german_credit(),
+            Default::default(),
+            metrics,
+        )
+        .unwrap()
+    }
+
     /// A batcher whose source already holds records at offsets `0..queued` when it starts.
     fn setup(max_batch: usize, max_wait: Duration, queued: i64) -> Harness {
         let applicants = crate::pipeline::shipped_applicants();
@@ -418,6 +434,7 @@ mod tests {
             schema: Arc::new(credit_core::schema::german_credit()),
             preprocessor,
             models: models_rx,
+            groups: group_counting(),
             max_wait,
             stop: stop.clone(),
         };
@@ -661,6 +678,7 @@ mod tests {
             schema: Arc::new(credit_core::schema::german_credit()),
             preprocessor,
             models,
+            groups: group_counting(),
             max_wait: Duration::from_secs(3600),
             stop: stop.clone(),
         };

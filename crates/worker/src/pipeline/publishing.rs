@@ -157,6 +157,7 @@ impl Publishing {
         }
         // Taken out for the batch, so publishing can borrow `self` meanwhile.
         let Some(transactions) = self.transactions.take() else {
+            batch.count_by_group(self.label.threshold);
             return self.publish_batch(batch, scratch);
         };
         let result = self.in_transaction(&transactions, batch, scratch);
@@ -200,6 +201,7 @@ impl Publishing {
                         self.publisher.settle_tally(committed.is_ok());
                         match committed {
                             Ok(()) => {
+                                batch.count_by_group(self.label.threshold);
                                 for source in &scratch.sources {
                                     self.offsets.ack(source.partition, source.offset);
                                 }

@@ -136,6 +136,7 @@ impl Worker {
                 Arc::clone(&served.schema),
                 schema.clone(),
                 metrics.clone(),
+                config.fairness.bands.clone(),
             ));
             let report = crate::pipeline::run(
                 &config,

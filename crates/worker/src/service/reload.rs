@@ -13,11 +13,13 @@
 //! schema would refuse a record the current schema accepts (a new required field, a narrowed
 //! range, a removed category, a changed type; see [`incompatibilities`]) is refused, each reason
 //! logged and the refusal counted as `result="incompatible_schema"`. A restart takes any bundle.
+//! A bundle whose schema the configured `fairness.bands` do not fit is refused as `failed`.
 
 use crate::config::{ModelConfig, ReasonsConfig};
 use crate::pipeline::ServedModel;
 use crate::service::http::PublishedSchema;
 use crate::service::model;
+use crate::telemetry::fairness::{protected_groups, Bands};
 use crate::telemetry::metrics::{Metrics, ReloadResult};
 use credit_core::schema::{incompatibilities, Schema};
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub(crate) async fn serve_reloads(
     mut current: Arc<Schema>,
     published: PublishedSchema,
     metrics: Metrics,
+    bands: Bands,
 ) {
     loop {
         requests.0.notified().await;
@@ -61,6 +64,17 @@ pub(crate) async fn serve_reloads(
                         reasons = %refusals.join("; "),
                         "model reload refused: its schema would reject records the current one \
                          accepts; the current model stays in service (a restart takes it)"
+                    );
+                    continue;
+                }
+                if let Err(error) = protected_groups(&served.schema, &bands) {
+                    metrics.count_reload(ReloadResult::Failed);
+                    tracing::error!(
+                        dir = %config.dir.display(),
+                        version = %served.version,
+                        %error,
+                        "model reload refused: fairness.bands do not fit its schema; the \
+                         current model stays in service"
                     );
                     continue;
                 }

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `credit_risk_records_consumed_total` | counter | |
 //! | `credit_risk_decisions_total` | counter (on delivery) | `decision` = `good` / `bad` |
+//! | `credit_risk_decisions_by_group_total` | counter (as published; see [`crate::telemetry::fairness`]) | `field`, `group`, `decision` |
 //! | `credit_risk_dead_lettered_total` | counter (on delivery) | `reason` |
 //! | `credit_risk_delivery_failures_total` | counter | |
 //! | `credit_risk_offset_commits_total` | counter | `result` = `ok` / `error` |
@@ -40,6 +41,8 @@ pub struct Metrics {
     registry: Registry,
     pub records_consumed: IntCounter,
     pub decisions: IntCounterVec,
+    /// Decisions by protected field and group ([`crate::telemetry::fairness`]).
+    pub decisions_by_group: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub delivery_failures: IntCounter,
     pub offset_commits: IntCounterVec,
@@ -115,6 +118,15 @@ impl Metrics {
                 "Decisions acknowledged by the broker, by decision.",
             ),
             &["decision"],
+        )?;
+        let decisions_by_group = IntCounterVec::new(
+            Opts::new(
+                "decisions_by_group_total",
+                "Decisions by protected field of the served schema and the applicant's group in \
+                 it (a category, false/true, a band of a number, missing): counted as a batch \
+                 is published (exactly-once mode: when its transaction commits).",
+            ),
+            &["field", "group", "decision"],
         )?;
         let dead_lettered = IntCounterVec::new(
             Opts::new(
@@ -206,6 +218,7 @@ impl Metrics {
 
         registry.register(Box::new(records_consumed.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(decisions_by_group.clone()))?;
         registry.register(Box::new(dead_lettered.clone()))?;
         registry.register(Box::new(delivery_failures.clone()))?;
         registry.register(Box::new(offset_commits.clone()))?;
@@ -243,6 +256,7 @@ impl Metrics {
             registry,
             records_consumed,
             decisions,
+            decisions_by_group,
             dead_lettered,
             delivery_failures,
             offset_commits,
