@@ -14,6 +14,7 @@ use super::data::TrainingData;
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
 use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
+use credit_core::applicant::Applicant;
 use credit_core::evaluation::{
     mean_and_std, CalibrationReport, CostMatrix, MetricsError, CALIBRATION_BINS,
 };
@@ -96,6 +97,79 @@ pub struct PooledOutOfFold {
     /// protected field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<FairnessReport>,
+    /// The same pooled probabilities decided at other thresholds: what a stricter or looser
+    /// threshold costs and does to each protected field's lowest adverse-impact ratio.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fairness_by_threshold: Vec<ThresholdTradeoff>,
+}
+
+/// The pooled out-of-fold decisions at one threshold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdTradeoff {
+    pub threshold: f32,
+    pub approval_rate: f64,
+    /// Average cost per applicant under the run's cost matrix.
+    pub cost: f64,
+    /// Per protected field: its group with the lowest adverse-impact ratio, and that ratio.
+    pub lowest_ratios: Vec<(String, String, Option<f64>)>,
+}
+
+/// Thresholds the trade-off is shown at: from strict to lenient around the 5:1 matrix's 1/6.
+const TRADEOFF_THRESHOLDS: [f32; 9] = [0.10, 0.15, 0.175, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50];
+
+/// The pooled probabilities decided at each of [`TRADEOFF_THRESHOLDS`].
+fn threshold_tradeoff(
+    pool: &Pool,
+    applicants: &[&Applicant],
+    cost: &CostMatrix,
+) -> Vec<ThresholdTradeoff> {
+    if pool.groups.is_empty() {
+        return Vec::new();
+    }
+    let rows = pool.labels.len().max(1) as f64;
+    TRADEOFF_THRESHOLDS
+        .iter()
+        .map(|&threshold| {
+            let mut counts = pool.groups.counts();
+            let (mut approved, mut total_cost) = (0usize, 0.0);
+            for ((&label, &score), applicant) in pool.labels.iter().zip(&pool.lstm).zip(applicants)
+            {
+                let decided_bad = score >= threshold;
+                approved += usize::from(!decided_bad);
+                total_cost += match (decided_bad, label) {
+                    (false, true) => cost.false_good_cost,
+                    (true, false) => cost.false_bad_cost,
+                    _ => 0.0,
+                };
+                pool.groups
+                    .add(&mut counts, applicant, decided_bad, score, Some(label));
+            }
+            let lowest_ratios = counts
+                .report()
+                .fields
+                .into_iter()
+                .map(|field| {
+                    let lowest = field.groups.iter().min_by(|a, b| {
+                        let ratio = |g: &credit_core::fairness::GroupFairness| {
+                            g.adverse_impact_ratio.unwrap_or(f64::INFINITY)
+                        };
+                        ratio(a).total_cmp(&ratio(b))
+                    });
+                    (
+                        field.field.clone(),
+                        lowest.map_or_else(String::new, |g| g.group.clone()),
+                        lowest.and_then(|g| g.adverse_impact_ratio),
+                    )
+                })
+                .collect();
+            ThresholdTradeoff {
+                threshold,
+                approval_rate: approved as f64 / rows,
+                cost: total_cost / rows,
+                lowest_ratios,
+            }
+        })
+        .collect()
 }
 
 /// The cross-validation report written into metrics.json.
@@ -133,6 +207,8 @@ pub enum CrossValidationError {
 
 /// The pooled out-of-fold predictions as they come in.
 struct Pool {
+    /// Row of the data of each pooled prediction.
+    rows: Vec<usize>,
     labels: Vec<bool>,
     lstm: Vec<f32>,
     logistic: Vec<f32>,
@@ -161,6 +237,7 @@ pub(crate) fn cross_validate(
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
     let groups = ProtectedGroups::new(schema, &[])?;
     let mut pool = Pool {
+        rows: Vec::new(),
         labels: Vec::new(),
         lstm: Vec::new(),
         logistic: Vec::new(),
@@ -219,6 +296,7 @@ pub(crate) fn cross_validate(
             for (position, &i) in split.test.iter().enumerate() {
                 let score = result.test_scores.lstm[position];
                 let decided_bad = score >= threshold;
+                pool.rows.push(i);
                 pool.labels.push(labels[i]);
                 pool.lstm.push(score);
                 pool.logistic.push(result.test_scores.logistic[position]);
@@ -281,6 +359,15 @@ pub(crate) fn cross_validate(
         logistic: CalibrationReport::evaluate(&pool.logistic, &pool.labels, CALIBRATION_BINS)?,
         lstm_cost: pool.cost / pool.labels.len().max(1) as f64,
         fairness: (!pool.groups.is_empty()).then(|| pool.fairness.report()),
+        fairness_by_threshold: threshold_tradeoff(
+            &pool,
+            &pool
+                .rows
+                .iter()
+                .map(|&i| &rows[i].applicant)
+                .collect::<Vec<_>>(),
+            cost,
+        ),
     };
     Ok(CrossValidationReport {
         folds: k,
@@ -303,4 +390,58 @@ pub(crate) fn cross_validate(
         per_fold,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credit_core::dataset::shipped_german_credit;
+    use credit_core::schema::german_credit;
+
+    #[test]
+    fn the_tradeoff_decides_the_pooled_probabilities_at_each_threshold() {
+        let schema = german_credit();
+        let rows = shipped_german_credit();
+        let groups = ProtectedGroups::new(&schema, &[]).unwrap();
+        // Scores spread over [0, 1) by row, so every threshold splits the rows differently.
+        let scores: Vec<f32> = (0..rows.len())
+            .map(|i| ((i * 37) % 100) as f32 / 100.0)
+            .collect();
+        let pool = Pool {
+            rows: (0..rows.len()).collect(),
+            labels: rows.iter().map(|row| row.bad).collect(),
+            lstm: scores.clone(),
+            logistic: scores.clone(),
+            cost: 0.0,
+            fairness: groups.counts(),
+            groups,
+        };
+        let applicants: Vec<&Applicant> = rows.iter().map(|row| &row.applicant).collect();
+        let cost = CostMatrix::GERMAN_CREDIT;
+        let tradeoff = threshold_tradeoff(&pool, &applicants, &cost);
+        assert_eq!(tradeoff.len(), TRADEOFF_THRESHOLDS.len());
+        for point in &tradeoff {
+            let approved = scores.iter().filter(|&&s| s < point.threshold).count();
+            assert!((point.approval_rate - approved as f64 / rows.len() as f64).abs() < 1e-12);
+            let expected_cost: f64 = rows
+                .iter()
+                .zip(&scores)
+                .map(|(row, &s)| match (s >= point.threshold, row.bad) {
+                    (false, true) => cost.false_good_cost,
+                    (true, false) => cost.false_bad_cost,
+                    _ => 0.0,
+                })
+                .sum::<f64>()
+                / rows.len() as f64;
+            assert!((point.cost - expected_cost).abs() < 1e-12);
+            assert_eq!(point.lowest_ratios.len(), 3);
+            for (_, _, ratio) in &point.lowest_ratios {
+                assert!(ratio.is_some_and(|r| (0.0..=1.0).contains(&r)), "{point:?}");
+            }
+        }
+        // Approving more can only approve more.
+        assert!(tradeoff
+            .windows(2)
+            .all(|pair| pair[0].approval_rate <= pair[1].approval_rate));
+    }
 }

@@ -4,7 +4,9 @@
 //! the command that produced it, never a number typed by hand.
 
 use super::balance::{Balancing, FieldNeighbourMix};
-use super::cross_validation::{CrossValidationReport, ModelSpread, PooledOutOfFold, Spread};
+use super::cross_validation::{
+    CrossValidationReport, ModelSpread, PooledOutOfFold, Spread, ThresholdTradeoff,
+};
 use super::data::BadRow;
 use super::fit::SplitReports;
 use super::truth::TrueProbabilityReport;
@@ -377,6 +379,33 @@ fn render_pooled(table: &mut String, pooled: &PooledOutOfFold) {
     render_reliability(table, "lstm, CV pooled", &pooled.lstm);
     if let Some(fairness) = &pooled.fairness {
         render_fairness(table, fairness);
+    }
+    render_tradeoff(table, &pooled.fairness_by_threshold);
+}
+
+/// The pooled decisions at other thresholds: cost against each field's lowest ratio.
+fn render_tradeoff(table: &mut String, tradeoff: &[ThresholdTradeoff]) {
+    if tradeoff.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        table,
+        "threshold trade-off (CV pooled out of fold, the same probabilities at other thresholds; lowest adverse-impact ratio per field):"
+    );
+    for point in tradeoff {
+        let ratios: Vec<String> = point
+            .lowest_ratios
+            .iter()
+            .map(|(field, group, ratio_value)| format!("{field} {} ({group})", ratio(*ratio_value)))
+            .collect();
+        let _ = writeln!(
+            table,
+            "  threshold {:.3}  approved {:.3}  cost {:.3}  {}",
+            point.threshold,
+            point.approval_rate,
+            point.cost,
+            ratios.join(", ")
+        );
     }
 }
 
