@@ -257,7 +257,7 @@ fn another_lenders_loan_book_is_scored_and_written_by_its_own_schema() {
     credit_backfill::run(&options(&input, &table), &model, &|_| {}).unwrap();
     let header = std::fs::read_to_string(&table).unwrap();
     assert!(header.starts_with(
-        "application_id,decision,probability_bad,threshold,model_version,\
+        "application_id,decision,probability_bad,threshold,model_version,reasons,\
          income,debt_to_income,home_owner,purpose,defaulted\n"
     ));
     assert_eq!(loans(&read(&schema, &table).0), loans(&original));

@@ -34,21 +34,33 @@ fn options(input: &Path, output: &Path) -> ScoreOptions {
 /// The shipped bundle copied into `dir`, recording the data set's first TRAINED_ON rows as its
 /// training rows (sealed into its manifest like every other file).
 fn bundle_trained_on_the_first_rows(dir: &Path) -> BackfillModel {
+    shipped_bundle_recording(dir, Some(TRAINED_ON))
+}
+
+/// The shipped bundle copied into `dir` without its own fingerprints, recording the data set's
+/// first `trained_on` rows instead, or none.
+fn shipped_bundle_recording(dir: &Path, trained_on: Option<usize>) -> BackfillModel {
     let shipped = root().join("models");
     let manifest: Manifest =
         serde_json::from_str(&std::fs::read_to_string(shipped.join("manifest.json")).unwrap())
             .unwrap();
     let mut files: Vec<&str> = Vec::new();
-    for entry in &manifest.files {
+    for entry in manifest
+        .files
+        .iter()
+        .filter(|e| e.name != TRAINING_ROWS_FILE)
+    {
         std::fs::copy(shipped.join(&entry.name), dir.join(&entry.name)).unwrap();
         files.push(&entry.name);
     }
-    let schema = credit_core::schema::Schema::load(&dir.join("schema.toml")).unwrap();
-    let rows = dataset::load_labelled(&schema, &data()).unwrap();
-    TrainingRows::of(&schema, rows[..TRAINED_ON].iter().map(|row| &row.applicant))
-        .write(&dir.join(TRAINING_ROWS_FILE))
-        .unwrap();
-    files.push(TRAINING_ROWS_FILE);
+    if let Some(trained_on) = trained_on {
+        let schema = credit_core::schema::Schema::load(&dir.join("schema.toml")).unwrap();
+        let rows = dataset::load_labelled(&schema, &data()).unwrap();
+        TrainingRows::of(&schema, rows[..trained_on].iter().map(|row| &row.applicant))
+            .write(&dir.join(TRAINING_ROWS_FILE))
+            .unwrap();
+        files.push(TRAINING_ROWS_FILE);
+    }
     bundle::write_manifest(dir, &manifest.model_version, &files).unwrap();
     BackfillModel::load(dir, None, None).unwrap()
 }
@@ -98,7 +110,9 @@ fn training_rows_are_decided_counted_and_warned_about_and_the_figures_are_held_o
     }
 
     // The same figures as a run on the held-out rows alone, by a bundle that records nothing.
-    let shipped = BackfillModel::load(&root().join("models"), None, None).unwrap();
+    let unrecorded = dir.path().join("unrecorded");
+    std::fs::create_dir(&unrecorded).unwrap();
+    let shipped = shipped_bundle_recording(&unrecorded, None);
     assert!(shipped.training_rows.is_none());
     let alone = credit_backfill::run(
         &options(&held_out_file(dir.path()), &dir.path().join("alone.jsonl")),

@@ -161,7 +161,15 @@ impl GroupCounting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::schema::german_credit;
+
+    /// The German Credit schema without its own age bands, so the configured ones apply.
+    fn german_credit() -> Schema {
+        let text = credit_core::schema::german_credit().source().replace(
+            "role = \"protected\"\nbands = [25]\n",
+            "role = \"protected\"\n",
+        );
+        Schema::parse(&text, "unbanded.toml").unwrap()
+    }
 
     fn age_bands() -> Bands {
         Bands::from([("age_years".to_owned(), vec![25.0, 35.0, 50.0, 65.0])])
@@ -235,7 +243,7 @@ mod tests {
     fn the_schemas_own_bands_win_and_configured_bands_for_absent_fields_are_ignored() {
         let text = german_credit().source().replace(
             "transform = \"log1p\"\nrole = \"protected\"",
-            "transform = \"log1p\"\nbands = [30]\nrole = \"protected\"",
+            "transform = \"log1p\"\nrole = \"protected\"\nbands = [30]",
         );
         let schema = Schema::parse(&text, "test.toml").unwrap();
         let mut bands = age_bands();
