@@ -42,7 +42,7 @@ const PANEL_TITLES: &[&str] = &[
     "Dead letters by reason",
     "Dead-letter ratio",
     "End-to-end latency",
-    "Inference latency",
+    "Inference and reasons latency",
     "Batch size",
     "Consumer lag per partition",
     "Assigned partitions per worker",
