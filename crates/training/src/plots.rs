@@ -131,50 +131,15 @@ pub(crate) fn plot_roc(
     path: &Path,
     title: &str,
 ) -> Result<(), PlotError> {
-    let root = SVGBackend::new(path, ROC_SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 24))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("false-positive rate (good applicants flagged bad)")
-        .y_desc("true-positive rate (bad applicants flagged)")
-        .draw()?;
-
-    chart
-        .draw_series(DashedLineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            8,
-            6,
-            BLACK.mix(0.5).stroke_width(1),
-        ))?
-        .label("chance")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
-
-    for (i, (label, points)) in curves.iter().enumerate() {
-        let style = Palette99::pick(i).stroke_width(2);
-        let finite = points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite());
-        chart
-            .draw_series(LineSeries::new(finite, style))?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
-    }
-
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.85))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let square = UnitSquare {
+        caption_size: 24,
+        x_desc: "false-positive rate (good applicants flagged bad)",
+        y_desc: "true-positive rate (bad applicants flagged)",
+        diagonal: "chance",
+        markers: false,
+        legend: SeriesLabelPosition::LowerRight,
+    };
+    plot_unit_square(curves, path, title, square)
 }
 
 /// Reliability curves (mean predicted probability against observed bad rate per bin, one
@@ -184,18 +149,48 @@ pub(crate) fn plot_reliability_curves(
     path: &Path,
     title: &str,
 ) -> Result<(), PlotError> {
+    let square = UnitSquare {
+        caption_size: 20,
+        x_desc: "mean predicted probability of bad (per bin)",
+        y_desc: "observed bad rate (per bin)",
+        diagonal: "perfectly calibrated",
+        markers: true,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    plot_unit_square(curves, path, title, square)
+}
+
+/// What differs between the plots of curves on [0, 1] x [0, 1] with a dashed diagonal.
+struct UnitSquare<'a> {
+    caption_size: u32,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    /// The legend entry of the diagonal.
+    diagonal: &'a str,
+    /// A dot on every point, for curves of a few bins.
+    markers: bool,
+    legend: SeriesLabelPosition,
+}
+
+/// One labelled line per curve (non-finite points left out) over the dashed diagonal.
+fn plot_unit_square(
+    curves: &[(String, Vec<(f64, f64)>)],
+    path: &Path,
+    title: &str,
+    square: UnitSquare<'_>,
+) -> Result<(), PlotError> {
     let root = SVGBackend::new(path, ROC_SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+        .caption(title, ("sans-serif", square.caption_size))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(55)
         .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
     chart
         .configure_mesh()
-        .x_desc("mean predicted probability of bad (per bin)")
-        .y_desc("observed bad rate (per bin)")
+        .x_desc(square.x_desc)
+        .y_desc(square.y_desc)
         .draw()?;
     chart
         .draw_series(DashedLineSeries::new(
@@ -204,7 +199,7 @@ pub(crate) fn plot_reliability_curves(
             6,
             BLACK.mix(0.5).stroke_width(1),
         ))?
-        .label("perfectly calibrated")
+        .label(square.diagonal)
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
     for (i, (label, points)) in curves.iter().enumerate() {
         let style = Palette99::pick(i).stroke_width(2);
@@ -214,18 +209,20 @@ pub(crate) fn plot_reliability_curves(
             .filter(|(x, y)| x.is_finite() && y.is_finite())
             .collect();
         chart
-            .draw_series(LineSeries::new(finite.clone(), style))?
+            .draw_series(LineSeries::new(finite.iter().copied(), style))?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
-        chart.draw_series(
-            finite
-                .into_iter()
-                .map(|point| Circle::new(point, 4, style.filled())),
-        )?;
+        if square.markers {
+            chart.draw_series(
+                finite
+                    .into_iter()
+                    .map(|point| Circle::new(point, 4, style.filled())),
+            )?;
+        }
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(square.legend)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
         .draw()?;
