@@ -141,10 +141,7 @@ fn every_format_carries_the_models_own_reasons_for_each_decline() {
             .preprocessor
             .transform_batch(std::slice::from_ref(&row.applicant))
             .unwrap();
-        let mut expected = explainer.contributions(&mut scorer, &features).unwrap();
-        expected.retain(|(_, c)| *c > 0.0);
-        expected.sort_by(|a, b| b.1.total_cmp(&a.1));
-        expected.truncate(DEFAULT_TOP);
+        let expected = explainer.reasons_of_row(&mut scorer, &features).unwrap();
         let got: Vec<(&str, f64)> = reasons
             .iter()
             .map(|r| {

@@ -407,6 +407,21 @@ impl Explainer {
             .collect())
     }
 
+    /// The reasons [`Explainer::explain`] gives `row`, computed field by field without its
+    /// shortcuts (every input scored, fields equal to the reference too): the positive
+    /// contributions, largest first, at most `top`. For checks of the published reasons.
+    pub fn reasons_of_row(
+        &mut self,
+        scorer: &mut dyn Scorer,
+        row: &[f32],
+    ) -> Result<Vec<(usize, f64)>, ExplainError> {
+        let mut reasons = self.contributions(scorer, row)?;
+        reasons.retain(|(_, contribution)| *contribution > 0.0);
+        reasons.sort_by(|a, b| b.1.total_cmp(&a.1));
+        reasons.truncate(self.top);
+        Ok(reasons)
+    }
+
     /// The exact Shapley value of every model input for `row` (schema field, value), in the
     /// order of the model's inputs: the game's value of a coalition is the log-odds of `bad`
     /// with the coalition's fields from `row` and the others from the reference, and every one
@@ -677,10 +692,7 @@ mod tests {
                 assert!(got.is_empty());
                 continue;
             }
-            let mut expected = explainer.contributions(&mut model, features).unwrap();
-            expected.retain(|(_, c)| *c > 1e-6);
-            expected.sort_by(|a, b| b.1.total_cmp(&a.1));
-            expected.truncate(4);
+            let expected = explainer.reasons_of_row(&mut model, features).unwrap();
             assert_eq!(got.len(), expected.len(), "row {row}");
             for (reason, (field, contribution)) in got.iter().zip(&expected) {
                 assert_eq!(reason.field, *field, "row {row}");

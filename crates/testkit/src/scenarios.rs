@@ -1552,13 +1552,10 @@ fn expected_reasons(
         .transform_batch(std::slice::from_ref(applicant))
         .map_err(|e| model(&e))?;
     let mut scorer = loaded.sessions.open(1).map_err(|e| model(&e))?;
-    let mut contributions = explainer
-        .contributions(&mut scorer, &row)
-        .map_err(|e| model(&e))?;
-    contributions.retain(|(_, contribution)| *contribution > 0.0);
-    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
-    contributions.truncate(DEFAULT_TOP);
-    Ok(Some(contributions))
+    explainer
+        .reasons_of_row(&mut scorer, &row)
+        .map(Some)
+        .map_err(|e| model(&e))
 }
 
 /// Copies the served artifacts of `from` into `to`, the manifest last, the way an operator
