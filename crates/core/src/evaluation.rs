@@ -47,6 +47,15 @@ impl CostMatrix {
         false_bad_cost: 1.0,
     };
 
+    /// The cost of one decision: `decided_bad` for an applicant whose outcome was `bad`.
+    pub fn of(&self, decided_bad: bool, bad: bool) -> f64 {
+        match (decided_bad, bad) {
+            (false, true) => self.false_good_cost,
+            (true, false) => self.false_bad_cost,
+            _ => 0.0,
+        }
+    }
+
     /// The threshold a perfectly calibrated model should use: predicting `bad` is cheaper
     /// in expectation exactly when `p · false_good_cost >= (1 − p) · false_bad_cost`, that is
     /// when `p >= false_bad_cost / (false_bad_cost + false_good_cost)` (1/6 for 5:1).
@@ -506,7 +515,7 @@ fn outcome(bad: bool) -> f64 {
 
 /// A threshold strictly above `low` and at most `high` (`low < high`): their midpoint, or
 /// `high` itself when the two are adjacent floats and the midpoint rounds down onto `low`.
-fn midpoint_above(low: f32, high: f32) -> f32 {
+pub fn midpoint_above(low: f32, high: f32) -> f32 {
     let middle = ((f64::from(low) + f64::from(high)) / 2.0) as f32;
     if middle > low && middle <= high {
         middle
@@ -537,6 +546,15 @@ mod tests {
     fn german_credit_costs_are_five_to_one() {
         assert_eq!(CostMatrix::GERMAN_CREDIT.false_good_cost, 5.0);
         assert_eq!(CostMatrix::GERMAN_CREDIT.false_bad_cost, 1.0);
+    }
+
+    #[test]
+    fn a_decision_costs_only_when_it_is_wrong() {
+        let cost = CostMatrix::GERMAN_CREDIT;
+        assert_eq!(cost.of(false, true), 5.0);
+        assert_eq!(cost.of(true, false), 1.0);
+        assert_eq!(cost.of(true, true), 0.0);
+        assert_eq!(cost.of(false, false), 0.0);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Field {
     pub transform: Transform,
     /// Band edges that group a protected numeric field in fairness reports (empty: one group).
     pub bands: Vec<f64>,
+    /// The lowest adverse-impact ratio the lender accepts for any group of this protected
+    /// field: the trainer raises the common threshold until every group meets it.
+    pub min_impact_ratio: Option<f64>,
 }
 
 /// A field's type, with its allowed values.
@@ -443,6 +446,7 @@ struct RawField {
     model_input: Option<bool>,
     bad: Option<String>,
     bands: Option<Vec<Bound>>,
+    min_impact_ratio: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -563,11 +567,22 @@ impl RawField {
                 _ => note("`bands` is only for protected fields of type integer or number".into()),
             }
         }
+        if let Some(ratio) = self.min_impact_ratio {
+            if !matches!(role, Role::Protected { .. }) {
+                note("`min_impact_ratio` is only for protected fields".into());
+            } else if !(ratio > 0.0 && ratio <= 1.0) {
+                note(format!(
+                    "`min_impact_ratio = {ratio}` must lie in (0, 1]: it is a share of the best \
+                     group's approval rate"
+                ));
+            }
+        }
         if problems.len() > before {
             return None;
         }
         Some(Field {
             bands,
+            min_impact_ratio: self.min_impact_ratio,
             column: self.column.unwrap_or_else(|| self.name.clone()),
             name: self.name,
             label,
@@ -800,6 +815,35 @@ mod tests {
         assert!(protected(&variant).iter().all(|(_, input)| *input));
         assert_eq!(protected(&variant).len(), 3);
         assert_ne!(variant.fingerprint(), schema.fingerprint());
+    }
+
+    #[test]
+    fn an_impact_ratio_floor_belongs_to_a_protected_field_and_is_a_share() {
+        let base = |sex: &str, income: &str| {
+            format!(
+                "name = \"x\"\n[[field]]\nname = \"income\"\nlabel = \"Income\"\ntype = \"number\"\n\
+                 min = 0\nmax = 1e7\n{income}\n[[field]]\nname = \"sex\"\nlabel = \"Sex\"\n\
+                 type = \"category\"\ncategories = [{{ value = \"f\", label = \"F\" }}, {{ value = \"m\", label = \"M\" }}]\n\
+                 role = \"protected\"\n{sex}\n"
+            )
+        };
+        let schema = Schema::parse(&base("min_impact_ratio = 0.8", ""), "test.toml").unwrap();
+        let sex = &schema.fields()[schema.position("sex").unwrap()];
+        assert_eq!(sex.min_impact_ratio, Some(0.8));
+        assert_eq!(schema.fields()[0].min_impact_ratio, None);
+        for (sex, income, field, words) in [
+            ("min_impact_ratio = 0", "", "sex", "must lie in (0, 1]"),
+            ("min_impact_ratio = 1.2", "", "sex", "must lie in (0, 1]"),
+            ("", "min_impact_ratio = 0.8", "income", "only for protected"),
+        ] {
+            let found = problems(&base(sex, income));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.field == field && p.problem.contains(words)),
+                "{sex} {income}: {found:?}"
+            );
+        }
     }
 
     #[test]
