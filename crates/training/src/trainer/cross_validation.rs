@@ -11,10 +11,10 @@
 //! threshold) for the calibration and fairness figures, which need more rows than one fold has.
 
 use super::data::TrainingData;
+use super::fair_threshold::{self, Floors, NestedFloors, Prediction};
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
 use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
-use credit_core::applicant::Applicant;
 use credit_core::evaluation::{
     mean_and_std, CalibrationReport, CostMatrix, MetricsError, CALIBRATION_BINS,
 };
@@ -101,6 +101,10 @@ pub struct PooledOutOfFold {
     /// threshold costs and does to each protected field's lowest adverse-impact ratio.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fairness_by_threshold: Vec<ThresholdTradeoff>,
+    /// The same predictions decided under the schema's adverse-impact floors, each fold at the
+    /// threshold they pick from the other folds; `None` when the schema sets no floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floors: Option<NestedFloors>,
 }
 
 /// The pooled out-of-fold decisions at one threshold.
@@ -119,57 +123,59 @@ const TRADEOFF_THRESHOLDS: [f32; 9] = [0.10, 0.15, 0.175, 0.20, 0.25, 0.30, 0.35
 
 /// The pooled probabilities decided at each of [`TRADEOFF_THRESHOLDS`].
 fn threshold_tradeoff(
-    pool: &Pool,
-    applicants: &[&Applicant],
+    groups: &ProtectedGroups,
+    predictions: &[Prediction<'_>],
     cost: &CostMatrix,
 ) -> Vec<ThresholdTradeoff> {
-    if pool.groups.is_empty() {
+    if groups.is_empty() {
         return Vec::new();
     }
-    let rows = pool.labels.len().max(1) as f64;
     TRADEOFF_THRESHOLDS
         .iter()
-        .map(|&threshold| {
-            let mut counts = pool.groups.counts();
-            let (mut approved, mut total_cost) = (0usize, 0.0);
-            for ((&label, &score), applicant) in pool.labels.iter().zip(&pool.lstm).zip(applicants)
-            {
-                let decided_bad = score >= threshold;
-                approved += usize::from(!decided_bad);
-                total_cost += match (decided_bad, label) {
-                    (false, true) => cost.false_good_cost,
-                    (true, false) => cost.false_bad_cost,
-                    _ => 0.0,
-                };
-                pool.groups
-                    .add(&mut counts, applicant, decided_bad, score, Some(label));
-            }
-            let lowest_ratios = counts
-                .report()
-                .fields
-                .into_iter()
-                .map(|field| {
-                    let lowest = field.groups.iter().min_by(|a, b| {
-                        let ratio = |g: &credit_core::fairness::GroupFairness| {
-                            g.adverse_impact_ratio.unwrap_or(f64::INFINITY)
-                        };
-                        ratio(a).total_cmp(&ratio(b))
-                    });
-                    (
-                        field.field.clone(),
-                        lowest.map_or_else(String::new, |g| g.group.clone()),
-                        lowest.and_then(|g| g.adverse_impact_ratio),
-                    )
-                })
-                .collect();
-            ThresholdTradeoff {
-                threshold,
-                approval_rate: approved as f64 / rows,
-                cost: total_cost / rows,
-                lowest_ratios,
-            }
-        })
+        .map(|&threshold| decide_at(groups, predictions, cost, threshold))
         .collect()
+}
+
+/// The pooled probabilities decided at `threshold`.
+pub(crate) fn decide_at(
+    groups: &ProtectedGroups,
+    predictions: &[Prediction<'_>],
+    cost: &CostMatrix,
+    threshold: f32,
+) -> ThresholdTradeoff {
+    let rows = predictions.len().max(1) as f64;
+    let mut counts = groups.counts();
+    let (mut approved, mut total_cost) = (0usize, 0.0);
+    for p in predictions {
+        let decided_bad = p.score >= threshold;
+        approved += usize::from(!decided_bad);
+        total_cost += cost.of(decided_bad, p.bad);
+        groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
+    }
+    let lowest_ratios = counts
+        .report()
+        .fields
+        .into_iter()
+        .map(|field| {
+            let lowest = field.groups.iter().min_by(|a, b| {
+                let ratio = |g: &credit_core::fairness::GroupFairness| {
+                    g.adverse_impact_ratio.unwrap_or(f64::INFINITY)
+                };
+                ratio(a).total_cmp(&ratio(b))
+            });
+            (
+                field.field.clone(),
+                lowest.map_or_else(String::new, |g| g.group.clone()),
+                lowest.and_then(|g| g.adverse_impact_ratio),
+            )
+        })
+        .collect();
+    ThresholdTradeoff {
+        threshold,
+        approval_rate: approved as f64 / rows,
+        cost: total_cost / rows,
+        lowest_ratios,
+    }
 }
 
 /// The cross-validation report written into metrics.json.
@@ -206,47 +212,56 @@ pub enum CrossValidationError {
 }
 
 /// The pooled out-of-fold predictions as they come in.
-struct Pool {
-    /// Row of the data of each pooled prediction.
-    rows: Vec<usize>,
-    labels: Vec<bool>,
-    lstm: Vec<f32>,
+struct Pool<'d> {
+    /// The LSTM's, each with its row's outcome, applicant, seed and fold.
+    lstm: Vec<Prediction<'d>>,
     logistic: Vec<f32>,
+    /// Each fold's own threshold, seed by seed.
+    thresholds: Vec<f32>,
     cost: f64,
     groups: ProtectedGroups,
     fairness: credit_core::fairness::FairnessCounts,
 }
 
+impl Pool<'_> {
+    fn labels(&self) -> Vec<bool> {
+        self.lstm.iter().map(|p| p.bad).collect()
+    }
+
+    fn scores(&self) -> Vec<f32> {
+        self.lstm.iter().map(|p| p.score).collect()
+    }
+}
+
 /// Runs `k`-fold cross-validation on `data.rows` once per seed of `seeds` (each seed making the
 /// folds, the inner validation split and the training seed of `options`); `on_fold` sees each
 /// fold as it finishes. When the data has true probabilities, each fold also reports those of
-/// its test rows.
+/// its test rows. Returns the report and the pooled out-of-fold LSTM predictions.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn cross_validate(
+pub(crate) fn cross_validate<'d>(
     schema: &Schema,
-    data: &TrainingData,
+    data: &'d TrainingData,
     k: usize,
     seeds: &[u64],
     validation_fraction: f64,
     options: &FitOptions,
     cost: &CostMatrix,
     on_fold: &mut dyn FnMut(&FoldSummary),
-) -> Result<CrossValidationReport, CrossValidationError> {
+) -> Result<(CrossValidationReport, Vec<Prediction<'d>>), CrossValidationError> {
     let started = Instant::now();
     let (rows, truth) = (&data.rows, data.true_probabilities.as_deref());
     let labels: Vec<bool> = rows.iter().map(|row| row.bad).collect();
     let groups = ProtectedGroups::new(schema, &[])?;
     let mut pool = Pool {
-        rows: Vec::new(),
-        labels: Vec::new(),
         lstm: Vec::new(),
         logistic: Vec::new(),
+        thresholds: Vec::new(),
         cost: 0.0,
         fairness: groups.counts(),
         groups,
     };
     let mut per_fold = Vec::with_capacity(k * seeds.len());
-    for &seed in seeds {
+    for (seed_index, &seed) in seeds.iter().enumerate() {
         let options = FitOptions {
             training: crate::training::TrainingConfig {
                 seed,
@@ -293,18 +308,20 @@ pub(crate) fn cross_validate(
                 .transpose()
                 .map_err(|source| CrossValidationError::Truth { fold, source })?;
             let threshold = result.lstm.threshold;
+            pool.thresholds.push(threshold);
             for (position, &i) in split.test.iter().enumerate() {
                 let score = result.test_scores.lstm[position];
                 let decided_bad = score >= threshold;
-                pool.rows.push(i);
-                pool.labels.push(labels[i]);
-                pool.lstm.push(score);
+                pool.lstm.push(Prediction {
+                    row: i,
+                    score,
+                    bad: labels[i],
+                    applicant: &rows[i].applicant,
+                    seed: seed_index,
+                    fold,
+                });
                 pool.logistic.push(result.test_scores.logistic[position]);
-                pool.cost += match (decided_bad, labels[i]) {
-                    (false, true) => cost.false_good_cost,
-                    (true, false) => cost.false_bad_cost,
-                    _ => 0.0,
-                };
+                pool.cost += cost.of(decided_bad, labels[i]);
                 pool.groups.add(
                     &mut pool.fairness,
                     &rows[i].applicant,
@@ -353,23 +370,20 @@ pub(crate) fn cross_validate(
     let collect = |f: fn(&FoldSummary) -> Option<f64>| -> Vec<f64> {
         per_fold.iter().filter_map(f).collect()
     };
+    let pooled_labels = pool.labels();
+    let floors = Floors::of(schema);
     let pooled = PooledOutOfFold {
-        predictions: pool.labels.len(),
-        lstm: CalibrationReport::evaluate(&pool.lstm, &pool.labels, CALIBRATION_BINS)?,
-        logistic: CalibrationReport::evaluate(&pool.logistic, &pool.labels, CALIBRATION_BINS)?,
-        lstm_cost: pool.cost / pool.labels.len().max(1) as f64,
+        predictions: pool.lstm.len(),
+        lstm: CalibrationReport::evaluate(&pool.scores(), &pooled_labels, CALIBRATION_BINS)?,
+        logistic: CalibrationReport::evaluate(&pool.logistic, &pooled_labels, CALIBRATION_BINS)?,
+        lstm_cost: pool.cost / pool.lstm.len().max(1) as f64,
         fairness: (!pool.groups.is_empty()).then(|| pool.fairness.report()),
-        fairness_by_threshold: threshold_tradeoff(
-            &pool,
-            &pool
-                .rows
-                .iter()
-                .map(|&i| &rows[i].applicant)
-                .collect::<Vec<_>>(),
-            cost,
-        ),
+        fairness_by_threshold: threshold_tradeoff(&pool.groups, &pool.lstm, cost),
+        floors: (!floors.is_empty()).then(|| {
+            fair_threshold::nested(&floors, &pool.groups, &pool.lstm, &pool.thresholds, k, cost)
+        }),
     };
-    Ok(CrossValidationReport {
+    let report = CrossValidationReport {
         folds: k,
         seed: seeds.first().copied().unwrap_or(options.training.seed),
         seeds: seeds.to_vec(),
@@ -389,7 +403,8 @@ pub(crate) fn cross_validate(
         pooled: Some(pooled),
         per_fold,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, pool.lstm))
 }
 
 #[cfg(test)]
@@ -407,18 +422,21 @@ mod tests {
         let scores: Vec<f32> = (0..rows.len())
             .map(|i| ((i * 37) % 100) as f32 / 100.0)
             .collect();
-        let pool = Pool {
-            rows: (0..rows.len()).collect(),
-            labels: rows.iter().map(|row| row.bad).collect(),
-            lstm: scores.clone(),
-            logistic: scores.clone(),
-            cost: 0.0,
-            fairness: groups.counts(),
-            groups,
-        };
-        let applicants: Vec<&Applicant> = rows.iter().map(|row| &row.applicant).collect();
+        let predictions: Vec<Prediction<'_>> = rows
+            .iter()
+            .zip(&scores)
+            .enumerate()
+            .map(|(i, (row, &score))| Prediction {
+                row: i,
+                score,
+                bad: row.bad,
+                applicant: &row.applicant,
+                seed: 0,
+                fold: 0,
+            })
+            .collect();
         let cost = CostMatrix::GERMAN_CREDIT;
-        let tradeoff = threshold_tradeoff(&pool, &applicants, &cost);
+        let tradeoff = threshold_tradeoff(&groups, &predictions, &cost);
         assert_eq!(tradeoff.len(), TRADEOFF_THRESHOLDS.len());
         for point in &tradeoff {
             let approved = scores.iter().filter(|&&s| s < point.threshold).count();
@@ -426,11 +444,7 @@ mod tests {
             let expected_cost: f64 = rows
                 .iter()
                 .zip(&scores)
-                .map(|(row, &s)| match (s >= point.threshold, row.bad) {
-                    (false, true) => cost.false_good_cost,
-                    (true, false) => cost.false_bad_cost,
-                    _ => 0.0,
-                })
+                .map(|(row, &s)| cost.of(s >= point.threshold, row.bad))
                 .sum::<f64>()
                 / rows.len() as f64;
             assert!((point.cost - expected_cost).abs() < 1e-12);

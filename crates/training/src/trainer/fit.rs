@@ -92,6 +92,14 @@ pub struct TestScores {
     pub logistic: Vec<f32>,
 }
 
+/// The calibrated LSTM's scores and the outcomes of each split (train, validation, test),
+/// kept so that the threshold can still move after the fit.
+#[derive(Debug, Clone)]
+pub struct SplitScores {
+    pub scores: [Vec<f32>; 3],
+    pub labels: [Vec<bool>; 3],
+}
+
 /// The result of one fit.
 pub struct FitResult {
     pub preprocessor: Preprocessor,
@@ -106,6 +114,21 @@ pub struct FitResult {
     pub training_rows_after_balancing: usize,
     pub lstm_seconds: f64,
     pub test_scores: TestScores,
+    pub lstm_scores: SplitScores,
+}
+
+impl FitResult {
+    /// Moves the LSTM's threshold to `threshold` and re-evaluates every split at it.
+    pub fn set_threshold(&mut self, threshold: f32, cost: &CostMatrix) -> Result<(), FitError> {
+        let labels = self.lstm_scores.labels.each_ref().map(Vec::as_slice);
+        let moved = evaluate_at(&self.lstm_scores.scores, labels, threshold, cost)?;
+        self.lstm = SplitReports {
+            platt: self.lstm.platt,
+            calibration: self.lstm.calibration.take(),
+            ..moved
+        };
+        Ok(())
+    }
 }
 
 /// Why a fit failed.
@@ -148,6 +171,16 @@ fn reports(
     cost: &CostMatrix,
 ) -> Result<SplitReports, FitError> {
     let threshold = evaluation::cost_minimising_threshold(&scores[1], labels[1], cost)?;
+    evaluate_at(scores, labels, threshold, cost)
+}
+
+/// Reports for one model deciding all three splits at `threshold`.
+fn evaluate_at(
+    scores: &[Vec<f32>; 3],
+    labels: [&[bool]; 3],
+    threshold: f32,
+    cost: &CostMatrix,
+) -> Result<SplitReports, FitError> {
     let train = ClassificationReport::evaluate(&scores[0], labels[0], threshold, cost)?;
     let validation = ClassificationReport::evaluate(&scores[1], labels[1], threshold, cost)?;
     let test = ClassificationReport::evaluate(&scores[2], labels[2], threshold, cost)?;
@@ -216,7 +249,7 @@ pub fn fit(
     let lstm_seconds = started.elapsed().as_secs_f64();
 
     let network = &early.network;
-    let (lstm, lstm_test) = calibrate_and_report(
+    let (lstm, lstm_scores) = calibrate_and_report(
         |x| network.predict_logits(x),
         |platt| network.calibrate(platt),
         |x| network.predict(x),
@@ -224,7 +257,7 @@ pub fn fit(
         cost,
     )?;
     let baseline = &early.baseline;
-    let (logistic, logistic_test) = calibrate_and_report(
+    let (logistic, [_, _, logistic_test]) = calibrate_and_report(
         |x| baseline.predict_logits(x),
         |platt| baseline.calibrate(platt),
         |x| baseline.predict(x),
@@ -245,23 +278,31 @@ pub fn fit(
         training_rows_after_balancing: data.optimised.rows(),
         lstm_seconds,
         test_scores: TestScores {
-            labels: data.test.labels,
-            lstm: lstm_test,
+            labels: data.test.labels.clone(),
+            lstm: lstm_scores[2].clone(),
             logistic: logistic_test,
+        },
+        lstm_scores: SplitScores {
+            scores: lstm_scores,
+            labels: [
+                data.train_eval.labels,
+                data.validation.labels,
+                data.test.labels,
+            ],
         },
     })
 }
 
 /// Fits Platt scaling on one model's validation logits, folds it into the model, chooses the
 /// threshold on the calibrated validation scores and reports all three splits; returns the
-/// reports and the calibrated test scores.
+/// reports and the calibrated scores of the three splits.
 fn calibrate_and_report(
     logits: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
     calibrate: impl FnOnce(PlattScaling) -> candle_core::Result<()>,
     predict: impl Fn(&[f32]) -> candle_core::Result<Vec<f32>>,
     data: &FitData,
     cost: &CostMatrix,
-) -> Result<(SplitReports, Vec<f32>), FitError> {
+) -> Result<(SplitReports, [Vec<f32>; 3]), FitError> {
     let splits = [&data.train_eval, &data.validation, &data.test];
     let labels = splits.map(|split| split.labels.as_slice());
     let uncalibrated = |split: &Examples| -> Result<CalibrationReport, FitError> {
@@ -291,8 +332,7 @@ fn calibrate_and_report(
         uncalibrated_validation,
         uncalibrated_test,
     });
-    let [_, _, test_scores] = scores;
-    Ok((reports, test_scores))
+    Ok((reports, scores))
 }
 
 /// The rows of the three splits and their features under the preprocessor fitted on training.

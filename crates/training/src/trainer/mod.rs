@@ -5,6 +5,7 @@
 //! - [`balance`]: SMOTE-NC or class weights, on the training split only.
 //! - [`fit`]: one fit of preprocessor, LSTM and baseline on given splits.
 //! - [`cross_validation`]: stratified K-fold of that same fit.
+//! - [`fair_threshold`]: the threshold raised until the schema's adverse-impact floors hold.
 //! - [`truth`]: the models against the true probabilities, when the data file has them.
 //! - [`report`]: models/metrics.json and the printed table.
 //!
@@ -16,6 +17,7 @@
 pub mod balance;
 pub mod cross_validation;
 pub mod data;
+pub mod fair_threshold;
 pub mod fit;
 pub mod report;
 pub mod truth;
@@ -35,6 +37,7 @@ use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use credit_core::training_rows::TrainingRows;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use data::{OutcomeChoice, TrainingData};
+use fair_threshold::{Floors, Prediction, ThresholdChoice};
 use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
 use report::{
     BalancingComparison, BalancingSummary, DataSummary, OutcomeSummary, ParitySummary,
@@ -165,14 +168,25 @@ pub fn run(
     let split = split_rows(rows, options);
 
     observer.stage("training the stacked LSTM and the logistic baseline");
-    let result = fit(&schema, rows, &split, &options.fit, &cost, &mut |stats| {
+    let mut result = fit(&schema, rows, &split, &options.fit, &cost, &mut |stats| {
         observer.epoch(stats)
     })?;
+    let (cross_validation, out_of_fold) =
+        match cross_validate_if_asked(&schema, &data, options, &cost, observer)? {
+            Some((report, predictions)) => (Some(report), Some(predictions)),
+            None => (None, None),
+        };
+    let threshold = choose_threshold(&schema, out_of_fold.as_deref(), &mut result, &cost)?;
+    if threshold.outcome == fair_threshold::FloorOutcome::NotChecked {
+        observer.stage(
+            "the schema's adverse-impact floors were not checked: they need --cv; \
+             the threshold is the cost-minimising one",
+        );
+    }
     let model = export_model(&result)?;
 
     observer.stage("checking ONNX Runtime against the trained network");
     let onnx_parity = check_onnx_parity(&model.bytes, &result, rows, options)?;
-    let cross_validation = cross_validate_if_asked(&schema, &data, options, &cost, observer)?;
     let protected_inputs = compare_protected_inputs_if_asked(
         &schema,
         &data,
@@ -205,6 +219,7 @@ pub fn run(
         Vec::new()
     };
     let checks = Checks {
+        threshold,
         onnx_parity,
         smote_neighbours,
         cross_validation,
@@ -278,12 +293,37 @@ struct OnnxModel {
 
 /// What the run checked beyond the fit itself, for the report.
 struct Checks {
+    threshold: ThresholdChoice,
     onnx_parity: ParitySummary,
     smote_neighbours: Vec<balance::FieldNeighbourMix>,
     cross_validation: Option<CrossValidationReport>,
     protected_inputs: Option<ProtectedInputsComparison>,
     balancing_comparison: Vec<BalancingComparison>,
     true_probability: Option<TrueProbabilityReport>,
+}
+
+/// The shipped threshold: the cost-minimising one on validation, raised until the schema's
+/// adverse-impact floors hold on the pooled out-of-fold predictions; `result` is re-evaluated
+/// at it.
+fn choose_threshold(
+    schema: &Schema,
+    out_of_fold: Option<&[Prediction<'_>]>,
+    result: &mut FitResult,
+    cost: &CostMatrix,
+) -> Result<ThresholdChoice, TrainerError> {
+    let groups = credit_core::fairness::ProtectedGroups::new(schema, &[])
+        .map_err(cross_validation::CrossValidationError::from)?;
+    let choice = fair_threshold::choose(
+        &Floors::of(schema),
+        &groups,
+        out_of_fold,
+        result.lstm.threshold,
+        cost,
+    );
+    if choice.shipped != result.lstm.threshold {
+        result.set_threshold(choice.shipped, cost)?;
+    }
+    Ok(choice)
 }
 
 /// Stratified train / validation / test indices of `rows`, seeded by the training seed.
@@ -394,13 +434,13 @@ fn compare_with_truth(
 }
 
 /// K-fold cross-validation of the run's own fit options, when `--cv` asks for it.
-fn cross_validate_if_asked(
+fn cross_validate_if_asked<'d>(
     schema: &Schema,
-    data: &TrainingData,
+    data: &'d TrainingData,
     options: &TrainerOptions,
     cost: &CostMatrix,
     observer: &mut dyn TrainingObserver,
-) -> Result<Option<CrossValidationReport>, TrainerError> {
+) -> Result<Option<(CrossValidationReport, Vec<Prediction<'d>>)>, TrainerError> {
     let Some(k) = options.cv_folds else {
         return Ok(None);
     };
@@ -441,7 +481,9 @@ fn compare_balancing_if_asked(
                     balancing: method,
                     ..options.fit
                 };
-                k_fold(schema, data, k, options, &fit_options, cost, observer)?.lstm
+                k_fold(schema, data, k, options, &fit_options, cost, observer)?
+                    .0
+                    .lstm
             }
         };
         balancing_comparison.push(BalancingComparison {
@@ -453,16 +495,17 @@ fn compare_balancing_if_asked(
     Ok(balancing_comparison)
 }
 
-/// One `k`-fold cross-validation of `fit_options`, each fold reported to `observer`.
-fn k_fold(
+/// One `k`-fold cross-validation of `fit_options`, each fold reported to `observer`; its report
+/// and pooled out-of-fold predictions.
+fn k_fold<'d>(
     schema: &Schema,
-    data: &TrainingData,
+    data: &'d TrainingData,
     k: usize,
     options: &TrainerOptions,
     fit_options: &FitOptions,
     cost: &CostMatrix,
     observer: &mut dyn TrainingObserver,
-) -> Result<CrossValidationReport, TrainerError> {
+) -> Result<(CrossValidationReport, Vec<Prediction<'d>>), TrainerError> {
     // Validation comes out of the rows outside each fold's test part, so the fraction is rescaled
     // to keep the shipped split's train : validation ratio.
     let validation_fraction = options.validation_fraction / (1.0 - options.test_fraction);
@@ -516,7 +559,7 @@ fn compare_protected_inputs_if_asked(
         left_out.join(", ")
     ));
     let variant = schema.with_protected_inputs();
-    let with = k_fold(&variant, data, k, options, &options.fit, cost, observer)?;
+    let (with, _) = k_fold(&variant, data, k, options, &options.fit, cost, observer)?;
     Ok(Some(ProtectedInputsComparison {
         fields: left_out,
         without: ProtectedInputsFigures::of(primary),
@@ -576,6 +619,7 @@ fn training_report(
         best_epoch: result.best_epoch,
         epochs_run: result.epochs_run,
         training_seconds: result.lstm_seconds,
+        threshold: Some(checks.threshold),
         lstm: result.lstm.clone(),
         logistic_regression: result.logistic.clone(),
         onnx_parity: checks.onnx_parity,

@@ -8,6 +8,7 @@ use super::cross_validation::{
     CrossValidationReport, ModelSpread, PooledOutOfFold, Spread, ThresholdTradeoff,
 };
 use super::data::BadRow;
+use super::fair_threshold::{FloorOutcome, Floors, ThresholdChoice};
 use super::fit::SplitReports;
 use super::truth::TrueProbabilityReport;
 use crate::network::NetworkConfig;
@@ -168,7 +169,10 @@ pub struct TrainingReport {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub training_seconds: f64,
-    /// The stacked LSTM (the shipped model).
+    /// How the shipped threshold was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<ThresholdChoice>,
+    /// The stacked LSTM (the shipped model), at the shipped threshold.
     pub lstm: SplitReports,
     /// The logistic-regression baseline on the same features and splits.
     pub logistic_regression: SplitReports,
@@ -378,9 +382,70 @@ fn render_pooled(table: &mut String, pooled: &PooledOutOfFold) {
     );
     render_reliability(table, "lstm, CV pooled", &pooled.lstm);
     if let Some(fairness) = &pooled.fairness {
-        render_fairness(table, fairness);
+        render_fairness(
+            table,
+            "CV pooled out of fold, each at its fold's threshold",
+            fairness,
+        );
     }
     render_tradeoff(table, &pooled.fairness_by_threshold);
+    if let Some(nested) = &pooled.floors {
+        let thresholds: Vec<f64> = nested.thresholds.iter().map(|&t| f64::from(t)).collect();
+        let spread = super::cross_validation::Spread::of(&thresholds);
+        let _ = writeln!(
+            table,
+            "under the floors ({}), each fold at the threshold they pick from the other rows' predictions: threshold {:.3} ± {:.3} ({} of {} folds raised), approved {:.3}, cost {:.3}",
+            floor_list(&nested.floors),
+            spread.mean,
+            spread.std,
+            nested.raised,
+            nested.thresholds.len(),
+            nested.approval_rate,
+            nested.cost,
+        );
+        render_fairness(
+            table,
+            "CV pooled out of fold, under the floors, each fold at the threshold the other rows pick",
+            &nested.fairness,
+        );
+    }
+}
+
+/// `field >= ratio` for each floor.
+fn floor_list(floors: &Floors) -> String {
+    floors
+        .0
+        .iter()
+        .map(|floor| format!("{} >= {}", floor.field, floor.min_impact_ratio))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How the shipped threshold came about, in words.
+fn threshold_origin(report: &TrainingReport) -> String {
+    let cost = format!(
+        "{}:{} cost",
+        report.cost_matrix.false_good_cost, report.cost_matrix.false_bad_cost
+    );
+    let Some(choice) = &report.threshold else {
+        return format!("chosen on validation, {cost}");
+    };
+    match choice.outcome {
+        FloorOutcome::NoFloors => format!("chosen on validation, {cost}"),
+        FloorOutcome::AlreadyMet => format!(
+            "chosen on validation, {cost}; the floors {} hold at it out of fold",
+            floor_list(&choice.floors)
+        ),
+        FloorOutcome::Raised => format!(
+            "{:.3} chosen on validation ({cost}), raised until the floors {} hold out of fold",
+            choice.cost_minimising,
+            floor_list(&choice.floors)
+        ),
+        FloorOutcome::NotChecked => format!(
+            "chosen on validation, {cost}; the floors {} NOT checked: run with --cv",
+            floor_list(&choice.floors)
+        ),
+    }
 }
 
 /// The pooled decisions at other thresholds: cost against each field's lowest ratio.
@@ -393,27 +458,31 @@ fn render_tradeoff(table: &mut String, tradeoff: &[ThresholdTradeoff]) {
         "threshold trade-off (CV pooled out of fold, the same probabilities at other thresholds; lowest adverse-impact ratio per field):"
     );
     for point in tradeoff {
-        let ratios: Vec<String> = point
-            .lowest_ratios
-            .iter()
-            .map(|(field, group, ratio_value)| format!("{field} {} ({group})", ratio(*ratio_value)))
-            .collect();
-        let _ = writeln!(
-            table,
-            "  threshold {:.3}  approved {:.3}  cost {:.3}  {}",
-            point.threshold,
-            point.approval_rate,
-            point.cost,
-            ratios.join(", ")
-        );
+        let _ = writeln!(table, "  {}", tradeoff_line(point));
     }
 }
 
+/// One threshold's approvals, cost and lowest ratio per field.
+fn tradeoff_line(point: &ThresholdTradeoff) -> String {
+    let ratios: Vec<String> = point
+        .lowest_ratios
+        .iter()
+        .map(|(field, group, ratio_value)| format!("{field} {} ({group})", ratio(*ratio_value)))
+        .collect();
+    format!(
+        "threshold {:.3}  approved {:.3}  cost {:.3}  {}",
+        point.threshold,
+        point.approval_rate,
+        point.cost,
+        ratios.join(", ")
+    )
+}
+
 /// Per protected group: the four-fifths rule, error rates and calibration.
-fn render_fairness(table: &mut String, fairness: &FairnessReport) {
+fn render_fairness(table: &mut String, title: &str, fairness: &FairnessReport) {
     let _ = writeln!(
         table,
-        "fairness by protected group (CV pooled out of fold; ratio = approval rate / best group's, flagged under {}):",
+        "fairness by protected group ({title}; ratio = approval rate / best group's, flagged under {}):",
         fairness.four_fifths
     );
     let _ = writeln!(
@@ -508,11 +577,10 @@ pub fn render_table(report: &TrainingReport) -> String {
     );
     let _ = writeln!(
         table,
-        "model {}  threshold {:.3} (chosen on validation, {}:{} cost)  best epoch {}/{}  {:.1}s",
+        "model {}  threshold {:.3} ({})  best epoch {}/{}  {:.1}s",
         report.model_version,
         report.lstm.threshold,
-        report.cost_matrix.false_good_cost,
-        report.cost_matrix.false_bad_cost,
+        threshold_origin(report),
         report.best_epoch,
         report.epochs_run,
         report.training_seconds
@@ -577,6 +645,17 @@ pub fn render_table(report: &TrainingReport) -> String {
         );
         if let Some(pooled) = &cv.pooled {
             render_pooled(&mut table, pooled);
+        }
+        if let Some(point) = report
+            .threshold
+            .as_ref()
+            .and_then(|t| t.out_of_fold.as_ref())
+        {
+            let _ = writeln!(
+                table,
+                "the shipped threshold on the pooled out-of-fold predictions: {}",
+                tradeoff_line(point)
+            );
         }
     }
     if let Some(protected) = &report.protected_inputs {
