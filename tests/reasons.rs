@@ -5,7 +5,7 @@
 
 use credit_core::artifacts::{REFERENCE_FILE, SCHEMA_FILE};
 use credit_core::bundle;
-use credit_core::explain::ReasonsMode;
+use credit_core::explain::{ExplainError, ReasonsMode};
 use credit_kafka::mock::EmbeddedCluster;
 use credit_testkit::scenarios::{self, TestkitError};
 use credit_worker::config::Config;
@@ -82,7 +82,10 @@ fn a_bundle_without_a_reference_is_refused_while_reasons_are_on() {
     let mut config = Config::from_toml_with_env("", HashMap::new()).expect("defaults");
     config.model.dir = dir.path().to_path_buf();
     match model::load(&config.model, config.reasons) {
-        Err(LoadError::NoReference { dir: named }) => assert_eq!(named, dir.path()),
+        Err(LoadError::Explain {
+            dir: named,
+            source: ExplainError::NoReference,
+        }) => assert_eq!(named, dir.path()),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(served) => panic!("served {} without a reference", served.version),
     }

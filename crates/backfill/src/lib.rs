@@ -89,12 +89,6 @@ pub enum BackfillError {
     Fairness(#[from] credit_core::fairness::FairnessError),
     #[error("{0}")]
     KafkaOutput(String),
-    #[error(
-        "the model bundle has no {}, the applicant reasons are measured against: retrain it \
-         (the trainer writes one) or pass --reasons off",
-        path.display()
-    )]
-    NoReference { path: PathBuf },
     #[error("reasons: {0}")]
     Explain(#[from] credit_core::explain::ExplainError),
     #[error(

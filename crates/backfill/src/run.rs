@@ -28,8 +28,7 @@ use super::stats::{RunningStats, TrainingCheck};
 use super::summary::{Summary, TrainingRowsSummary};
 use super::topic::{self, PartitionRange, RangeEnd, RangeStart, TopicAddress};
 use super::{BackfillError, OutputPaths};
-use credit_core::artifacts::REFERENCE_FILE;
-use credit_core::explain::{Explainer, Reasons, ReasonsMode, DEFAULT_TOP};
+use credit_core::explain::{ExplainError, Explainer, Reasons, ReasonsMode, DEFAULT_TOP};
 use credit_core::fairness::ProtectedGroups;
 use credit_core::scoring::onnx_runtime::OnnxScorer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -433,12 +432,7 @@ fn explainer(
     if options.reasons == ReasonsMode::Off {
         return Ok(None);
     }
-    let reference = model
-        .reference
-        .as_ref()
-        .ok_or_else(|| BackfillError::NoReference {
-            path: model.model_path.with_file_name(REFERENCE_FILE),
-        })?;
+    let reference = model.reference.as_ref().ok_or(ExplainError::NoReference)?;
     let explainer = Explainer::new(&model.preprocessor, reference, options.reasons_top)?;
     Ok(Some(explainer))
 }

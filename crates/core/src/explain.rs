@@ -20,6 +20,7 @@
 //! published ranking is checked against it, not assumed.
 
 use crate::applicant::{Applicant, AttributeValue, RecordError};
+use crate::artifacts::REFERENCE_FILE;
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::schema::{FieldKind, Schema};
 use crate::scoring::onnx_runtime::ScoringError;
@@ -96,6 +97,14 @@ pub enum ExplainError {
     OutputCount { rows: usize, got: usize },
     #[error("exact Shapley values over {fields} fields would need 2^{fields} model runs per applicant; the limit is {MAX_SHAPLEY_FIELDS} fields")]
     TooManyFields { fields: usize },
+    /// Serving such a bundle with reasons on would publish declines without the reasons a
+    /// declined applicant is owed.
+    #[error(
+        "the bundle has no {REFERENCE_FILE}, which reasons are measured against: retrain it (the \
+         trainer writes one) or turn reasons off (worker: reasons.mode = \"off\"; backfill: \
+         --reasons off)"
+    )]
+    NoReference,
 }
 
 /// The applicant every contribution is measured against.

@@ -4,7 +4,6 @@
 
 use crate::config::{ModelConfig, ReasonsConfig};
 use crate::pipeline::{Explaining, ServedModel};
-use credit_core::artifacts::REFERENCE_FILE;
 use credit_core::explain::{ExplainError, Explainer, ReasonsMode};
 use credit_core::loader::{self, LoadOptions, ModelError};
 use std::path::PathBuf;
@@ -14,14 +13,6 @@ use std::path::PathBuf;
 pub enum LoadError {
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// Reasons are on and the bundle cannot give them: serving it would publish declines without
-    /// the reasons a declined applicant is owed.
-    #[error(
-        "model bundle {} has no {REFERENCE_FILE}, the applicant reasons are measured against: \
-         retrain it (the trainer writes one) or set reasons.mode = \"off\"",
-        .dir.display()
-    )]
-    NoReference { dir: PathBuf },
     #[error("model bundle {}: {source}", .dir.display())]
     Explain {
         dir: PathBuf,
@@ -43,15 +34,16 @@ pub fn load(config: &ModelConfig, reasons: ReasonsConfig) -> Result<ServedModel,
     let explaining = match reasons.mode {
         ReasonsMode::Off => None,
         mode => {
-            let reference = loaded.reference.ok_or_else(|| LoadError::NoReference {
+            let explain_error = |source| LoadError::Explain {
                 dir: config.dir.clone(),
-            })?;
-            let explainer = Explainer::new(&loaded.preprocessor, &reference, reasons.top).map_err(
-                |source| LoadError::Explain {
-                    dir: config.dir.clone(),
-                    source,
-                },
-            )?;
+                source,
+            };
+            let reference = loaded
+                .reference
+                .ok_or(ExplainError::NoReference)
+                .map_err(explain_error)?;
+            let explainer = Explainer::new(&loaded.preprocessor, &reference, reasons.top)
+                .map_err(explain_error)?;
             Some(Explaining {
                 explainer,
                 reference,
