@@ -132,3 +132,90 @@ pub(crate) fn reload_on_sighup(handle: ReloadHandle) -> std::io::Result<JoinHand
         Ok(tokio::spawn(async {}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use credit_core::artifacts::{ArtifactPaths, BUNDLE_FILES};
+    use credit_core::bundle;
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// The shipped bundle, copied, with its age bands taken out of the schema (a change that
+    /// accepts the same records), sealed again.
+    fn unbanded_bundle() -> tempfile::TempDir {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for name in BUNDLE_FILES {
+            std::fs::copy(shipped.join(name), dir.path().join(name)).expect("copy the bundle");
+        }
+        let paths = ArtifactPaths::new(dir.path());
+        let source = std::fs::read_to_string(paths.schema()).expect("schema");
+        assert!(
+            source.contains("bands = [25]\n"),
+            "the shipped schema bands age"
+        );
+        std::fs::write(paths.schema(), source.replace("bands = [25]\n", "")).expect("write");
+        let schema = Schema::load(&paths.schema()).expect("unbanded schema");
+        bundle::write_json_schema(dir.path(), &schema).expect("JSON Schema");
+        bundle::seal(dir.path()).expect("seal");
+        dir
+    }
+
+    /// One reload of the bundle in `dir` while the shipped schema is served with `bands`:
+    /// whether a model was handed to the pipeline, and the reload's counted result.
+    async fn reload_once(dir: &Path, bands: &[(&str, Vec<f64>)]) -> (bool, ReloadResult) {
+        let mut config = Config::from_toml_with_env("", HashMap::new()).expect("defaults");
+        config.model.dir = dir.to_path_buf();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/schema.toml");
+        let current = Arc::new(Schema::load(&shipped).expect("shipped schema"));
+        let bands: Bands = bands
+            .iter()
+            .map(|(field, edges)| (field.to_string(), edges.clone()))
+            .collect();
+        let metrics = Metrics::new().expect("metrics");
+        let (models, mut served) = mpsc::channel(1);
+        let requests = ReloadHandle::default();
+        let task = tokio::spawn(serve_reloads(
+            requests.clone(),
+            (config.model, config.reasons),
+            models,
+            current,
+            PublishedSchema::default(),
+            metrics.clone(),
+            bands,
+        ));
+        requests.request();
+        let counted = |label: &str| metrics.model_reloads.with_label_values(&[label]).get();
+        let mut result = None;
+        for _ in 0..600 {
+            result = [("ok", ReloadResult::Ok), ("failed", ReloadResult::Failed)]
+                .into_iter()
+                .find(|(label, _)| counted(label) > 0)
+                .map(|(_, result)| result);
+            if result.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let handed_over = served.try_recv().is_ok();
+        task.abort();
+        (
+            handed_over,
+            result.expect("the reload finished within 30 s"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_reload_whose_schema_the_configured_bands_do_not_fit_is_refused() {
+        let dir = unbanded_bundle();
+        // Age 150 lies outside the schema's 18..120: these bands cannot group it.
+        let refused = reload_once(dir.path(), &[("age_years", vec![150.0])]).await;
+        assert_eq!(refused, (false, ReloadResult::Failed));
+        // The same bundle with bands that fit is taken: the bands alone decided.
+        let taken = reload_once(dir.path(), &[("age_years", vec![30.0, 60.0])]).await;
+        assert_eq!(taken, (true, ReloadResult::Ok));
+    }
+}
