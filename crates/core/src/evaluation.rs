@@ -475,6 +475,21 @@ pub fn mean_and_std(values: &[f64]) -> (f64, f64) {
     (mean, (squares / (n - 1.0)).sqrt())
 }
 
+/// Mean and sample standard deviation of a set of figures (folds, seeds), as
+/// [`mean_and_std`] computes them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Self {
+        let (mean, std) = mean_and_std(values);
+        Self { mean, std }
+    }
+}
+
 /// The checks shared by every metric over scores and labels.
 fn check_inputs(scores: &[f32], labels: &[bool]) -> Result<(), MetricsError> {
     if scores.len() != labels.len() {

@@ -11,12 +11,13 @@
 //! threshold) for the calibration and fairness figures, which need more rows than one fold has.
 
 use super::data::TrainingData;
-use super::fair_threshold::{self, Floors, NestedFloors, Prediction};
+use super::fair_threshold::{self, Floors, NestedFloors};
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
+use super::out_of_fold::{decide_at, Prediction, ThresholdTradeoff};
 use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
 use credit_core::evaluation::{
-    mean_and_std, CalibrationReport, CostMatrix, MetricsError, CALIBRATION_BINS,
+    CalibrationReport, CostMatrix, MetricsError, Spread, CALIBRATION_BINS,
 };
 use credit_core::fairness::{FairnessError, FairnessReport, ProtectedGroups};
 use credit_core::schema::Schema;
@@ -58,20 +59,6 @@ pub struct FoldSummary {
     pub true_probability: Option<TrueProbabilities>,
 }
 
-/// Mean and sample standard deviation across folds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    pub mean: f64,
-    pub std: f64,
-}
-
-impl Spread {
-    pub(crate) fn of(values: &[f64]) -> Self {
-        let (mean, std) = mean_and_std(values);
-        Self { mean, std }
-    }
-}
-
 /// Aggregates of one model over the folds (of every seed).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ModelSpread {
@@ -107,17 +94,6 @@ pub struct PooledOutOfFold {
     pub floors: Option<NestedFloors>,
 }
 
-/// The pooled out-of-fold decisions at one threshold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ThresholdTradeoff {
-    pub threshold: f32,
-    pub approval_rate: f64,
-    /// Average cost per applicant under the run's cost matrix.
-    pub cost: f64,
-    /// Per protected field: its group with the lowest adverse-impact ratio, and that ratio.
-    pub lowest_ratios: Vec<(String, String, Option<f64>)>,
-}
-
 /// Thresholds the trade-off is shown at: from strict to lenient around the 5:1 matrix's 1/6.
 const TRADEOFF_THRESHOLDS: [f32; 9] = [0.10, 0.15, 0.175, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50];
 
@@ -134,48 +110,6 @@ fn threshold_tradeoff(
         .iter()
         .map(|&threshold| decide_at(groups, predictions, cost, threshold))
         .collect()
-}
-
-/// The pooled probabilities decided at `threshold`.
-pub(crate) fn decide_at(
-    groups: &ProtectedGroups,
-    predictions: &[Prediction<'_>],
-    cost: &CostMatrix,
-    threshold: f32,
-) -> ThresholdTradeoff {
-    let rows = predictions.len().max(1) as f64;
-    let mut counts = groups.counts();
-    let (mut approved, mut total_cost) = (0usize, 0.0);
-    for p in predictions {
-        let decided_bad = p.score >= threshold;
-        approved += usize::from(!decided_bad);
-        total_cost += cost.of(decided_bad, p.bad);
-        groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
-    }
-    let lowest_ratios = counts
-        .report()
-        .fields
-        .into_iter()
-        .map(|field| {
-            let lowest = field.groups.iter().min_by(|a, b| {
-                let ratio = |g: &credit_core::fairness::GroupFairness| {
-                    g.adverse_impact_ratio.unwrap_or(f64::INFINITY)
-                };
-                ratio(a).total_cmp(&ratio(b))
-            });
-            (
-                field.field.clone(),
-                lowest.map_or_else(String::new, |g| g.group.clone()),
-                lowest.and_then(|g| g.adverse_impact_ratio),
-            )
-        })
-        .collect();
-    ThresholdTradeoff {
-        threshold,
-        approval_rate: approved as f64 / rows,
-        cost: total_cost / rows,
-        lowest_ratios,
-    }
 }
 
 /// The cross-validation report written into metrics.json.

@@ -12,8 +12,7 @@
 //! is decided at the threshold the rule picks from the predictions of every other row, over
 //! every seed, so that its choice sees nearly as many predictions as the shipped one does.
 
-use super::cross_validation::{decide_at, ThresholdTradeoff};
-use credit_core::applicant::Applicant;
+use super::out_of_fold::{decide_at, Prediction, ThresholdTradeoff};
 use credit_core::evaluation::{midpoint_above, CostMatrix};
 use credit_core::fairness::{FairnessCounts, FairnessReport, ProtectedGroups};
 use credit_core::schema::{Role, Schema};
@@ -69,19 +68,6 @@ impl Floors {
                 })
         })
     }
-}
-
-/// One pooled out-of-fold prediction.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Prediction<'a> {
-    /// The row of the data it is for.
-    pub(crate) row: usize,
-    pub(crate) score: f32,
-    pub(crate) bad: bool,
-    pub(crate) applicant: &'a Applicant,
-    /// Which seed's folds, and which fold of them, made it.
-    pub(crate) seed: usize,
-    pub(crate) fold: usize,
 }
 
 /// The lowest threshold at or above `from` at which every floor holds on `predictions`
@@ -263,7 +249,7 @@ pub(crate) fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credit_core::applicant::AttributeValue;
+    use credit_core::applicant::{Applicant, AttributeValue};
 
     const SCHEMA: &str = r#"
         name = "x"

@@ -5,6 +5,7 @@
 //! - [`balance`]: SMOTE-NC or class weights, on the training split only.
 //! - [`fit`]: one fit of preprocessor, LSTM and baseline on given splits.
 //! - [`cross_validation`]: stratified K-fold of that same fit.
+//! - [`out_of_fold`]: the pooled out-of-fold predictions, decided at a threshold.
 //! - [`fair_threshold`]: the threshold raised until the schema's adverse-impact floors hold.
 //! - [`truth`]: the models against the true probabilities, when the data file has them.
 //! - [`report`]: models/metrics.json and the printed table.
@@ -19,6 +20,7 @@ pub mod cross_validation;
 pub mod data;
 pub mod fair_threshold;
 pub mod fit;
+pub mod out_of_fold;
 pub mod report;
 pub mod truth;
 
@@ -37,14 +39,15 @@ use credit_core::scoring::onnx_runtime::{init_runtime, OnnxScorer};
 use credit_core::training_rows::TrainingRows;
 use cross_validation::{cross_validate, CrossValidationReport, FoldSummary};
 use data::{OutcomeChoice, TrainingData};
-use fair_threshold::{Floors, Prediction, ThresholdChoice};
+use fair_threshold::{Floors, ThresholdChoice};
 use fit::{fit, FitOptions, FitResult, SplitIndices, TestScores};
+use out_of_fold::Prediction;
 use report::{
     BalancingComparison, BalancingSummary, DataSummary, OutcomeSummary, ParitySummary,
     ProtectedInputsComparison, ProtectedInputsFigures, SchemaSummary, SplitSummary, TrainingReport,
 };
 use std::path::{Path, PathBuf};
-use truth::{FoldsComparison, TestComparison, TrueProbabilities, TrueProbabilityReport};
+use truth::{FoldAucs, FoldsComparison, TestComparison, TrueProbabilities, TrueProbabilityReport};
 
 /// Largest difference between ONNX Runtime and the trainer's forward pass that the run accepts.
 /// Float32 kernels differ in summation order and activation approximations by ~1e-7; anything
@@ -429,7 +432,18 @@ fn compare_with_truth(
             result.lstm.test.roc_auc,
             result.logistic.test.roc_auc,
         ),
-        cross_validation: cross_validation.and_then(|cv| FoldsComparison::of(&cv.per_fold)),
+        cross_validation: cross_validation.and_then(|cv| {
+            let folds: Vec<FoldAucs> = cv
+                .per_fold
+                .iter()
+                .map(|fold| FoldAucs {
+                    true_probability: fold.true_probability,
+                    lstm_auc: fold.lstm_auc,
+                    logistic_auc: fold.logistic_auc,
+                })
+                .collect();
+            FoldsComparison::of(&folds)
+        }),
     }))
 }
 

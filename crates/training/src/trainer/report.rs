@@ -4,17 +4,16 @@
 //! the command that produced it, never a number typed by hand.
 
 use super::balance::{Balancing, FieldNeighbourMix};
-use super::cross_validation::{
-    CrossValidationReport, ModelSpread, PooledOutOfFold, Spread, ThresholdTradeoff,
-};
+use super::cross_validation::{CrossValidationReport, ModelSpread, PooledOutOfFold};
 use super::data::BadRow;
 use super::fair_threshold::{FloorOutcome, Floors, ThresholdChoice};
 use super::fit::SplitReports;
+use super::out_of_fold::ThresholdTradeoff;
 use super::truth::TrueProbabilityReport;
 use crate::network::NetworkConfig;
 use crate::plots::LearningCurve;
 use crate::training::TrainingConfig;
-use credit_core::evaluation::{CalibrationReport, ClassificationReport, CostMatrix};
+use credit_core::evaluation::{CalibrationReport, ClassificationReport, CostMatrix, Spread};
 use credit_core::fairness::FairnessReport;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -391,7 +390,7 @@ fn render_pooled(table: &mut String, pooled: &PooledOutOfFold) {
     render_tradeoff(table, &pooled.fairness_by_threshold);
     if let Some(nested) = &pooled.floors {
         let thresholds: Vec<f64> = nested.thresholds.iter().map(|&t| f64::from(t)).collect();
-        let spread = super::cross_validation::Spread::of(&thresholds);
+        let spread = Spread::of(&thresholds);
         let _ = writeln!(
             table,
             "under the floors ({}), each fold at the threshold they pick from the other rows' predictions: threshold {:.3} ± {:.3} ({} of {} folds raised), approved {:.3}, cost {:.3}",

@@ -6,8 +6,7 @@
 //! split, and each cross-validation fold's test rows), with the gap between them, and the mean
 //! true probability next to the observed bad rate, which says how far luck moved the outcomes.
 
-use super::cross_validation::{FoldSummary, Spread};
-use credit_core::evaluation::{roc_auc, MetricsError};
+use credit_core::evaluation::{roc_auc, MetricsError, Spread};
 use serde::{Deserialize, Serialize};
 
 /// The true probabilities of some rows against the outcomes drawn from them.
@@ -81,9 +80,18 @@ pub struct FoldsComparison {
     pub logistic_gap: Spread,
 }
 
+/// What the comparison reads of one fold: its test rows' true probabilities and both models'
+/// AUC on them.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldAucs {
+    pub true_probability: Option<TrueProbabilities>,
+    pub lstm_auc: Option<f64>,
+    pub logistic_auc: Option<f64>,
+}
+
 impl FoldsComparison {
     /// The comparison over `folds`; `None` when a fold has no true probabilities.
-    pub fn of(folds: &[FoldSummary]) -> Option<Self> {
+    pub fn of(folds: &[FoldAucs]) -> Option<Self> {
         let truths: Vec<TrueProbabilities> = folds
             .iter()
             .map(|fold| fold.true_probability)
@@ -94,7 +102,7 @@ impl FoldsComparison {
             .iter()
             .map(|truth| truth.mean_true_probability * truth.rows as f64)
             .sum();
-        let spread = |value: &dyn Fn(&FoldSummary, &TrueProbabilities) -> Option<f64>| {
+        let spread = |value: &dyn Fn(&FoldAucs, &TrueProbabilities) -> Option<f64>| {
             let values: Vec<f64> = folds
                 .iter()
                 .zip(&truths)
@@ -179,26 +187,11 @@ mod tests {
         assert!(close(figures.observed_bad_rate, 0.0));
     }
 
-    fn fold(number: usize, truth: &[f64], bad: &[bool], lstm: f64, logistic: f64) -> FoldSummary {
-        FoldSummary {
-            seed: 1,
-            fold: number,
-            test_rows: truth.len(),
-            lstm_auc: Some(lstm),
-            lstm_cost: 0.0,
-            lstm_threshold: 0.5,
-            lstm_train_test_auc_gap: None,
-            lstm_best_epoch: 1,
-            lstm_ece: 0.0,
-            lstm_brier: 0.0,
-            lstm_mean_predicted: 0.0,
-            observed_bad_rate: 0.0,
-            logistic_auc: Some(logistic),
-            logistic_cost: 0.0,
-            logistic_ece: 0.0,
-            logistic_brier: 0.0,
-            seconds: 0.0,
+    fn fold(truth: &[f64], bad: &[bool], lstm: f64, logistic: f64) -> FoldAucs {
+        FoldAucs {
             true_probability: Some(TrueProbabilities::of(truth, bad).unwrap()),
+            lstm_auc: Some(lstm),
+            logistic_auc: Some(logistic),
         }
     }
 
@@ -207,8 +200,8 @@ mod tests {
         let (truth, bad) = four_rows();
         // The second fold's probabilities rank both of its pairs right: AUC 1.
         let folds = [
-            fold(1, &truth, &bad, 0.5, 0.75),
-            fold(2, &[0.6, 0.2, 0.1], &[true, false, false], 0.5, 0.25),
+            fold(&truth, &bad, 0.5, 0.75),
+            fold(&[0.6, 0.2, 0.1], &[true, false, false], 0.5, 0.25),
         ];
         let comparison = FoldsComparison::of(&folds).unwrap();
         assert_eq!(
@@ -231,7 +224,7 @@ mod tests {
     #[test]
     fn folds_without_true_probabilities_give_no_comparison() {
         let (truth, bad) = four_rows();
-        let mut folds = [fold(1, &truth, &bad, 0.5, 0.5)];
+        let mut folds = [fold(&truth, &bad, 0.5, 0.5)];
         folds[0].true_probability = None;
         assert_eq!(FoldsComparison::of(&folds), None);
     }
