@@ -3,13 +3,15 @@
 //! ```json
 //! {"application_id":"app-000001","decision":"bad","probability_bad":0.61,
 //!  "threshold":0.35,"model_version":"lstm-3f2a...","scored_at":"2024-05-01T12:00:00.123Z",
-//!  "reasons":[{"code":"DURATION_MONTHS","field":"duration_months","label":"Duration in months",
+//!  "reasons":[{"code":"DURATION_MONTHS","statement":"Duration in months",
+//!              "field":"duration_months","label":"Duration in months",
 //!              "value":48,"reference":18,"contribution":0.74}, ...]}
 //! ```
 //!
 //! `reasons` (see [`crate::explain`]) is there when the service publishes reasons: the fields
-//! that raised the probability of `bad` most, largest first, each with the applicant's value
-//! (and a category's label), the reference applicant's value and the rise in log-odds.
+//! that raised the probability of `bad` most, largest first, each with the lender's reason code
+//! and adverse-action statement from the schema, the applicant's value (and a category's
+//! label), the reference applicant's value and the rise in log-odds.
 //!
 //! Encoding writes into a caller-owned buffer, so the publishing thread reuses one allocation
 //! for every record it publishes.
@@ -110,7 +112,8 @@ impl Serialize for PublishedReason<'_> {
         };
         let value = value_of(self.applicant);
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("code", &ReasonCode(&field.name))?;
+        map.serialize_entry("code", &field.reason_code)?;
+        map.serialize_entry("statement", &field.reason_statement)?;
         map.serialize_entry("field", &field.name)?;
         map.serialize_entry("label", &field.label)?;
         map.serialize_entry("value", &wire(field, value))?;
@@ -124,23 +127,6 @@ impl Serialize for PublishedReason<'_> {
         map.serialize_entry("reference", &wire(field, value_of(self.reference)))?;
         map.serialize_entry("contribution", &self.reason.contribution)?;
         map.end()
-    }
-}
-
-/// A reason's stable code: its field's name in capitals, as stable as the schema's field names.
-struct ReasonCode<'a>(&'a str);
-
-impl Serialize for ReasonCode<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl std::fmt::Display for ReasonCode<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0
-            .chars()
-            .try_for_each(|c| f.write_char(c.to_ascii_uppercase()))
     }
 }
 
@@ -168,7 +154,10 @@ pub struct OwnedDecision {
 /// A decoded reason.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OwnedReason {
+    /// The lender's reason code (the schema's `reason_code`, by default the field in capitals).
     pub code: String,
+    /// The adverse-action statement (the schema's `reason`, by default the field's label).
+    pub statement: String,
     pub field: String,
     pub label: String,
     /// The applicant's value as on the wire (`null` when missing).
@@ -302,14 +291,15 @@ mod tests {
         let applicant_json: serde_json::Value =
             serde_json::from_slice(&rows[0].to_json(&schema)).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].code, "DURATION_MONTHS");
+        assert_eq!(got[0].code, field("duration_months").reason_code);
+        assert_eq!(got[0].statement, field("duration_months").reason_statement);
         assert_eq!(got[0].field, "duration_months");
         assert_eq!(got[0].label, field("duration_months").label);
         assert_eq!(got[0].value, applicant_json["duration_months"]);
         assert_eq!(got[0].value_label, None);
         assert_eq!(got[0].reference, reference_json["duration_months"]);
         assert_eq!(got[0].contribution, 0.5);
-        assert_eq!(got[1].code, "CHECKING_ACCOUNT");
+        assert_eq!(got[1].code, field("checking_account").reason_code);
         let value = applicant_json["checking_account"].as_str().unwrap();
         let FieldKind::Category { categories } = &field("checking_account").kind else {
             panic!("checking_account is a category");

@@ -1476,7 +1476,8 @@ pub async fn decisions_carry_the_models_own_reasons<B: TestBroker>(
                         ensure!(
                             reason.field == wanted.name
                                 && reason.label == wanted.label
-                                && reason.code == wanted.name.to_ascii_uppercase()
+                                && reason.code == wanted.reason_code
+                                && reason.statement == wanted.reason_statement
                                 && (f64::from(reason.contribution) - contribution).abs() < 1e-4,
                             "{key}: published {reason:?}, expected `{}` contributing {contribution}",
                             wanted.name

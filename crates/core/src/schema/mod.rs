@@ -20,6 +20,9 @@ use std::path::Path;
 
 /// Longest field name, in bytes: names go into headers and log lines.
 const MAX_NAME_BYTES: usize = 64;
+/// Longest `reason_code` and `reason` a schema may give a field.
+const MAX_REASON_CODE_BYTES: usize = 32;
+const MAX_REASON_BYTES: usize = 200;
 /// Most fields a schema may have (the decoder keeps a bit per field).
 pub const MAX_FIELDS: usize = 256;
 
@@ -79,6 +82,12 @@ pub struct Field {
     /// The lowest adverse-impact ratio the lender accepts for any group of this protected
     /// field: the trainer raises the common threshold until every group meets it.
     pub min_impact_ratio: Option<f64>,
+    /// The lender's code for this field as a principal reason of a decline (`reason_code`;
+    /// default: the name in capitals).
+    pub reason_code: String,
+    /// The adverse-action statement for this field as a principal reason (`reason`, such as
+    /// "Excessive obligations in relation to income"; default: the label).
+    pub reason_statement: String,
 }
 
 /// A field's type, with its allowed values.
@@ -447,6 +456,8 @@ struct RawField {
     bad: Option<String>,
     bands: Option<Vec<Bound>>,
     min_impact_ratio: Option<f64>,
+    reason_code: Option<String>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -577,12 +588,45 @@ impl RawField {
                 ));
             }
         }
+        let reads = match role {
+            Role::Input => true,
+            Role::Protected { model_input } => model_input,
+            _ => false,
+        };
+        if let Some(code) = &self.reason_code {
+            if !reads {
+                note(
+                    "`reason_code` is only for fields the model reads: others are never a reason"
+                        .into(),
+                );
+            } else if !is_reason_code(code) {
+                note(format!(
+                    "`reason_code = \"{code}\"` must be 1 to {MAX_REASON_CODE_BYTES} letters, \
+                     digits, `_`, `-` or `.`"
+                ));
+            }
+        }
+        if let Some(statement) = &self.reason {
+            if !reads {
+                note(
+                    "`reason` is only for fields the model reads: others are never a reason".into(),
+                );
+            } else if statement.trim().is_empty() || statement.len() > MAX_REASON_BYTES {
+                note(format!(
+                    "`reason` must be a statement of 1 to {MAX_REASON_BYTES} bytes"
+                ));
+            }
+        }
         if problems.len() > before {
             return None;
         }
         Some(Field {
             bands,
             min_impact_ratio: self.min_impact_ratio,
+            reason_code: self
+                .reason_code
+                .unwrap_or_else(|| self.name.to_ascii_uppercase()),
+            reason_statement: self.reason.unwrap_or_else(|| label.clone()),
             column: self.column.unwrap_or_else(|| self.name.clone()),
             name: self.name,
             label,
@@ -679,6 +723,14 @@ impl RawField {
             }
         }
     }
+}
+
+/// A lender's reason code: short, printable, no spaces (it is matched, not read).
+fn is_reason_code(code: &str) -> bool {
+    (1..=MAX_REASON_CODE_BYTES).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -815,6 +867,63 @@ mod tests {
         assert!(protected(&variant).iter().all(|(_, input)| *input));
         assert_eq!(protected(&variant).len(), 3);
         assert_ne!(variant.fingerprint(), schema.fingerprint());
+    }
+
+    #[test]
+    fn a_reason_code_and_statement_are_the_lenders_or_default_to_the_name_and_label() {
+        let base = |income: &str, sex: &str| {
+            format!(
+                "name = \"x\"\n[[field]]\nname = \"income\"\nlabel = \"Income\"\ntype = \"number\"\n\
+                 min = 0\nmax = 1e7\n{income}\n[[field]]\nname = \"debt_ratio\"\n\
+                 label = \"Debt ratio\"\ntype = \"number\"\nmin = 0\nmax = 1\n[[field]]\n\
+                 name = \"sex\"\nlabel = \"Sex\"\ntype = \"category\"\n\
+                 categories = [{{ value = \"f\", label = \"F\" }}, {{ value = \"m\", label = \"M\" }}]\n\
+                 role = \"protected\"\n{sex}\n"
+            )
+        };
+        let schema = Schema::parse(
+            &base(
+                "reason_code = \"R22\"\nreason = \"Insufficient income\"",
+                "",
+            ),
+            "test.toml",
+        )
+        .unwrap();
+        let income = &schema.fields()[0];
+        assert_eq!(income.reason_code, "R22");
+        assert_eq!(income.reason_statement, "Insufficient income");
+        let debt = &schema.fields()[1];
+        assert_eq!(debt.reason_code, "DEBT_RATIO");
+        assert_eq!(debt.reason_statement, "Debt ratio");
+        for (income, sex, field, words) in [
+            ("reason_code = \"R 22\"", "", "income", "letters, digits"),
+            ("reason_code = \"\"", "", "income", "letters, digits"),
+            ("reason = \" \"", "", "income", "a statement of 1 to"),
+            (
+                "",
+                "reason_code = \"S1\"",
+                "sex",
+                "only for fields the model reads",
+            ),
+            (
+                "",
+                "reason = \"Sex\"",
+                "sex",
+                "only for fields the model reads",
+            ),
+        ] {
+            let found = problems(&base(income, sex));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.field == field && p.problem.contains(words)),
+                "{income} {sex}: {found:?}"
+            );
+        }
+        // A protected field the schema lets the model read may be a reason.
+        let allowed = base("", "model_input = true\nreason_code = \"S1\"");
+        let schema = Schema::parse(&allowed, "test.toml").unwrap();
+        assert_eq!(schema.fields()[2].reason_code, "S1");
     }
 
     #[test]
