@@ -129,13 +129,12 @@ fn a_resumed_run_reports_the_same_groups_as_an_uninterrupted_one() {
 }
 
 #[test]
-fn the_retail_loan_book_is_reported_by_age_band() {
+fn the_retail_loan_book_is_reported_by_its_schemas_age_bands_or_a_runs_own() {
     let model = BackfillModel::load(&root().join("models/retail-loan"), None, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("scored.jsonl");
     let input = root().join("data/retail_loan_book.csv");
-    let bands: &[(&str, &[f64])] = &[("age_years", &[25.0, 35.0, 50.0, 65.0])];
-    let summary = credit_backfill::run(&options(&input, &output, bands), &model, &|_| {}).unwrap();
+    let summary = credit_backfill::run(&options(&input, &output, &[]), &model, &|_| {}).unwrap();
     println!("{summary}");
     let report = summary.fairness.as_ref().unwrap();
     assert_eq!(report.fields.len(), 1);
@@ -143,19 +142,26 @@ fn the_retail_loan_book_is_reported_by_age_band() {
     // The book's 4,000 test rows; the 16,000 the model was fitted or calibrated on are left out.
     assert_eq!(summary.training_rows.held_out, 4_000);
     assert_consistent(report, 4_000);
-    let groups: Vec<&str> = report.fields[0]
-        .groups
-        .iter()
-        .map(|g| g.group.as_str())
-        .collect();
-    assert_eq!(groups[..5], ["<25", "25-34", "35-49", "50-64", ">=65"]);
+    let groups = |report: &FairnessReport| -> Vec<String> {
+        report.fields[0]
+            .groups
+            .iter()
+            .map(|g| g.group.clone())
+            .collect()
+    };
+    assert_eq!(
+        groups(report)[..5],
+        ["<25", "25-34", "35-49", "50-64", ">=65"]
+    );
 
-    let unbanded = credit_backfill::run(
-        &options(&input, &dir.path().join("unbanded.jsonl"), &[]),
+    let bands: &[(&str, &[f64])] = &[("age_years", &[30.0, 60.0])];
+    let rebanded = credit_backfill::run(
+        &options(&input, &dir.path().join("rebanded.jsonl"), bands),
         &model,
         &|_| {},
     )
     .unwrap();
-    let report = unbanded.fairness.unwrap();
-    assert_eq!(report.fields[0].groups[0].group, "all");
+    let report = rebanded.fairness.unwrap();
+    assert_consistent(&report, 4_000);
+    assert_eq!(groups(&report)[..3], ["<30", "30-59", ">=60"]);
 }
