@@ -11,12 +11,19 @@
 //! train on its row. [`nested`] says what the rule does to applicants it did not see: each fold
 //! is decided at the threshold the rule picks from the predictions of every other row, over
 //! every seed, so that its choice sees nearly as many predictions as the shipped one does.
+//! Drawing the applicants again ([`intervals`]) shows how much of that figure is the sample's.
 
 use super::out_of_fold::{decide_at, Prediction, ThresholdTradeoff};
 use credit_core::evaluation::{midpoint_above, CostMatrix};
 use credit_core::fairness::{FairnessCounts, FairnessReport, ProtectedGroups};
 use credit_core::schema::{Role, Schema};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// Bootstrap resamples of the applicants behind each [`RatioInterval`], and their seed.
+const RESAMPLES: usize = 1000;
+const RESAMPLE_SEED: u64 = 2026;
 
 /// The protected fields with a floor on their adverse-impact ratio.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,6 +146,24 @@ pub struct NestedFloors {
     /// Average cost per applicant under the run's cost matrix.
     pub cost: f64,
     pub fairness: FairnessReport,
+    /// Per floor, how its field's lowest ratio varies over resamples of the applicants.
+    #[serde(default)]
+    pub intervals: Vec<RatioInterval>,
+}
+
+/// How a field's lowest adverse-impact ratio varies when the applicants are drawn again with
+/// replacement (each with all its predictions), the decisions kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatioInterval {
+    pub field: String,
+    /// On the applicants as they are.
+    pub lowest_ratio: Option<f64>,
+    /// The 2.5th and 97.5th percentiles over the resamples.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    /// Share of the resamples in which the ratio is at or above the floor.
+    pub meets_floor: f64,
+    pub resamples: usize,
 }
 
 /// [`NestedFloors`] of `predictions`; `own[seed * folds + fold]` is each fold's own threshold.
@@ -153,6 +178,7 @@ pub(crate) fn nested(
     let mut thresholds = Vec::with_capacity(own.len());
     let mut counts = groups.counts();
     let (mut approved, mut total_cost) = (0usize, 0.0);
+    let mut decided = Vec::with_capacity(predictions.len());
     let rows = predictions.iter().map(|p| p.row + 1).max().unwrap_or(0);
     for (index, &own_threshold) in own.iter().enumerate() {
         let (seed, fold) = (index / folds.max(1), index % folds.max(1));
@@ -179,8 +205,14 @@ pub(crate) fn nested(
             approved += usize::from(!decided_bad);
             total_cost += cost.of(decided_bad, p.bad);
             groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
+            decided.push(Decided {
+                row: p.row,
+                groups: groups.groups_of(p.applicant),
+                bad: decided_bad,
+            });
         }
     }
+    let fairness = counts.report();
     let rows = predictions.len().max(1) as f64;
     NestedFloors {
         floors: floors.clone(),
@@ -188,8 +220,86 @@ pub(crate) fn nested(
         thresholds,
         approval_rate: approved as f64 / rows,
         cost: total_cost / rows,
-        fairness: counts.report(),
+        intervals: intervals(floors, groups, &decided, &fairness),
+        fairness,
     }
+}
+
+/// One decided prediction: its row, the row's group in each protected field, the decision.
+struct Decided {
+    row: usize,
+    groups: Vec<usize>,
+    bad: bool,
+}
+
+/// [`RatioInterval`] of each floor over [`RESAMPLES`] draws of the rows of `decided`.
+fn intervals(
+    floors: &Floors,
+    groups: &ProtectedGroups,
+    decided: &[Decided],
+    report: &FairnessReport,
+) -> Vec<RatioInterval> {
+    let rows = decided.iter().map(|d| d.row + 1).max().unwrap_or(0);
+    let mut by_row: Vec<Vec<usize>> = vec![Vec::new(); rows];
+    for (i, d) in decided.iter().enumerate() {
+        by_row[d.row].push(i);
+    }
+    by_row.retain(|predictions| !predictions.is_empty());
+    let mut rng = ChaCha8Rng::seed_from_u64(RESAMPLE_SEED);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); floors.0.len()];
+    for _ in 0..RESAMPLES {
+        if by_row.is_empty() {
+            break;
+        }
+        let mut counts = groups.counts();
+        for _ in 0..by_row.len() {
+            for &i in &by_row[rng.gen_range(0..by_row.len())] {
+                counts.add(&decided[i].groups, decided[i].bad, 0.0, None);
+            }
+        }
+        let resampled = counts.report();
+        for (floor, sample) in floors.0.iter().zip(&mut samples) {
+            if let Some(ratio) = lowest_ratio(&resampled, &floor.field) {
+                sample.push(ratio);
+            }
+        }
+    }
+    floors
+        .0
+        .iter()
+        .zip(samples)
+        .map(|(floor, mut sample)| {
+            sample.sort_by(f64::total_cmp);
+            let percentile = |q: f64| {
+                let last = sample.len().checked_sub(1)?;
+                Some(sample[(last as f64 * q).round() as usize])
+            };
+            let meeting = sample
+                .iter()
+                .filter(|&&ratio| ratio >= floor.min_impact_ratio)
+                .count();
+            RatioInterval {
+                field: floor.field.clone(),
+                lowest_ratio: lowest_ratio(report, &floor.field),
+                low: percentile(0.025),
+                high: percentile(0.975),
+                meets_floor: meeting as f64 / sample.len().max(1) as f64,
+                resamples: sample.len(),
+            }
+        })
+        .collect()
+}
+
+/// The lowest adverse-impact ratio among `field`'s groups in `report`.
+fn lowest_ratio(report: &FairnessReport, field: &str) -> Option<f64> {
+    report
+        .fields
+        .iter()
+        .find(|f| f.field == field)?
+        .groups
+        .iter()
+        .filter_map(|g| g.adverse_impact_ratio)
+        .min_by(f64::total_cmp)
 }
 
 /// How the shipped threshold was chosen.
@@ -403,5 +513,49 @@ mod tests {
             .map(|g| g.count)
             .sum();
         assert_eq!(counted, 20);
+        let interval = &result.intervals[0];
+        assert_eq!(interval.resamples, RESAMPLES);
+        assert_eq!(
+            interval.lowest_ratio,
+            lowest_ratio(&result.fairness, "group")
+        );
+        let (low, high) = (interval.low.unwrap(), interval.high.unwrap());
+        assert!(low <= high && high <= 1.0, "{interval:?}");
+    }
+
+    #[test]
+    fn resampling_cannot_move_a_ratio_every_group_shares_and_finds_a_group_never_approved() {
+        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
+        let (floors, groups) = (
+            Floors::of(&schema),
+            ProtectedGroups::new(&schema, &[]).unwrap(),
+        );
+        let decide = |bad_of: &dyn Fn(usize) -> bool| -> Vec<Decided> {
+            (0..20)
+                .map(|row| Decided {
+                    row,
+                    groups: vec![row / 10],
+                    bad: bad_of(row),
+                })
+                .collect()
+        };
+        let interval = |decided: &[Decided]| {
+            let mut counts = groups.counts();
+            for d in decided {
+                counts.add(&d.groups, d.bad, 0.0, None);
+            }
+            intervals(&floors, &groups, decided, &counts.report()).remove(0)
+        };
+        // Every applicant approved: every resample's ratio is 1.
+        let all = interval(&decide(&|_| false));
+        assert_eq!(
+            (all.low, all.high, all.meets_floor),
+            (Some(1.0), Some(1.0), 1.0)
+        );
+        // Group b never approved: its ratio is 0 whenever a resample holds it.
+        let none_of_b = interval(&decide(&|row| row >= 10));
+        assert_eq!(none_of_b.lowest_ratio, Some(0.0));
+        assert_eq!(none_of_b.high, Some(0.0));
+        assert_eq!(none_of_b.meets_floor, 0.0);
     }
 }

@@ -402,6 +402,18 @@ fn render_pooled(table: &mut String, pooled: &PooledOutOfFold) {
             nested.approval_rate,
             nested.cost,
         );
+        for interval in &nested.intervals {
+            let _ = writeln!(
+                table,
+                "  {} lowest ratio {}: 95% interval {}-{} over {} resamples of the applicants, at or above the floor in {:.0}% of them",
+                interval.field,
+                ratio(interval.lowest_ratio),
+                ratio(interval.low),
+                ratio(interval.high),
+                interval.resamples,
+                100.0 * interval.meets_floor,
+            );
+        }
         render_fairness(
             table,
             "CV pooled out of fold, under the floors, each fold at the threshold the other rows pick",
