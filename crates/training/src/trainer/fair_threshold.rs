@@ -378,6 +378,16 @@ mod tests {
         categories = [{ value = "a", label = "A" }, { value = "b", label = "B" }]
     "#;
 
+    /// The test schema, its one floor and its groups.
+    fn floored() -> (Schema, Floors, ProtectedGroups) {
+        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
+        let (floors, groups) = (
+            Floors::of(&schema),
+            ProtectedGroups::new(&schema, &[]).unwrap(),
+        );
+        (schema, floors, groups)
+    }
+
     fn applicant(schema: &Schema, group: usize) -> Applicant {
         Applicant::from_values(
             schema,
@@ -426,10 +436,8 @@ mod tests {
 
     #[test]
     fn the_lowest_threshold_meeting_the_floor_is_found_and_nothing_lower_meets_it() {
-        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
-        let floors = Floors::of(&schema);
+        let (schema, floors, groups) = floored();
         assert_eq!(floors.0.len(), 1);
-        let groups = ProtectedGroups::new(&schema, &[]).unwrap();
         let rows = applicants(&schema);
         let predictions = predictions(&rows);
         let from = 0.3;
@@ -452,11 +460,7 @@ mod tests {
 
     #[test]
     fn the_choice_says_whether_the_floors_raised_the_threshold_or_were_not_checked() {
-        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
-        let (floors, groups) = (
-            Floors::of(&schema),
-            ProtectedGroups::new(&schema, &[]).unwrap(),
-        );
+        let (schema, floors, groups) = floored();
         let rows = applicants(&schema);
         let predictions = predictions(&rows);
         let cost = CostMatrix::GERMAN_CREDIT;
@@ -480,11 +484,7 @@ mod tests {
 
     #[test]
     fn nested_decides_each_fold_at_the_threshold_chosen_on_the_other_rows() {
-        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
-        let (floors, groups) = (
-            Floors::of(&schema),
-            ProtectedGroups::new(&schema, &[]).unwrap(),
-        );
+        let (schema, floors, groups) = floored();
         let rows = applicants(&schema);
         let predictions = predictions(&rows);
         let cost = CostMatrix::GERMAN_CREDIT;
@@ -525,11 +525,7 @@ mod tests {
 
     #[test]
     fn resampling_cannot_move_a_ratio_every_group_shares_and_finds_a_group_never_approved() {
-        let schema = Schema::parse(SCHEMA, "test.toml").unwrap();
-        let (floors, groups) = (
-            Floors::of(&schema),
-            ProtectedGroups::new(&schema, &[]).unwrap(),
-        );
+        let (_, floors, groups) = floored();
         let decide = |bad_of: &dyn Fn(usize) -> bool| -> Vec<Decided> {
             (0..20)
                 .map(|row| Decided {
