@@ -326,6 +326,16 @@ pub struct FieldFairness {
     pub groups: Vec<GroupFairness>,
 }
 
+impl FieldFairness {
+    /// The group with the lowest adverse-impact ratio (a group without one counts as highest).
+    pub fn lowest_group(&self) -> Option<&GroupFairness> {
+        self.groups.iter().min_by(|a, b| {
+            let ratio = |g: &GroupFairness| g.adverse_impact_ratio.unwrap_or(f64::INFINITY);
+            ratio(a).total_cmp(&ratio(b))
+        })
+    }
+}
+
 /// One group's figures; a rate whose denominator is zero is `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupFairness {

@@ -13,7 +13,7 @@
 use super::data::TrainingData;
 use super::fair_threshold::{self, Floors, NestedFloors};
 use super::fit::{fit, FitError, FitOptions, SplitIndices};
-use super::out_of_fold::{decide_at, Prediction, ThresholdTradeoff};
+use super::out_of_fold::{decide, decide_at, Prediction, ThresholdTradeoff};
 use super::truth::TrueProbabilities;
 use crate::split::{stratified_k_fold, stratified_split};
 use credit_core::evaluation::{
@@ -152,9 +152,7 @@ struct Pool<'d> {
     logistic: Vec<f32>,
     /// Each fold's own threshold, seed by seed.
     thresholds: Vec<f32>,
-    cost: f64,
     groups: ProtectedGroups,
-    fairness: credit_core::fairness::FairnessCounts,
 }
 
 impl Pool<'_> {
@@ -190,8 +188,6 @@ pub(crate) fn cross_validate<'d>(
         lstm: Vec::new(),
         logistic: Vec::new(),
         thresholds: Vec::new(),
-        cost: 0.0,
-        fairness: groups.counts(),
         groups,
     };
     let mut per_fold = Vec::with_capacity(k * seeds.len());
@@ -244,25 +240,15 @@ pub(crate) fn cross_validate<'d>(
             let threshold = result.lstm.threshold;
             pool.thresholds.push(threshold);
             for (position, &i) in split.test.iter().enumerate() {
-                let score = result.test_scores.lstm[position];
-                let decided_bad = score >= threshold;
                 pool.lstm.push(Prediction {
                     row: i,
-                    score,
+                    score: result.test_scores.lstm[position],
                     bad: labels[i],
                     applicant: &rows[i].applicant,
                     seed: seed_index,
                     fold,
                 });
                 pool.logistic.push(result.test_scores.logistic[position]);
-                pool.cost += cost.of(decided_bad, labels[i]);
-                pool.groups.add(
-                    &mut pool.fairness,
-                    &rows[i].applicant,
-                    decided_bad,
-                    score,
-                    Some(labels[i]),
-                );
             }
             let calibration = |reports: &super::fit::SplitReports| {
                 reports.calibration.as_ref().map(|c| c.test.clone())
@@ -306,12 +292,15 @@ pub(crate) fn cross_validate<'d>(
     };
     let pooled_labels = pool.labels();
     let floors = Floors::of(schema);
+    let at_own = decide(&pool.groups, &pool.lstm, cost, |p| {
+        pool.thresholds[p.seed * k + p.fold]
+    });
     let pooled = PooledOutOfFold {
         predictions: pool.lstm.len(),
         lstm: CalibrationReport::evaluate(&pool.scores(), &pooled_labels, CALIBRATION_BINS)?,
         logistic: CalibrationReport::evaluate(&pool.logistic, &pooled_labels, CALIBRATION_BINS)?,
-        lstm_cost: pool.cost / pool.lstm.len().max(1) as f64,
-        fairness: (!pool.groups.is_empty()).then(|| pool.fairness.report()),
+        lstm_cost: at_own.cost,
+        fairness: (!pool.groups.is_empty()).then_some(at_own.fairness),
         fairness_by_threshold: threshold_tradeoff(&pool.groups, &pool.lstm, cost),
         floors: (!floors.is_empty()).then(|| {
             fair_threshold::nested(&floors, &pool.groups, &pool.lstm, &pool.thresholds, k, cost)

@@ -13,7 +13,7 @@
 //! every seed, so that its choice sees nearly as many predictions as the shipped one does.
 //! Drawing the applicants again ([`intervals`]) shows how much of that figure is the sample's.
 
-use super::out_of_fold::{decide_at, Prediction, ThresholdTradeoff};
+use super::out_of_fold::{decide, decide_at, Prediction, ThresholdTradeoff};
 use credit_core::evaluation::{midpoint_above, CostMatrix};
 use credit_core::fairness::{FairnessCounts, FairnessReport, ProtectedGroups};
 use credit_core::schema::{Role, Schema};
@@ -176,9 +176,6 @@ pub(crate) fn nested(
     cost: &CostMatrix,
 ) -> NestedFloors {
     let mut thresholds = Vec::with_capacity(own.len());
-    let mut counts = groups.counts();
-    let (mut approved, mut total_cost) = (0usize, 0.0);
-    let mut decided = Vec::with_capacity(predictions.len());
     let rows = predictions.iter().map(|p| p.row + 1).max().unwrap_or(0);
     for (index, &own_threshold) in own.iter().enumerate() {
         let (seed, fold) = (index / folds.max(1), index % folds.max(1));
@@ -194,55 +191,46 @@ pub(crate) fn nested(
             .filter(|p| !in_fold[p.row])
             .copied()
             .collect();
-        let threshold =
-            lowest_meeting(floors, groups, &others, own_threshold).unwrap_or(own_threshold);
-        thresholds.push(threshold);
-        for p in predictions
-            .iter()
-            .filter(|p| p.seed == seed && p.fold == fold)
-        {
-            let decided_bad = p.score >= threshold;
-            approved += usize::from(!decided_bad);
-            total_cost += cost.of(decided_bad, p.bad);
-            groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
-            decided.push(Decided {
-                row: p.row,
-                groups: groups.groups_of(p.applicant),
-                bad: decided_bad,
-            });
-        }
+        thresholds
+            .push(lowest_meeting(floors, groups, &others, own_threshold).unwrap_or(own_threshold));
     }
-    let fairness = counts.report();
-    let rows = predictions.len().max(1) as f64;
+    let decisions = decide(groups, predictions, cost, |p| {
+        thresholds[p.seed * folds + p.fold]
+    });
     NestedFloors {
         floors: floors.clone(),
         raised: thresholds.iter().zip(own).filter(|(t, o)| t > o).count(),
+        approval_rate: decisions.approval_rate,
+        cost: decisions.cost,
+        intervals: intervals(
+            floors,
+            groups,
+            predictions,
+            &decisions.bad,
+            &decisions.fairness,
+        ),
+        fairness: decisions.fairness,
         thresholds,
-        approval_rate: approved as f64 / rows,
-        cost: total_cost / rows,
-        intervals: intervals(floors, groups, &decided, &fairness),
-        fairness,
     }
 }
 
-/// One decided prediction: its row, the row's group in each protected field, the decision.
-struct Decided {
-    row: usize,
-    groups: Vec<usize>,
-    bad: bool,
-}
-
-/// [`RatioInterval`] of each floor over [`RESAMPLES`] draws of the rows of `decided`.
+/// [`RatioInterval`] of each floor over [`RESAMPLES`] draws of the rows of `predictions`,
+/// each decided `bad` as `bad` says; `report` is their fairness as they are.
 fn intervals(
     floors: &Floors,
     groups: &ProtectedGroups,
-    decided: &[Decided],
+    predictions: &[Prediction<'_>],
+    bad: &[bool],
     report: &FairnessReport,
 ) -> Vec<RatioInterval> {
-    let rows = decided.iter().map(|d| d.row + 1).max().unwrap_or(0);
+    let group_of: Vec<Vec<usize>> = predictions
+        .iter()
+        .map(|p| groups.groups_of(p.applicant))
+        .collect();
+    let rows = predictions.iter().map(|p| p.row + 1).max().unwrap_or(0);
     let mut by_row: Vec<Vec<usize>> = vec![Vec::new(); rows];
-    for (i, d) in decided.iter().enumerate() {
-        by_row[d.row].push(i);
+    for (i, p) in predictions.iter().enumerate() {
+        by_row[p.row].push(i);
     }
     by_row.retain(|predictions| !predictions.is_empty());
     let mut rng = ChaCha8Rng::seed_from_u64(RESAMPLE_SEED);
@@ -254,7 +242,7 @@ fn intervals(
         let mut counts = groups.counts();
         for _ in 0..by_row.len() {
             for &i in &by_row[rng.gen_range(0..by_row.len())] {
-                counts.add(&decided[i].groups, decided[i].bad, 0.0, None);
+                counts.add(&group_of[i], bad[i], 0.0, None);
             }
         }
         let resampled = counts.report();
@@ -296,10 +284,8 @@ fn lowest_ratio(report: &FairnessReport, field: &str) -> Option<f64> {
         .fields
         .iter()
         .find(|f| f.field == field)?
-        .groups
-        .iter()
-        .filter_map(|g| g.adverse_impact_ratio)
-        .min_by(f64::total_cmp)
+        .lowest_group()?
+        .adverse_impact_ratio
 }
 
 /// How the shipped threshold was chosen.
@@ -525,31 +511,33 @@ mod tests {
 
     #[test]
     fn resampling_cannot_move_a_ratio_every_group_shares_and_finds_a_group_never_approved() {
-        let (_, floors, groups) = floored();
-        let decide = |bad_of: &dyn Fn(usize) -> bool| -> Vec<Decided> {
-            (0..20)
-                .map(|row| Decided {
-                    row,
-                    groups: vec![row / 10],
-                    bad: bad_of(row),
-                })
-                .collect()
+        let (schema, floors, groups) = floored();
+        let rows = applicants(&schema);
+        let predictions = predictions(&rows);
+        let interval = |threshold_of: &dyn Fn(&Prediction<'_>) -> f32| {
+            let decisions = decide(
+                &groups,
+                &predictions,
+                &CostMatrix::GERMAN_CREDIT,
+                threshold_of,
+            );
+            intervals(
+                &floors,
+                &groups,
+                &predictions,
+                &decisions.bad,
+                &decisions.fairness,
+            )
+            .remove(0)
         };
-        let interval = |decided: &[Decided]| {
-            let mut counts = groups.counts();
-            for d in decided {
-                counts.add(&d.groups, d.bad, 0.0, None);
-            }
-            intervals(&floors, &groups, decided, &counts.report()).remove(0)
-        };
-        // Every applicant approved: every resample's ratio is 1.
-        let all = interval(&decide(&|_| false));
+        // Every applicant approved (every score is under 1): every resample's ratio is 1.
+        let all = interval(&|_| 1.0);
         assert_eq!(
             (all.low, all.high, all.meets_floor),
             (Some(1.0), Some(1.0), 1.0)
         );
-        // Group b never approved: its ratio is 0 whenever a resample holds it.
-        let none_of_b = interval(&decide(&|row| row >= 10));
+        // Group b (rows 10 to 19) never approved: its ratio is 0 whenever a resample holds it.
+        let none_of_b = interval(&|p| if p.row >= 10 { 0.0 } else { 1.0 });
         assert_eq!(none_of_b.lowest_ratio, Some(0.0));
         assert_eq!(none_of_b.high, Some(0.0));
         assert_eq!(none_of_b.meets_floor, 0.0);

@@ -1,10 +1,10 @@
-//! Cross-validation's pooled out-of-fold predictions, and what deciding them at one threshold
-//! gives: approvals, cost and each protected field's lowest adverse-impact ratio. Both the
-//! cross-validation report and the threshold under the impact-ratio floors decide them.
+//! Cross-validation's pooled out-of-fold predictions, and what deciding them gives: approvals,
+//! cost and fairness by protected group. The cross-validation report decides them at each
+//! fold's threshold and at common ones, the impact-ratio floors at the thresholds they pick.
 
 use credit_core::applicant::Applicant;
 use credit_core::evaluation::CostMatrix;
-use credit_core::fairness::{GroupFairness, ProtectedGroups};
+use credit_core::fairness::{FairnessReport, ProtectedGroups};
 use serde::{Deserialize, Serialize};
 
 /// One pooled out-of-fold prediction.
@@ -31,6 +31,44 @@ pub struct ThresholdTradeoff {
     pub lowest_ratios: Vec<(String, String, Option<f64>)>,
 }
 
+/// Predictions decided, each at its own threshold.
+pub(crate) struct Decisions {
+    /// Whether each prediction was decided `bad`, in order.
+    pub(crate) bad: Vec<bool>,
+    pub(crate) approval_rate: f64,
+    /// Average cost per applicant under the run's cost matrix.
+    pub(crate) cost: f64,
+    pub(crate) fairness: FairnessReport,
+}
+
+/// `predictions` decided `bad` at or above `threshold_of` each.
+pub(crate) fn decide(
+    groups: &ProtectedGroups,
+    predictions: &[Prediction<'_>],
+    cost: &CostMatrix,
+    threshold_of: impl Fn(&Prediction<'_>) -> f32,
+) -> Decisions {
+    let rows = predictions.len().max(1) as f64;
+    let mut counts = groups.counts();
+    let (mut approved, mut total_cost) = (0usize, 0.0);
+    let bad = predictions
+        .iter()
+        .map(|p| {
+            let decided_bad = p.score >= threshold_of(p);
+            approved += usize::from(!decided_bad);
+            total_cost += cost.of(decided_bad, p.bad);
+            groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
+            decided_bad
+        })
+        .collect();
+    Decisions {
+        bad,
+        approval_rate: approved as f64 / rows,
+        cost: total_cost / rows,
+        fairness: counts.report(),
+    }
+}
+
 /// The pooled probabilities decided at `threshold`.
 pub(crate) fn decide_at(
     groups: &ProtectedGroups,
@@ -38,24 +76,13 @@ pub(crate) fn decide_at(
     cost: &CostMatrix,
     threshold: f32,
 ) -> ThresholdTradeoff {
-    let rows = predictions.len().max(1) as f64;
-    let mut counts = groups.counts();
-    let (mut approved, mut total_cost) = (0usize, 0.0);
-    for p in predictions {
-        let decided_bad = p.score >= threshold;
-        approved += usize::from(!decided_bad);
-        total_cost += cost.of(decided_bad, p.bad);
-        groups.add(&mut counts, p.applicant, decided_bad, p.score, Some(p.bad));
-    }
-    let lowest_ratios = counts
-        .report()
+    let decisions = decide(groups, predictions, cost, |_| threshold);
+    let lowest_ratios = decisions
+        .fairness
         .fields
-        .into_iter()
+        .iter()
         .map(|field| {
-            let lowest = field.groups.iter().min_by(|a, b| {
-                let ratio = |g: &GroupFairness| g.adverse_impact_ratio.unwrap_or(f64::INFINITY);
-                ratio(a).total_cmp(&ratio(b))
-            });
+            let lowest = field.lowest_group();
             (
                 field.field.clone(),
                 lowest.map_or_else(String::new, |g| g.group.clone()),
@@ -65,8 +92,8 @@ pub(crate) fn decide_at(
         .collect();
     ThresholdTradeoff {
         threshold,
-        approval_rate: approved as f64 / rows,
-        cost: total_cost / rows,
+        approval_rate: decisions.approval_rate,
+        cost: decisions.cost,
         lowest_ratios,
     }
 }
