@@ -131,6 +131,17 @@ pub enum Role {
     PassThrough,
 }
 
+impl Role {
+    /// Whether the model reads a field of this role.
+    pub fn is_model_input(&self) -> bool {
+        match *self {
+            Role::Input => true,
+            Role::Protected { model_input } => model_input,
+            Role::Key | Role::Label { .. } | Role::PassThrough => false,
+        }
+    }
+}
+
 /// What the preprocessor does to a numeric value before standardising it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transform {
@@ -148,11 +159,7 @@ impl Field {
 
     /// Whether the model reads this field.
     pub fn is_model_input(&self) -> bool {
-        match self.role {
-            Role::Input => true,
-            Role::Protected { model_input } => model_input,
-            Role::Key | Role::Label { .. } | Role::PassThrough => false,
-        }
+        self.role.is_model_input()
     }
 
     /// The categories of a categorical field; booleans read as `false`, `true`.
@@ -588,11 +595,7 @@ impl RawField {
                 ));
             }
         }
-        let reads = match role {
-            Role::Input => true,
-            Role::Protected { model_input } => model_input,
-            _ => false,
-        };
+        let reads = role.is_model_input();
         if let Some(code) = &self.reason_code {
             if !reads {
                 note(
