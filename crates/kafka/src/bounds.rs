@@ -13,7 +13,7 @@
 //! any record either.
 
 use crate::headers::{self, raw_headers, OriginalSizes, RawHeader};
-use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
 
 /// What a header costs beyond its name and value: the record format's length fields
 /// (librdkafka sizes them as varints of up to five bytes each).
@@ -158,12 +158,13 @@ pub fn dead_letter_copy(
 }
 
 /// The headers a decision copies from its record: all of them if they cost at most `budget`
-/// bytes, else a prefix and the headers saying so.
+/// bytes, else a prefix and the headers saying so; `None` when it has none (a record without
+/// headers may still come with an empty list, which is not worth a copy per record).
 pub fn decision_headers_copy(
     input_headers: Option<&BorrowedHeaders>,
     budget: usize,
 ) -> Option<OwnedHeaders> {
-    let input = input_headers?;
+    let input = input_headers.filter(|input| input.count() > 0)?;
     let size = measure(input, |_| false);
     if size.cost <= budget {
         return Some(input.detach());
@@ -178,7 +179,6 @@ pub fn decision_headers_copy(
 mod tests {
     use super::*;
     use crate::headers::{last_text, to_pairs};
-    use rdkafka::message::Headers;
 
     fn headers(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
         pairs.iter().fold(OwnedHeaders::new(), |h, (name, value)| {
@@ -292,6 +292,8 @@ mod tests {
         let kept = decision_headers_copy(Some(small.as_borrowed()), 1024).unwrap();
         assert_eq!(to_pairs(&kept), to_pairs(&small));
         assert!(decision_headers_copy(None, 1024).is_none());
+        let empty = OwnedHeaders::new();
+        assert!(decision_headers_copy(Some(empty.as_borrowed()), 1024).is_none());
 
         let big = vec![b'h'; 1_000_000];
         let large = headers(&[("trace-id", b"abc"), ("blob", &big)]);
