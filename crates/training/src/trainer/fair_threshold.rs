@@ -4,7 +4,8 @@
 //! no less than that share of the best-approved group's rate. The threshold stays one for all
 //! applicants (deciding by group would itself treat them differently by a protected trait);
 //! raising it approves more of every group, which lifts the lowest ratio, so the rule takes the
-//! lowest threshold at or above the cost-minimising one at which every floor holds.
+//! lowest threshold at or above the cost-minimising one from which every floor holds, at it and
+//! at every higher threshold.
 //!
 //! A validation split holds a handful of a small group's applicants, so the floors are checked
 //! on cross-validation's pooled out-of-fold predictions, each made by a model that did not
@@ -77,9 +78,14 @@ impl Floors {
     }
 }
 
-/// The lowest threshold at or above `from` at which every floor holds on `predictions`
-/// (decided `bad` at or above it); `None` when there are no predictions to check.
-pub(crate) fn lowest_meeting(
+/// The lowest threshold at or above `from` from which every floor holds on `predictions`
+/// (decided `bad` at or above it) at every higher threshold too; `None` when there are no
+/// predictions to check.
+///
+/// Why not the first threshold at which they hold: a small group's ratio wanders up and down
+/// across thresholds, so the first crossing is often a spot where the sample's noise lifts it
+/// for a step or two, and the floor fails again just above it, and on new applicants.
+pub(crate) fn lowest_steadily_meeting(
     floors: &Floors,
     groups: &ProtectedGroups,
     predictions: &[Prediction<'_>],
@@ -96,9 +102,8 @@ pub(crate) fn lowest_meeting(
     for (p, g) in predictions.iter().zip(&group_of) {
         counts.add(g, p.score >= from, p.score, None);
     }
-    if floors.hold(&counts) {
-        return Some(from);
-    }
+    // The lowest threshold seen so far from which the floors have held at every step.
+    let mut lowest = floors.hold(&counts).then_some(from);
     // Raise the threshold past one score at a time: its rows become approvals.
     let mut order: Vec<usize> = (0..predictions.len())
         .filter(|&i| predictions[i].score >= from)
@@ -112,15 +117,17 @@ pub(crate) fn lowest_meeting(
             approve(&mut counts, &group_of[order[end]]);
             end += 1;
         }
-        if floors.hold(&counts) {
-            return Some(match order.get(end) {
+        if !floors.hold(&counts) {
+            lowest = None;
+        } else if lowest.is_none() {
+            lowest = Some(match order.get(end) {
                 Some(&next) => midpoint_above(score, predictions[next].score),
                 None => score.next_up(),
             });
         }
         start = end;
     }
-    None
+    lowest
 }
 
 /// Turns one counted `bad` decision of a row in `groups` into an approval.
@@ -191,8 +198,10 @@ pub(crate) fn nested(
             .filter(|p| !in_fold[p.row])
             .copied()
             .collect();
-        thresholds
-            .push(lowest_meeting(floors, groups, &others, own_threshold).unwrap_or(own_threshold));
+        thresholds.push(
+            lowest_steadily_meeting(floors, groups, &others, own_threshold)
+                .unwrap_or(own_threshold),
+        );
     }
     let decisions = decide(groups, predictions, cost, |p| {
         thresholds[p.seed * folds + p.fold]
@@ -326,7 +335,8 @@ pub(crate) fn choose(
     cost_minimising: f32,
     cost: &CostMatrix,
 ) -> ThresholdChoice {
-    let lowest = predictions.and_then(|p| lowest_meeting(floors, groups, p, cost_minimising));
+    let lowest =
+        predictions.and_then(|p| lowest_steadily_meeting(floors, groups, p, cost_minimising));
     let (outcome, shipped) = match lowest {
         _ if floors.is_empty() => (FloorOutcome::NoFloors, cost_minimising),
         None => (FloorOutcome::NotChecked, cost_minimising),
@@ -428,7 +438,7 @@ mod tests {
         let predictions = predictions(&rows);
         let from = 0.3;
         assert!(ratio_at(&rows, from) < 0.8);
-        let chosen = lowest_meeting(&floors, &groups, &predictions, from).unwrap();
+        let chosen = lowest_steadily_meeting(&floors, &groups, &predictions, from).unwrap();
         assert!(chosen > from);
         assert!(ratio_at(&rows, chosen) >= 0.8, "{chosen}");
         // A lower threshold that meets the floor decides every applicant as the choice does.
@@ -439,9 +449,31 @@ mod tests {
         }
         // A threshold that already meets it is kept.
         assert_eq!(
-            lowest_meeting(&floors, &groups, &predictions, chosen),
+            lowest_steadily_meeting(&floors, &groups, &predictions, chosen),
             Some(chosen)
         );
+    }
+
+    #[test]
+    fn a_threshold_where_the_floor_holds_only_until_the_next_dip_is_passed_over() {
+        let (schema, floors, groups) = floored();
+        // Group b's ratio reaches the floor at 0.32, falls under it again from 0.4 to 0.62 and
+        // holds from 0.62 on.
+        let a = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55];
+        let b = [0.05, 0.06, 0.07, 0.32, 0.33, 0.6, 0.61, 0.62, 0.63, 0.64];
+        let rows: Vec<(f32, Applicant)> = a
+            .iter()
+            .map(|&score| (score, applicant(&schema, 0)))
+            .chain(b.iter().map(|&score| (score, applicant(&schema, 1))))
+            .collect();
+        assert!(ratio_at(&rows, 0.325) >= 0.8 && ratio_at(&rows, 0.45) < 0.8);
+        let predictions = predictions(&rows);
+        let chosen = lowest_steadily_meeting(&floors, &groups, &predictions, 0.3).unwrap();
+        assert!(chosen > 0.62 && chosen <= 0.63, "{chosen}");
+        for (score, _) in &rows {
+            let above = score.next_up();
+            assert!(above < chosen || ratio_at(&rows, above) >= 0.8, "{above}");
+        }
     }
 
     #[test]
@@ -483,7 +515,7 @@ mod tests {
                 .collect();
             assert_eq!(
                 Some(threshold),
-                lowest_meeting(&floors, &groups, &others, 0.3)
+                lowest_steadily_meeting(&floors, &groups, &others, 0.3)
             );
         }
         let expected_cost: f64 = predictions
