@@ -767,6 +767,17 @@ mod tests {
         }
     }
 
+    /// Asserts that `text` is refused with a problem of `field` that says `words`.
+    fn assert_refused(text: &str, field: &str, words: &str) {
+        let found = problems(text);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.field == field && p.problem.contains(words)),
+            "{field}: {words}\n{text}\n{found:?}"
+        );
+    }
+
     #[test]
     fn the_shipped_schema_loads_with_twenty_wire_fields_and_a_label() {
         let schema = german_credit();
@@ -915,13 +926,7 @@ mod tests {
                 "only for fields the model reads",
             ),
         ] {
-            let found = problems(&base(income, sex));
-            assert!(
-                found
-                    .iter()
-                    .any(|p| p.field == field && p.problem.contains(words)),
-                "{income} {sex}: {found:?}"
-            );
+            assert_refused(&base(income, sex), field, words);
         }
         // A protected field the schema lets the model read may be a reason.
         let allowed = base("", "model_input = true\nreason_code = \"S1\"");
@@ -948,13 +953,7 @@ mod tests {
             ("min_impact_ratio = 1.2", "", "sex", "must lie in (0, 1]"),
             ("", "min_impact_ratio = 0.8", "income", "only for protected"),
         ] {
-            let found = problems(&base(sex, income));
-            assert!(
-                found
-                    .iter()
-                    .any(|p| p.field == field && p.problem.contains(words)),
-                "{sex} {income}: {found:?}"
-            );
+            assert_refused(&base(sex, income), field, words);
         }
     }
 
@@ -978,13 +977,7 @@ mod tests {
             ("bands = []", "", "age", "empty"),
             ("", "bands = [1000]", "income", "only for protected"),
         ] {
-            let found = problems(&base(age_bands, income_bands));
-            assert!(
-                found
-                    .iter()
-                    .any(|p| p.field == field && p.problem.contains(words)),
-                "{age_bands} {income_bands}: {found:?}"
-            );
+            assert_refused(&base(age_bands, income_bands), field, words);
         }
     }
 
