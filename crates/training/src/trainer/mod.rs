@@ -175,10 +175,7 @@ pub fn run(
         observer.epoch(stats)
     })?;
     let (cross_validation, out_of_fold) =
-        match cross_validate_if_asked(&schema, &data, options, &cost, observer)? {
-            Some((report, predictions)) => (Some(report), Some(predictions)),
-            None => (None, None),
-        };
+        cross_validate_if_asked(&schema, &data, options, &cost, observer)?.unzip();
     let threshold = choose_threshold(&schema, out_of_fold.as_deref(), &mut result, &cost)?;
     if threshold.outcome == fair_threshold::FloorOutcome::NotChecked {
         observer.stage(
